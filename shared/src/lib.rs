@@ -1,0 +1,14 @@
+//! What every openclaw-ops function needs: configuration from the environment, AWS client setup,
+//! the suite's notification type and publisher, EMF metrics, tag and time helpers, and the error type.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod notification;
+pub mod tags;
+
+#[cfg(feature = "ec2")]
+pub mod snapshot;
+
+pub use error::Error;

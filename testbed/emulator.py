@@ -1,0 +1,155 @@
+"""The suite's local AWS: moto server plus the few things moto lacks for our tests.
+
+Run it with the test bed's venv (testbed/setup.sh makes it):
+
+    .venv/bin/python testbed/emulator.py [--port 0]
+
+It prints one JSON line on stdout once it serves, then runs until killed or until stdin closes:
+
+    {"url": "http://127.0.0.1:PORT", "region": "us-east-1",
+     "admin": {"access_key_id": "...", "secret_access_key": "..."}}
+
+What it adds to moto (everything here, nothing elsewhere):
+
+* IAM is enforced from the start. Before serving, it creates the IAM user `testbed-admin` with an
+  allow-everything policy and prints its keys: tests seed the account with those and run each function
+  as a user of their own holding the function's policy.
+* A movable clock: moto runs under freezegun (ticking), so `POST /_testbed/clock {"now": RFC3339}`
+  makes every later timestamp moto writes (snapshot StartTime, object dates...) start from there.
+  `GET /_testbed/clock` answers the emulator's current time.
+* A record of every IAM authorization moto evaluated: `GET /_testbed/calls` answers
+  `[{"access_key_id", "action", "allowed"}]` in order, so a test can list the actions a principal used
+  (for least-privilege checks) and the mutating calls a bad input made (none). `DELETE` clears it.
+
+State is per process: every test starts its own emulator, so tests run in parallel without sharing
+state or clocks.
+"""
+
+import argparse
+import json
+import sys
+import threading
+from datetime import datetime, timezone
+
+import boto3
+import freezegun
+from werkzeug.serving import make_server
+
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.iam.access_control import IAMRequestBase
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+REGION = "us-east-1"
+
+_calls_lock = threading.Lock()
+_calls: list[dict] = []
+
+
+def _record_authorizations() -> None:
+    """Wrap moto's permission check so each evaluated action is written down, allowed or not."""
+    original = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self, resource):  # noqa: ANN001
+        entry = {"access_key_id": self._access_key._access_key_id, "action": self._action, "allowed": False}
+        try:
+            original(self, resource)
+            entry["allowed"] = True
+        finally:
+            with _calls_lock:
+                _calls.append(entry)
+
+    IAMRequestBase.check_action_permitted = check_action_permitted
+
+
+class Testbed:
+    def __init__(self, app, freezer_factory):  # noqa: ANN001
+        self._app = app
+        self._clock = freezer_factory
+
+    def __call__(self, environ, start_response):  # noqa: ANN001
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/_testbed/"):
+            return self._app(environ, start_response)
+        try:
+            status, body = self._route(environ["REQUEST_METHOD"], path, environ)
+        except (ValueError, KeyError) as err:
+            status, body = "400 Bad Request", {"error": str(err)}
+        payload = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _route(self, method: str, path: str, environ) -> tuple[str, object]:  # noqa: ANN001
+        if path == "/_testbed/clock" and method == "GET":
+            return "200 OK", {"now": _now()}
+        if path == "/_testbed/clock" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            target = datetime.fromisoformat(request["now"].replace("Z", "+00:00"))
+            if target.tzinfo is None:
+                raise ValueError("now must carry a time zone (e.g. 2026-11-20T03:00:00Z)")
+            self._clock.move_to(target.astimezone(timezone.utc).replace(tzinfo=None))
+            return "200 OK", {"now": _now()}
+        if path == "/_testbed/calls" and method == "GET":
+            with _calls_lock:
+                return "200 OK", list(_calls)
+        if path == "/_testbed/calls" and method == "DELETE":
+            with _calls_lock:
+                _calls.clear()
+            return "200 OK", {}
+        return "404 Not Found", {"error": f"no testbed route {method} {path}"}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _create_admin(url: str) -> dict:
+    iam = boto3.client(
+        "iam", endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    iam.create_user(UserName="testbed-admin")
+    iam.put_user_policy(
+        UserName="testbed-admin",
+        PolicyName="everything",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+    key = iam.create_access_key(UserName="testbed-admin")["AccessKey"]
+    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+
+
+def _enforce_iam() -> None:
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    ActionAuthenticatorMixin.request_count = 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args()
+
+    freezer = freezegun.freeze_time(datetime.now(timezone.utc).replace(tzinfo=None), tick=True)
+    clock = freezer.start()
+    _record_authorizations()
+
+    app = Testbed(DomainDispatcherApplication(create_backend_app), clock)
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    admin = _create_admin(url)
+    _enforce_iam()
+    with _calls_lock:
+        _calls.clear()
+
+    print(json.dumps({"url": url, "region": REGION, "admin": admin}), flush=True)
+    # The parent owns our lifetime: when it goes away (stdin closes), so do we.
+    for _ in sys.stdin:
+        pass
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
