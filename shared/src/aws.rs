@@ -17,8 +17,5 @@ pub fn retry_config() -> RetryConfig {
 /// The SDK configuration from the standard sources (environment, including `AWS_ENDPOINT_URL`,
 /// which is how tests point the functions at the local emulator).
 pub async fn load() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry_config())
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).load().await
 }

@@ -36,9 +36,7 @@ pub fn required(env: &impl Env, name: &str) -> Result<String, Error> {
 
 /// A value with a default; an empty variable counts as unset (CloudFormation passes "" for blanks).
 pub fn optional(env: &impl Env, name: &str) -> Option<String> {
-    env.get(name)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    env.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// A parsed value with a default.
@@ -49,9 +47,7 @@ where
 {
     match optional(env, name) {
         None => Ok(default),
-        Some(raw) => raw
-            .parse()
-            .map_err(|e| Error::Config(format!("{name}={raw:?}: {e}"))),
+        Some(raw) => raw.parse().map_err(|e| Error::Config(format!("{name}={raw:?}: {e}"))),
     }
 }
 
@@ -61,17 +57,14 @@ pub fn flag(env: &impl Env, name: &str, default: bool) -> Result<bool, Error> {
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
         Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
-        Some(v) => Err(Error::Config(format!(
-            "{name}={v:?}: expected true or false"
-        ))),
+        Some(v) => Err(Error::Config(format!("{name}={v:?}: expected true or false"))),
     }
 }
 
 /// A `key=value` tag selector.
 pub fn tag_filter(env: &impl Env, name: &str, default: &str) -> Result<TagFilter, Error> {
     let raw = optional(env, name).unwrap_or_else(|| default.to_owned());
-    raw.parse()
-        .map_err(|e| Error::Config(format!("{name}={raw:?}: {e}")))
+    raw.parse().map_err(|e| Error::Config(format!("{name}={raw:?}: {e}")))
 }
 
 #[cfg(test)]
@@ -81,10 +74,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Env {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name: &str| map.get(name).cloned()
     }
 
@@ -99,9 +89,7 @@ mod tests {
     fn parsed_uses_default_for_blank_and_names_the_variable_on_error() {
         assert_eq!(parsed(&env(&[("N", "")]), "N", 7u32).unwrap(), 7);
         assert_eq!(parsed(&env(&[("N", "9")]), "N", 7u32).unwrap(), 9);
-        let err = parsed(&env(&[("N", "seven")]), "N", 7u32)
-            .unwrap_err()
-            .to_string();
+        let err = parsed(&env(&[("N", "seven")]), "N", 7u32).unwrap_err().to_string();
         assert!(err.contains("N=\"seven\""), "{err}");
     }
 
@@ -116,10 +104,7 @@ mod tests {
     #[test]
     fn tag_filters() {
         let f = tag_filter(&env(&[]), "T", "openclaw:snapshot=daily").unwrap();
-        assert_eq!(
-            (f.key.as_str(), f.value.as_str()),
-            ("openclaw:snapshot", "daily")
-        );
+        assert_eq!((f.key.as_str(), f.value.as_str()), ("openclaw:snapshot", "daily"));
         assert!(tag_filter(&env(&[("T", "novalue")]), "T", "a=b").is_err());
     }
 }

@@ -11,10 +11,7 @@ pub enum Error {
     Input(String),
     /// An AWS call failed after the SDK's retries.
     #[error("{operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        message: String,
-    },
+    Aws { operation: &'static str, message: String },
     /// The run finished but some of its steps failed; the report says which.
     #[error("{0}")]
     Incomplete(String),
@@ -27,10 +24,7 @@ impl Error {
     where
         E: std::error::Error + 'static,
     {
-        Error::Aws {
-            operation,
-            message: error_chain(&err),
-        }
+        Error::Aws { operation, message: error_chain(&err) }
     }
 }
 
@@ -62,5 +56,18 @@ where
             (Some(code), None) => write!(f, "{code}"),
             _ => write!(f, "{}", error_chain(self.0)),
         }
+    }
+}
+
+/// What Lambda reports as the invocation's error (`errorType`, `errorMessage`).
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(err: Error) -> Self {
+        let error_type = match &err {
+            Error::Config(_) => "ConfigError",
+            Error::Input(_) => "InputError",
+            Error::Aws { .. } => "AwsError",
+            Error::Incomplete(_) => "IncompleteRun",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
     }
 }

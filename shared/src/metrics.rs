@@ -15,10 +15,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(function: impl Into<String>) -> Self {
-        Metrics {
-            function: function.into(),
-            values: Vec::new(),
-        }
+        Metrics { function: function.into(), values: Vec::new() }
     }
 
     pub fn count(mut self, name: &str, value: usize) -> Self {
@@ -28,11 +25,8 @@ impl Metrics {
 
     /// The EMF document (one JSON object).
     pub fn to_emf(&self, at: DateTime<Utc>) -> Value {
-        let definitions: Vec<Value> = self
-            .values
-            .iter()
-            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
-            .collect();
+        let definitions: Vec<Value> =
+            self.values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect();
         let mut doc = Map::new();
         doc.insert(
             "_aws".into(),
@@ -65,23 +59,11 @@ mod tests {
     #[test]
     fn emf_document_declares_every_metric_and_its_value() {
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let doc = Metrics::new("ebs-snapshots")
-            .count("SnapshotsCreated", 2)
-            .count("SnapshotFailures", 0)
-            .to_emf(at);
+        let doc = Metrics::new("ebs-snapshots").count("SnapshotsCreated", 2).count("SnapshotFailures", 0).to_emf(at);
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000i64);
-        assert_eq!(
-            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-            "OpenClawOps"
-        );
-        assert_eq!(
-            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Function"]])
-        );
-        assert_eq!(
-            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"],
-            "SnapshotFailures"
-        );
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "OpenClawOps");
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function"]]));
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"], "SnapshotFailures");
         assert_eq!(doc["Function"], "ebs-snapshots");
         assert_eq!(doc["SnapshotsCreated"], 2.0);
         assert_eq!(doc["SnapshotFailures"], 0.0);

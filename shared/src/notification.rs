@@ -41,12 +41,7 @@ pub struct Notification {
 }
 
 impl Notification {
-    pub fn new(
-        source: &str,
-        id: impl Into<String>,
-        severity: Severity,
-        title: impl Into<String>,
-    ) -> Self {
+    pub fn new(source: &str, id: impl Into<String>, severity: Severity, title: impl Into<String>) -> Self {
         Notification {
             schema: SCHEMA.to_owned(),
             id: id.into(),
@@ -79,22 +74,12 @@ impl Notification {
         let clean: String = self
             .title
             .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    ' '
-                }
-            })
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' })
             .collect::<String>()
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        let subject = if clean.is_empty() {
-            format!("openclaw-ops {}", self.source)
-        } else {
-            clean
-        };
+        let subject = if clean.is_empty() { format!("openclaw-ops {}", self.source) } else { clean };
         subject.chars().take(99).collect()
     }
 }
@@ -108,17 +93,13 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
-        Publisher {
-            client,
-            topic_arn: topic_arn.into(),
-        }
+        Publisher { client, topic_arn: topic_arn.into() }
     }
 
     /// Publishes and returns the SNS message id. A failure is an error: a notification nobody
     /// receives must not pass silently.
     pub async fn publish(&self, notification: &Notification) -> Result<String, Error> {
-        let message =
-            serde_json::to_string(notification).expect("a notification always serialises");
+        let message = serde_json::to_string(notification).expect("a notification always serialises");
         let out = self
             .client
             .publish()
@@ -127,10 +108,7 @@ impl Publisher {
             .message(message)
             .send()
             .await
-            .map_err(|e| Error::Aws {
-                operation: "sns:Publish",
-                message: SdkErrorDisplay(&e).to_string(),
-            })?;
+            .map_err(|e| Error::Aws { operation: "sns:Publish", message: SdkErrorDisplay(&e).to_string() })?;
         Ok(out.message_id.unwrap_or_default())
     }
 }
@@ -141,18 +119,10 @@ mod tests {
 
     #[test]
     fn serialises_to_the_documented_schema() {
-        let n = Notification::new(
-            "ebs-snapshots",
-            "ebs-snapshots/2026-11-25",
-            Severity::Warning,
-            "Floor kept 3",
-        )
-        .text("details")
-        .field("volume", "vol-1")
-        .table(Table {
-            columns: vec!["a".into()],
-            rows: vec![vec!["1".into()]],
-        });
+        let n = Notification::new("ebs-snapshots", "ebs-snapshots/2026-11-25", Severity::Warning, "Floor kept 3")
+            .text("details")
+            .field("volume", "vol-1")
+            .table(Table { columns: vec!["a".into()], rows: vec![vec!["1".into()]] });
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["schema"], "openclaw-ops/notification@1");
         assert_eq!(v["severity"], "warning");

@@ -63,10 +63,7 @@ pub struct SnapshotSource {
 impl SnapshotSource {
     pub fn tags(&self, kind: SnapshotKind, date: NaiveDate) -> Vec<(String, String)> {
         let mut out = vec![
-            (
-                tags::MANAGED_BY.to_owned(),
-                tags::MANAGED_BY_VALUE.to_owned(),
-            ),
+            (tags::MANAGED_BY.to_owned(), tags::MANAGED_BY_VALUE.to_owned()),
             (tags::KIND.to_owned(), kind.as_str().to_owned()),
             (tags::DATE.to_owned(), date.format("%Y-%m-%d").to_string()),
             (tags::VOLUME_ID.to_owned(), self.volume_id.clone()),
@@ -83,21 +80,12 @@ impl SnapshotSource {
     }
 
     pub fn tag_specification(&self, kind: SnapshotKind, date: NaiveDate) -> TagSpecification {
-        let tags = self
-            .tags(kind, date)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build());
-        TagSpecification::builder()
-            .resource_type(ResourceType::Snapshot)
-            .set_tags(Some(tags.collect()))
-            .build()
+        let tags = self.tags(kind, date).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+        TagSpecification::builder().resource_type(ResourceType::Snapshot).set_tags(Some(tags.collect())).build()
     }
 
     pub fn description(&self, kind: SnapshotKind, date: NaiveDate) -> String {
-        format!(
-            "openclaw-ops {kind} snapshot of {} ({date})",
-            self.volume_id
-        )
+        format!("openclaw-ops {kind} snapshot of {} ({date})", self.volume_id)
     }
 }
 
@@ -129,18 +117,10 @@ impl ObservedSnapshot {
         let tags: BTreeMap<String, String> = snapshot
             .tags()
             .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_owned(),
-                    t.value().unwrap_or_default().to_owned(),
-                ))
-            })
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
             .collect();
-        let volume_id = tags
-            .get(tags::VOLUME_ID)
-            .cloned()
-            .or_else(|| snapshot.volume_id().map(str::to_owned))
-            .unwrap_or_default();
+        let volume_id =
+            tags.get(tags::VOLUME_ID).cloned().or_else(|| snapshot.volume_id().map(str::to_owned)).unwrap_or_default();
         let state = match snapshot.state() {
             Some(SnapshotState::Pending) => State::Pending,
             Some(SnapshotState::Completed) => State::Completed,
@@ -151,13 +131,7 @@ impl ObservedSnapshot {
             .start_time()
             .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
             .unwrap_or(DateTime::UNIX_EPOCH);
-        Some(ObservedSnapshot {
-            snapshot_id,
-            volume_id,
-            state,
-            start_time,
-            tags,
-        })
+        Some(ObservedSnapshot { snapshot_id, volume_id, state, start_time, tags })
     }
 
     /// Carries the suite's ownership tag: the only snapshots the suite may ever delete.
@@ -166,10 +140,7 @@ impl ObservedSnapshot {
     }
 
     pub fn kind(&self) -> Result<SnapshotKind, String> {
-        self.tags
-            .get(tags::KIND)
-            .ok_or_else(|| format!("no {} tag", tags::KIND))?
-            .parse()
+        self.tags.get(tags::KIND).ok_or_else(|| format!("no {} tag", tags::KIND))?.parse()
     }
 
     /// The scheduled date it was taken for; the start date when the tag is missing or malformed.
@@ -201,11 +172,7 @@ mod tests {
         let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
         let spec = source().tag_specification(SnapshotKind::Daily, date);
         assert_eq!(spec.resource_type(), Some(&ResourceType::Snapshot));
-        let tags: BTreeMap<_, _> = spec
-            .tags()
-            .iter()
-            .map(|t| (t.key().unwrap(), t.value().unwrap()))
-            .collect();
+        let tags: BTreeMap<_, _> = spec.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
         assert_eq!(tags["openclaw:managed-by"], "openclaw-ops");
         assert_eq!(tags["openclaw:kind"], "daily");
         assert_eq!(tags["openclaw:date"], "2026-11-25");
@@ -217,20 +184,10 @@ mod tests {
 
     #[test]
     fn unattached_unnamed_volume_gets_its_id_as_name_and_no_attachment_tags() {
-        let src = SnapshotSource {
-            volume_id: "vol-2".into(),
-            name: None,
-            instance_id: None,
-            device: None,
-        };
-        let tags: BTreeMap<_, _> = src
-            .tags(SnapshotKind::Manual, NaiveDate::MIN)
-            .into_iter()
-            .collect();
+        let src = SnapshotSource { volume_id: "vol-2".into(), name: None, instance_id: None, device: None };
+        let tags: BTreeMap<_, _> = src.tags(SnapshotKind::Manual, NaiveDate::MIN).into_iter().collect();
         assert_eq!(tags["Name"], "vol-2");
-        assert!(
-            !tags.contains_key("openclaw:instance-id") && !tags.contains_key("openclaw:device")
-        );
+        assert!(!tags.contains_key("openclaw:instance-id") && !tags.contains_key("openclaw:device"));
     }
 
     #[test]
@@ -240,24 +197,9 @@ mod tests {
             .volume_id("vol-ffffffff")
             .state(SnapshotState::Completed)
             .start_time(SmithyDateTime::from_secs(1_764_040_000))
-            .tags(
-                Tag::builder()
-                    .key("openclaw:managed-by")
-                    .value("openclaw-ops")
-                    .build(),
-            )
-            .tags(
-                Tag::builder()
-                    .key("openclaw:volume-id")
-                    .value("vol-1")
-                    .build(),
-            )
-            .tags(
-                Tag::builder()
-                    .key("openclaw:kind")
-                    .value("spot-final")
-                    .build(),
-            )
+            .tags(Tag::builder().key("openclaw:managed-by").value("openclaw-ops").build())
+            .tags(Tag::builder().key("openclaw:volume-id").value("vol-1").build())
+            .tags(Tag::builder().key("openclaw:kind").value("spot-final").build())
             .build();
         let s = ObservedSnapshot::from_sdk(&sdk).unwrap();
         assert_eq!(s.volume_id, "vol-1");
@@ -269,11 +211,9 @@ mod tests {
 
     #[test]
     fn foreign_snapshots_are_not_managed() {
-        let mut s =
-            ObservedSnapshot::from_sdk(&Snapshot::builder().snapshot_id("snap-x").build()).unwrap();
+        let mut s = ObservedSnapshot::from_sdk(&Snapshot::builder().snapshot_id("snap-x").build()).unwrap();
         assert!(!s.is_managed());
-        s.tags
-            .insert("openclaw:managed-by".into(), "someone-else".into());
+        s.tags.insert("openclaw:managed-by".into(), "someone-else".into());
         assert!(!s.is_managed());
         assert_eq!(s.state, State::Other);
     }

@@ -26,10 +26,7 @@ impl FromStr for TagFilter {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once('=') {
             Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
-                Ok(TagFilter {
-                    key: key.trim().to_owned(),
-                    value: value.trim().to_owned(),
-                })
+                Ok(TagFilter { key: key.trim().to_owned(), value: value.trim().to_owned() })
             }
             _ => Err("expected key=value".to_owned()),
         }

@@ -1,1 +1,67 @@
+//! ebs-snapshots: daily EBS snapshots of the gateway's volumes, 7-day retention, never losing history.
+//!
+//! observe (volumes by tag, the suite's snapshots) → plan ([`plan::plan`], pure) → apply (skipped in
+//! dry-run) → report (JSON response, log line, EMF metrics, notification when a human should know).
 
+pub mod apply;
+pub mod config;
+pub mod ec2;
+pub mod event;
+pub mod plan;
+pub mod report;
+
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+use openclaw_ops_shared::Error;
+use openclaw_ops_shared::notification::Publisher;
+use serde_json::Value;
+
+pub use crate::config::Config;
+use crate::ec2::Ec2;
+use crate::event::Trigger;
+use crate::report::Report;
+
+pub const FUNCTION: &str = "ebs-snapshots";
+
+/// The clients and configuration, built once per container in the init phase.
+pub struct Handler {
+    config: Config,
+    ec2: Ec2,
+    publisher: Publisher,
+}
+
+impl Handler {
+    pub fn new(config: Config, ec2: aws_sdk_ec2::Client, sns: aws_sdk_sns::Client) -> Self {
+        let publisher = Publisher::new(sns, &config.topic_arn);
+        Handler { config, ec2: Ec2::new(ec2), publisher }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
+        let trigger = Trigger::parse(event.payload)?;
+        let now = trigger.time(Utc::now());
+        let dry_run = self.config.dry_run || trigger.dry_run();
+
+        let volumes = self.ec2.volumes(&self.config.snapshot_tag).await?;
+        let snapshots = self.ec2.owned_snapshots().await?;
+
+        let plan = plan::plan(&volumes, &snapshots, &self.config.policy, now);
+
+        let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan).await) };
+
+        let event_id = match &trigger {
+            Trigger::Schedule { event_id, .. } => Some(event_id.clone()),
+            Trigger::Manual(_) => None,
+        };
+        let selected = volumes.into_iter().map(|v| v.source.volume_id).collect();
+        let report = Report::new(trigger.name(), event_id, selected, plan, outcome);
+        report.log();
+        report.metrics().emit(Utc::now());
+        if let Some(notification) = report.notification() {
+            self.publisher.publish(&notification).await?;
+        }
+        match report.failure_summary() {
+            Some(summary) => Err(Error::Incomplete(summary)),
+            None => Ok(report),
+        }
+    }
+}

@@ -1,1 +1,14 @@
-fn main() {}
+use ebs_snapshots::{Config, Handler};
+use lambda_runtime::{LambdaEvent, service_fn};
+use openclaw_ops_shared::config::ProcessEnv;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env(&ProcessEnv)?;
+    let sdk = openclaw_ops_shared::aws::load().await;
+    let handler = Handler::new(config, aws_sdk_ec2::Client::new(&sdk), aws_sdk_sns::Client::new(&sdk));
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| handler.handle(event))).await
+}

@@ -1,0 +1,252 @@
+//! What a run tells: the JSON response, the log line, the metrics and, when a human should know,
+//! the notification.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use openclaw_ops_shared::metrics::Metrics;
+use openclaw_ops_shared::notification::{Notification, Severity, Table};
+use openclaw_ops_shared::snapshot::SnapshotSource;
+use serde::Serialize;
+
+use crate::FUNCTION;
+use crate::apply::{Created, Deleted, Failure, Outcome};
+use crate::plan::{Deletion, Kept, Plan, Present, Skip};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub function: &'static str,
+    pub trigger: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    pub date: NaiveDate,
+    pub dry_run: bool,
+    /// Volumes selected by the snapshot tag.
+    pub volumes: Vec<String>,
+    pub created: Vec<Created>,
+    pub already_present: Vec<Present>,
+    pub deleted: Vec<Deleted>,
+    pub kept_by_floor: Vec<Kept>,
+    pub skipped: Vec<Skip>,
+    pub failed: Vec<Failure>,
+    /// Dry run only: what a real run would do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_create: Vec<SnapshotSource>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_delete: Vec<Deletion>,
+}
+
+impl Report {
+    pub fn new(
+        trigger: &'static str,
+        event_id: Option<String>,
+        volumes: Vec<String>,
+        plan: Plan,
+        outcome: Option<Outcome>,
+    ) -> Self {
+        let dry_run = outcome.is_none();
+        let outcome = outcome.unwrap_or_default();
+        let mut skipped = plan.skip;
+        skipped.extend(outcome.skipped);
+        Report {
+            function: FUNCTION,
+            trigger,
+            event_id,
+            date: plan.date,
+            dry_run,
+            volumes,
+            created: outcome.created,
+            already_present: plan.present,
+            deleted: outcome.deleted,
+            kept_by_floor: plan.keep_by_floor,
+            skipped,
+            failed: outcome.failed,
+            would_create: if dry_run { plan.create } else { Vec::new() },
+            would_delete: if dry_run { plan.delete } else { Vec::new() },
+        }
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new(FUNCTION)
+            .count("SnapshotsCreated", self.created.len())
+            .count("SnapshotsDeleted", self.deleted.len())
+            .count("SnapshotFailures", self.failed.len())
+            .count("SnapshotsKeptByFloor", self.kept_by_floor.len())
+    }
+
+    /// A notification when something failed or the floor held back expired snapshots.
+    pub fn notification(&self) -> Option<Notification> {
+        if self.failed.is_empty() && self.kept_by_floor.is_empty() {
+            return None;
+        }
+        let live: BTreeSet<&str> = self.volumes.iter().map(String::as_str).collect();
+        let floor_on_live_volume = self.kept_by_floor.iter().any(|k| live.contains(k.volume_id.as_str()));
+        let (severity, title) = if !self.failed.is_empty() {
+            (Severity::Critical, format!("EBS snapshots: {} operation(s) failed on {}", self.failed.len(), self.date))
+        } else if floor_on_live_volume {
+            (
+                Severity::Warning,
+                format!("EBS snapshots: retention floor kept {} expired snapshot(s)", self.kept_by_floor.len()),
+            )
+        } else {
+            (
+                Severity::Info,
+                format!("EBS snapshots: kept the last {} snapshot(s) of removed volumes", self.kept_by_floor.len()),
+            )
+        };
+
+        let mut text = Vec::new();
+        if !self.failed.is_empty() {
+            text.push(
+                "Some snapshot operations failed; the function will report an error so Lambda retries it.".to_owned(),
+            );
+        }
+        if floor_on_live_volume {
+            text.push(
+                "A volume has fewer recent snapshots than the retention window expects: new snapshots are not being \
+                 made. Expired snapshots are kept so the history is not lost."
+                    .to_owned(),
+            );
+        } else if !self.kept_by_floor.is_empty() {
+            text.push(
+                "These snapshots belong to volumes that are no longer selected; their last ones are kept by the floor. \
+                 Delete them by hand when they are no longer needed."
+                    .to_owned(),
+            );
+        }
+        let mut rows: Vec<Vec<String>> =
+            self.failed.iter().map(|f| vec![f.id.clone(), format!("{} failed", f.action), f.error.clone()]).collect();
+        rows.extend(
+            self.kept_by_floor
+                .iter()
+                .map(|k| vec![k.volume_id.clone(), "kept by floor".into(), format!("{} {}", k.snapshot_id, k.date)]),
+        );
+
+        let dry = if self.dry_run { ":dry-run" } else { "" };
+        Some(
+            Notification::new(FUNCTION, format!("{FUNCTION}:{}{dry}", self.date), severity, title)
+                .text(text.join("\n"))
+                .field("date", self.date.to_string())
+                .field("created", self.created.len().to_string())
+                .field("deleted", self.deleted.len().to_string())
+                .field("kept by floor", self.kept_by_floor.len().to_string())
+                .field("failed", self.failed.len().to_string())
+                .table(Table { columns: vec!["id".into(), "what".into(), "detail".into()], rows }),
+        )
+    }
+
+    /// One line for the invocation's error when anything failed.
+    pub fn failure_summary(&self) -> Option<String> {
+        let first = self.failed.first()?;
+        Some(format!(
+            "{} snapshot operation(s) failed on {} (first: {} {}: {}); the others completed",
+            self.failed.len(),
+            self.date,
+            first.action,
+            first.id,
+            first.error
+        ))
+    }
+
+    /// The run's one structured log line.
+    pub fn log(&self) {
+        let json = serde_json::to_string(self).expect("a report always serialises");
+        if self.failed.is_empty() {
+            tracing::info!(
+                created = self.created.len(),
+                already_present = self.already_present.len(),
+                deleted = self.deleted.len(),
+                kept_by_floor = self.kept_by_floor.len(),
+                skipped = self.skipped.len(),
+                failed = 0,
+                dry_run = self.dry_run,
+                report = %json,
+                "ebs-snapshots run for {}", self.date
+            );
+        } else {
+            tracing::error!(
+                created = self.created.len(),
+                already_present = self.already_present.len(),
+                deleted = self.deleted.len(),
+                kept_by_floor = self.kept_by_floor.len(),
+                skipped = self.skipped.len(),
+                failed = self.failed.len(),
+                dry_run = self.dry_run,
+                report = %json,
+                "ebs-snapshots run for {} had failures", self.date
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openclaw_ops_shared::notification::Severity;
+
+    use super::*;
+    use crate::plan::DeleteReason;
+
+    fn date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+    }
+
+    fn empty_plan() -> Plan {
+        Plan { date: date(), create: vec![], present: vec![], delete: vec![], keep_by_floor: vec![], skip: vec![] }
+    }
+
+    fn kept(volume: &str) -> Kept {
+        Kept { snapshot_id: "snap-1".into(), volume_id: volume.into(), date: date() }
+    }
+
+    #[test]
+    fn a_quiet_run_notifies_nobody() {
+        let r = Report::new("schedule", None, vec!["vol-a".into()], empty_plan(), Some(Outcome::default()));
+        assert!(r.notification().is_none());
+        assert!(r.failure_summary().is_none());
+    }
+
+    #[test]
+    fn failures_are_critical_and_summarised() {
+        let outcome = Outcome {
+            failed: vec![Failure { action: "create", id: "vol-a".into(), error: "UnauthorizedOperation: no".into() }],
+            ..Outcome::default()
+        };
+        let r = Report::new("schedule", None, vec!["vol-a".into()], empty_plan(), Some(outcome));
+        let n = r.notification().unwrap();
+        assert_eq!(n.severity, Severity::Critical);
+        assert_eq!(n.id, "ebs-snapshots:2026-11-25");
+        assert!(n.table.unwrap().rows[0].contains(&"UnauthorizedOperation: no".to_owned()));
+        assert!(r.failure_summary().unwrap().contains("create vol-a: UnauthorizedOperation"));
+    }
+
+    #[test]
+    fn the_floor_on_a_live_volume_warns_and_on_a_removed_one_informs() {
+        let mut plan = empty_plan();
+        plan.keep_by_floor = vec![kept("vol-a")];
+        let live = Report::new("schedule", None, vec!["vol-a".into()], plan.clone(), Some(Outcome::default()));
+        assert_eq!(live.notification().unwrap().severity, Severity::Warning);
+        let gone = Report::new("schedule", None, vec!["vol-b".into()], plan, Some(Outcome::default()));
+        assert_eq!(gone.notification().unwrap().severity, Severity::Info);
+    }
+
+    #[test]
+    fn dry_run_reports_intent_and_counts_nothing_done() {
+        let mut plan = empty_plan();
+        plan.create = vec![SnapshotSource { volume_id: "vol-a".into(), name: None, instance_id: None, device: None }];
+        plan.delete = vec![Deletion {
+            snapshot_id: "snap-old".into(),
+            volume_id: "vol-a".into(),
+            kind: openclaw_ops_shared::snapshot::SnapshotKind::Daily,
+            date: date(),
+            reason: DeleteReason::Expired,
+        }];
+        let r = Report::new("manual", None, vec!["vol-a".into()], plan, None);
+        assert!(r.dry_run);
+        assert_eq!(r.would_create.len(), 1);
+        assert_eq!(r.would_delete.len(), 1);
+        let emf = r.metrics().to_emf(chrono::Utc::now());
+        assert_eq!(emf["SnapshotsCreated"], 0.0);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["would_delete"][0]["reason"], "expired");
+    }
+}
