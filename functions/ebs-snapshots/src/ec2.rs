@@ -122,3 +122,139 @@ where
 {
     Error::Aws { operation, message: SdkErrorDisplay(err).to_string() }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::operation::delete_snapshot::{DeleteSnapshotError, DeleteSnapshotOutput};
+    use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+    use aws_sdk_ec2::operation::describe_volumes::{DescribeVolumesError, DescribeVolumesOutput};
+    use aws_sdk_ec2::types::{Snapshot, SnapshotState, Tag, Volume as SdkVolume, VolumeAttachment, VolumeState};
+    use aws_smithy_async::rt::sleep::TokioSleep;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    fn owned(id: &str) -> Snapshot {
+        Snapshot::builder()
+            .snapshot_id(id)
+            .state(SnapshotState::Completed)
+            .tags(Tag::builder().key(tags::MANAGED_BY).value(tags::MANAGED_BY_VALUE).build())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_read_across_every_page_with_the_largest_page_size() {
+        let first = mock!(Client::describe_snapshots)
+            .match_requests(|r| {
+                r.next_token().is_none()
+                    && r.max_results() == Some(1000)
+                    && r.owner_ids() == ["self"]
+                    && r.filters()[0].name() == Some("tag:openclaw:managed-by")
+                    && r.filters()[0].values() == ["openclaw-ops"]
+            })
+            .then_output(|| {
+                DescribeSnapshotsOutput::builder()
+                    .snapshots(owned("snap-1"))
+                    .snapshots(owned("snap-2"))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::describe_snapshots)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_output(|| DescribeSnapshotsOutput::builder().snapshots(owned("snap-3")).build());
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&first, &second]));
+
+        let ids: Vec<_> = ec2.owned_snapshots().await.unwrap().into_iter().map(|s| s.snapshot_id).collect();
+        assert_eq!(ids, ["snap-1", "snap-2", "snap-3"]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    fn volume(id: &str) -> SdkVolume {
+        SdkVolume::builder()
+            .volume_id(id)
+            .state(VolumeState::InUse)
+            .tags(Tag::builder().key("Name").value("openclaw-data").build())
+            .attachments(
+                VolumeAttachment::builder()
+                    .instance_id("i-1")
+                    .device("/dev/sdf")
+                    .state(VolumeAttachmentState::Attached)
+                    .build(),
+            )
+            .build()
+    }
+
+    #[tokio::test]
+    async fn volumes_are_read_across_every_page_with_attachment_and_name() {
+        let first = mock!(Client::describe_volumes)
+            .match_requests(|r| {
+                r.next_token().is_none()
+                    && r.max_results() == Some(500)
+                    && r.filters()[0].name() == Some("tag:openclaw:snapshot")
+            })
+            .then_output(|| DescribeVolumesOutput::builder().volumes(volume("vol-1")).next_token("n").build());
+        let second = mock!(Client::describe_volumes)
+            .match_requests(|r| r.next_token() == Some("n"))
+            .then_output(|| DescribeVolumesOutput::builder().volumes(volume("vol-2")).build());
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&first, &second]));
+
+        let volumes = ec2.volumes(&"openclaw:snapshot=daily".parse().unwrap()).await.unwrap();
+        assert_eq!(volumes.len(), 2);
+        let v = &volumes[1];
+        assert_eq!(v.source.volume_id, "vol-2");
+        assert_eq!(v.source.name.as_deref(), Some("openclaw-data"));
+        assert_eq!(v.source.instance_id.as_deref(), Some("i-1"));
+        assert_eq!(v.source.device.as_deref(), Some("/dev/sdf"));
+        assert_eq!(v.state, "in-use");
+    }
+
+    /// Throttling is retried by the SDK with the suite's retry configuration, not by a hand loop.
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_retried_with_backoff() {
+        let throttled = || {
+            DescribeVolumesError::generic(
+                ErrorMetadata::builder().code("RequestLimitExceeded").message("Request limit exceeded.").build(),
+            )
+        };
+        let rule = mock!(Client::describe_volumes)
+            .sequence()
+            .error(throttled)
+            .times(3)
+            .output(|| DescribeVolumesOutput::builder().volumes(volume("vol-1")).build())
+            .build();
+        let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&rule], |c| c
+            .retry_config(openclaw_ops_shared::aws::retry_config())
+            .sleep_impl(TokioSleep::new()));
+        let started = tokio::time::Instant::now();
+        let volumes = Ec2::new(client).volumes(&"k=v".parse().unwrap()).await.unwrap();
+        assert_eq!(volumes.len(), 1);
+        assert_eq!(rule.num_calls(), 4);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(100), "backed off between tries");
+    }
+
+    #[tokio::test]
+    async fn delete_outcomes_by_error_code() {
+        let err = |code: &'static str| {
+            move || DeleteSnapshotError::generic(ErrorMetadata::builder().code(code).message("m").build())
+        };
+        let ok = mock!(Client::delete_snapshot)
+            .match_requests(|r| r.snapshot_id() == Some("snap-ok"))
+            .then_output(|| DeleteSnapshotOutput::builder().build());
+        let gone = mock!(Client::delete_snapshot)
+            .match_requests(|r| r.snapshot_id() == Some("snap-gone"))
+            .then_error(err("InvalidSnapshot.NotFound"));
+        let in_use = mock!(Client::delete_snapshot)
+            .match_requests(|r| r.snapshot_id() == Some("snap-ami"))
+            .then_error(err("InvalidSnapshot.InUse"));
+        let denied = mock!(Client::delete_snapshot)
+            .match_requests(|r| r.snapshot_id() == Some("snap-denied"))
+            .then_error(err("UnauthorizedOperation"));
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&ok, &gone, &in_use, &denied]));
+
+        assert_eq!(ec2.delete_snapshot("snap-ok").await, Ok(DeleteOutcome::Deleted));
+        assert_eq!(ec2.delete_snapshot("snap-gone").await, Ok(DeleteOutcome::AlreadyGone));
+        assert_eq!(ec2.delete_snapshot("snap-ami").await, Ok(DeleteOutcome::InUse("InvalidSnapshot.InUse: m".into())));
+        assert_eq!(ec2.delete_snapshot("snap-denied").await, Err("UnauthorizedOperation: m".into()));
+    }
+}
