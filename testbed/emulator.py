@@ -17,6 +17,10 @@ What it adds to moto (everything here, nothing elsewhere):
 * A movable clock: moto runs under freezegun (ticking), so `POST /_testbed/clock {"now": RFC3339}`
   makes every later timestamp moto writes (snapshot StartTime, object dates...) start from there.
   `GET /_testbed/clock` answers the emulator's current time.
+* Signatures checked over the bytes the client sent. moto re-encodes a parsed form body before
+  checking a SigV4 signature, which only matches botocore's own encoding; the Rust SDK encodes some
+  characters differently (a space in a snapshot description, an SNS subject), so its requests would
+  fail with AuthFailure. The raw body is kept per request and handed to the check.
 * A record of every IAM authorization moto evaluated: `GET /_testbed/calls` answers
   `[{"access_key_id", "action", "allowed"}]` in order, so a test can list the actions a principal used
   (for least-privilege checks) and the mutating calls a bad input made (none). `DELETE` clears it.
@@ -26,6 +30,7 @@ state or clocks.
 """
 
 import argparse
+import io
 import json
 import sys
 import threading
@@ -33,7 +38,7 @@ from datetime import datetime, timezone
 
 import boto3
 import freezegun
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -42,6 +47,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 
 REGION = "us-east-1"
 
+_request = threading.local()
 _calls_lock = threading.Lock()
 _calls: list[dict] = []
 
@@ -62,6 +68,18 @@ def _record_authorizations() -> None:
     IAMRequestBase.check_action_permitted = check_action_permitted
 
 
+def _sign_over_raw_bodies() -> None:
+    original = IAMRequestBase.__init__
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        original(self, *args, **kwargs)
+        raw = getattr(_request, "body", b"")
+        if not self._body and raw:
+            self._body = raw
+
+    IAMRequestBase.__init__ = __init__
+
+
 class Testbed:
     def __init__(self, app, freezer_factory):  # noqa: ANN001
         self._app = app
@@ -70,6 +88,10 @@ class Testbed:
     def __call__(self, environ, start_response):  # noqa: ANN001
         path = environ.get("PATH_INFO", "")
         if not path.startswith("/_testbed/"):
+            # werkzeug serves each request on its own thread, where moto also checks its signature.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            _request.body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(_request.body)
             return self._app(environ, start_response)
         try:
             status, body = self._route(environ["REQUEST_METHOD"], path, environ)
@@ -125,6 +147,13 @@ def _enforce_iam() -> None:
     ActionAuthenticatorMixin.request_count = 0
 
 
+class QuietHandler(WSGIRequestHandler):
+    """No access log: tests read the emulator's stderr only when something broke."""
+
+    def log_request(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -133,9 +162,10 @@ def main() -> None:
     freezer = freezegun.freeze_time(datetime.now(timezone.utc).replace(tzinfo=None), tick=True)
     clock = freezer.start()
     _record_authorizations()
+    _sign_over_raw_bodies()
 
     app = Testbed(DomainDispatcherApplication(create_backend_app), clock)
-    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)
     url = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
 

@@ -1,1 +1,16 @@
+//! The suite's local test bed, from the Rust side: the emulator (moto + our additions), a local
+//! Lambda Runtime API that runs a function's real `bootstrap`, IAM principals built from
+//! template.yaml, and a small seeded OpenClaw account.
 
+pub mod account;
+pub mod emulator;
+pub mod iam;
+pub mod runtime;
+pub mod template;
+
+use std::path::PathBuf;
+
+/// The workspace root (where template.yaml and testbed/ live).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}

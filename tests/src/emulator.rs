@@ -1,0 +1,154 @@
+//! One emulator per test: testbed/emulator.py (moto server with IAM enforced, a movable clock and a
+//! record of authorizations) in a child process on a free loopback port.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+use crate::workspace_root;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Keys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Ready {
+    url: String,
+    region: String,
+    admin: Keys,
+}
+
+/// One authorization moto evaluated.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Call {
+    pub access_key_id: String,
+    pub action: String,
+    pub allowed: bool,
+}
+
+pub struct Emulator {
+    pub url: String,
+    pub region: String,
+    admin: Keys,
+    http: reqwest::Client,
+    stderr: Arc<Mutex<String>>,
+    _child: Child,
+}
+
+impl Emulator {
+    /// Starts a fresh emulator. The venv comes from `OPENCLAW_TESTBED_PYTHON`, else `.venv/` (made by
+    /// testbed/setup.sh, which the test command runs).
+    pub async fn start() -> anyhow::Result<Self> {
+        let root = workspace_root();
+        let python =
+            std::env::var("OPENCLAW_TESTBED_PYTHON").map(Into::into).unwrap_or_else(|_| root.join(".venv/bin/python"));
+        if !python.exists() {
+            bail!("{} not found: run testbed/setup.sh (scripts/test.sh does) first", python.display());
+        }
+        let mut child = Command::new(&python)
+            .arg(root.join("testbed/emulator.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", python.display()))?;
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("piped");
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().await.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+        let ready: Ready = match first {
+            Ok(Ok(Some(line))) => serde_json::from_str(&line).with_context(|| format!("emulator said {line:?}"))?,
+            other => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                bail!("emulator did not start ({other:?}); its stderr:\n{}", stderr.lock().await);
+            }
+        };
+        Ok(Emulator {
+            url: ready.url,
+            region: ready.region,
+            admin: ready.admin,
+            http: reqwest::Client::new(),
+            stderr,
+            _child: child,
+        })
+    }
+
+    /// SDK configuration for the harness itself, signed with the given keys.
+    pub async fn sdk_config(&self, keys: &Keys) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(Credentials::from_keys(&keys.access_key_id, &keys.secret_access_key, None))
+            .load()
+            .await
+    }
+
+    /// The all-powerful test bed administrator, for seeding and inspecting the account.
+    pub async fn admin(&self) -> SdkConfig {
+        self.sdk_config(&self.admin).await
+    }
+
+    /// Environment that points a function's process at the emulator as the given principal,
+    /// through the SDK's standard variables only.
+    pub fn function_env(&self, keys: &Keys) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.url.clone()),
+            ("AWS_REGION".into(), self.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), self.region.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), keys.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), keys.secret_access_key.clone()),
+        ]
+    }
+
+    /// Moves the emulator's clock: timestamps it writes from now on start at `now` (it keeps ticking).
+    pub async fn set_clock(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/_testbed/clock", self.url))
+            .body(serde_json::json!({ "now": now.to_rfc3339() }).to_string())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("moving the clock: {} {}", response.status(), response.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Every authorization evaluated so far, in order.
+    pub async fn calls(&self) -> anyhow::Result<Vec<Call>> {
+        Ok(self.http.get(format!("{}/_testbed/calls", self.url)).send().await?.error_for_status()?.json().await?)
+    }
+
+    /// The calls one principal made.
+    pub async fn calls_by(&self, keys: &Keys) -> anyhow::Result<Vec<Call>> {
+        Ok(self.calls().await?.into_iter().filter(|c| c.access_key_id == keys.access_key_id).collect())
+    }
+
+    pub async fn stderr(&self) -> String {
+        self.stderr.lock().await.clone()
+    }
+}

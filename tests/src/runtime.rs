@@ -1,0 +1,240 @@
+//! A local Lambda Runtime API: runs a function's real binary as Lambda would (a process that polls
+//! `/runtime/invocation/next`), so tests go through `main.rs`, the init phase and the environment.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::workspace_root;
+
+/// How one invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response(Value),
+    Error { error_type: String, error_message: String },
+}
+
+impl Outcome {
+    pub fn response(self) -> Value {
+        match self {
+            Outcome::Response(v) => v,
+            Outcome::Error { error_type, error_message } => panic!("invocation failed: {error_type}: {error_message}"),
+        }
+    }
+
+    pub fn error(self) -> (String, String) {
+        match self {
+            Outcome::Error { error_type, error_message } => (error_type, error_message),
+            Outcome::Response(v) => panic!("invocation succeeded, expected an error: {v}"),
+        }
+    }
+}
+
+type Pending = (String, Bytes);
+
+struct Shared {
+    queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    init_error: Mutex<Option<String>>,
+}
+
+/// A function's bootstrap process with its own Runtime API server.
+pub struct Function {
+    name: String,
+    submit: mpsc::Sender<Pending>,
+    shared: Arc<Shared>,
+    exited: watch::Receiver<Option<String>>,
+    output: Arc<Mutex<String>>,
+    next_id: Mutex<u64>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// Builds the function's binary (once per test process; a no-op when it is current), so a test never
+/// runs a stale bootstrap.
+pub fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<(), String>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    let result = built.entry(name.to_owned()).or_insert_with(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", name, "--bin", name])
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() { Ok(()) } else { Err(format!("cargo build -p {name} failed: {status}")) }
+    });
+    if let Err(e) = result {
+        bail!("{e}");
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|_| workspace_root().join("target"));
+    Ok(target.join("debug").join(name))
+}
+
+impl Function {
+    /// Starts `name`'s bootstrap with Lambda's environment plus `env`.
+    pub async fn start(name: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let path = binary(name)?;
+        let (submit, queue) = mpsc::channel(16);
+        let shared = Arc::new(Shared {
+            queue: tokio::sync::Mutex::new(queue),
+            waiters: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("runtime API server");
+        });
+
+        let mut command = Command::new(&path);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().with_context(|| format!("starting {}", path.display()))?;
+
+        let output = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take().expect("piped"), output.clone());
+        collect(child.stderr.take().expect("piped"), output.clone());
+        let (exit_tx, exited) = watch::channel(None);
+        tokio::spawn(watch_exit(child, exit_tx));
+
+        Ok(Function { name: name.to_owned(), submit, shared, exited, output, next_id: Mutex::new(0), _server: server })
+    }
+
+    /// Invokes the function with raw bytes (which need not be valid JSON) and waits for its answer.
+    pub async fn invoke_raw(&self, payload: impl Into<Bytes>) -> anyhow::Result<Outcome> {
+        let id = {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            format!("req-{}-{n}", self.name)
+        };
+        let (tx, rx) = oneshot::channel();
+        self.shared.waiters.lock().unwrap().insert(id.clone(), tx);
+        self.submit.send((id, payload.into())).await.context("runtime queue closed")?;
+        let mut exited = self.exited.clone();
+        tokio::select! {
+            outcome = rx => Ok(outcome.context("invocation dropped")?),
+            _ = exited.wait_for(Option::is_some) => {
+                let init = self.shared.init_error.lock().unwrap().clone();
+                bail!("{} exited ({:?}); init error: {init:?}; output:\n{}", self.name, *self.exited.borrow(), self.output())
+            }
+            _ = tokio::time::sleep(Duration::from_secs(120)) => bail!("{} did not answer within 120 s; output:\n{}", self.name, self.output()),
+        }
+    }
+
+    pub async fn invoke(&self, payload: &Value) -> anyhow::Result<Outcome> {
+        self.invoke_raw(payload.to_string()).await
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit (an init failure) and answers its init error.
+    pub async fn init_failure(&self) -> anyhow::Result<String> {
+        let mut exited = self.exited.clone();
+        tokio::time::timeout(Duration::from_secs(60), exited.wait_for(Option::is_some))
+            .await
+            .context("still running")??;
+        Ok(self.shared.init_error.lock().unwrap().clone().unwrap_or_else(|| self.output()))
+    }
+}
+
+fn collect(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, sink: Arc<Mutex<String>>) {
+    tokio::spawn(async move {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+}
+
+async fn watch_exit(mut child: Child, tx: watch::Sender<Option<String>>) {
+    let status = child.wait().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+    let _ = tx.send(Some(status));
+}
+
+async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    let Some((id, payload)) = shared.queue.lock().await.recv().await else {
+        return StatusCode::GONE.into_response();
+    };
+    let deadline = chrono::Utc::now().timestamp_millis() + 900_000;
+    let mut headers = HeaderMap::new();
+    headers.insert("Lambda-Runtime-Aws-Request-Id", HeaderValue::from_str(&id).expect("ascii id"));
+    headers.insert("Lambda-Runtime-Deadline-Ms", HeaderValue::from(deadline));
+    headers.insert(
+        "Lambda-Runtime-Invoked-Function-Arn",
+        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:local"),
+    );
+    headers.insert("Lambda-Runtime-Trace-Id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+    headers.insert("Content-Type", HeaderValue::from_static("application/json"));
+    (headers, payload).into_response()
+}
+
+async fn respond(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    let outcome = match serde_json::from_slice(&body) {
+        Ok(v) => Outcome::Response(v),
+        Err(_) => Outcome::Response(Value::String(String::from_utf8_lossy(&body).into_owned())),
+    };
+    deliver(&shared, &id, outcome)
+}
+
+async fn fail(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let outcome = Outcome::Error {
+        error_type: v["errorType"].as_str().unwrap_or_default().to_owned(),
+        error_message: v["errorMessage"].as_str().unwrap_or_default().to_owned(),
+    };
+    deliver(&shared, &id, outcome)
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    *shared.init_error.lock().unwrap() = Some(String::from_utf8_lossy(&body).into_owned());
+    StatusCode::ACCEPTED
+}
+
+fn deliver(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    match shared.waiters.lock().unwrap().remove(id) {
+        Some(tx) => {
+            let _ = tx.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}

@@ -1,0 +1,82 @@
+//! template.yaml, read as data: the policies the template grants each function are what the tests
+//! run that function with.
+
+use anyhow::{Context, anyhow};
+use serde_norway::Value;
+
+use crate::workspace_root;
+
+/// One IAM statement from a function's `Policies`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sid: Option<String>,
+    pub effect: String,
+    pub actions: Vec<String>,
+    /// As written: a string, a list, or an intrinsic (`!Sub`, `!Ref`, `!GetAtt`).
+    pub resource: Value,
+    pub condition: Option<Value>,
+}
+
+pub struct Template {
+    pub doc: Value,
+}
+
+impl Template {
+    pub fn load() -> anyhow::Result<Self> {
+        let path = workspace_root().join("template.yaml");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Template { doc: serde_norway::from_str(&text).context("parsing template.yaml")? })
+    }
+
+    pub fn resource(&self, logical_id: &str) -> anyhow::Result<&Value> {
+        self.doc.get("Resources").and_then(|r| r.get(logical_id)).ok_or_else(|| anyhow!("no resource {logical_id}"))
+    }
+
+    /// The inline statements of a function's `Policies` (SAM policy templates and managed policy
+    /// names are not used by this suite, and are refused here so they cannot slip past the tests).
+    pub fn function_statements(&self, logical_id: &str) -> anyhow::Result<Vec<Statement>> {
+        let policies = self
+            .resource(logical_id)?
+            .get("Properties")
+            .and_then(|p| p.get("Policies"))
+            .and_then(Value::as_sequence)
+            .ok_or_else(|| anyhow!("{logical_id} has no Policies list"))?;
+        let mut out = Vec::new();
+        for policy in policies {
+            let statements = policy
+                .get("Statement")
+                .and_then(Value::as_sequence)
+                .ok_or_else(|| anyhow!("{logical_id}: only inline policy documents are supported, got {policy:?}"))?;
+            for s in statements {
+                let actions = match s.get("Action") {
+                    Some(Value::String(a)) => vec![a.clone()],
+                    Some(Value::Sequence(list)) => list
+                        .iter()
+                        .map(|a| a.as_str().map(str::to_owned).ok_or_else(|| anyhow!("action {a:?}")))
+                        .collect::<Result<_, _>>()?,
+                    other => return Err(anyhow!("{logical_id}: statement without Action: {other:?}")),
+                };
+                out.push(Statement {
+                    sid: s.get("Sid").and_then(Value::as_str).map(str::to_owned),
+                    effect: s.get("Effect").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    actions,
+                    resource: s.get("Resource").cloned().unwrap_or(Value::Null),
+                    condition: s.get("Condition").cloned(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names of the environment variables the template sets for a function.
+    pub fn function_environment(&self, logical_id: &str) -> anyhow::Result<Vec<String>> {
+        let vars = self
+            .resource(logical_id)?
+            .get("Properties")
+            .and_then(|p| p.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| anyhow!("{logical_id} has no Environment.Variables"))?;
+        Ok(vars.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+    }
+}

@@ -1,0 +1,275 @@
+//! ebs-snapshots end to end: its real bootstrap, against the emulator, as an IAM user holding exactly
+//! the template's policy for it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use integration_tests::account::{OpenClawAccount, tag_value};
+use integration_tests::emulator::Emulator;
+use integration_tests::iam::Principal;
+use integration_tests::runtime::Function;
+use serde_json::{Value, json};
+
+const LOGICAL_ID: &str = "EbsSnapshotsFunction";
+
+fn day(n: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + TimeDelta::days(i64::from(n) - 1)
+}
+
+fn scheduled_at(n: u32) -> DateTime<Utc> {
+    day(n).and_hms_opt(3, 0, 0).unwrap().and_utc()
+}
+
+fn scheduled_event(n: u32) -> Value {
+    json!({
+        "version": "0", "id": format!("event-day-{n}"), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": scheduled_at(n).to_rfc3339(), "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/daily"], "detail": {}
+    })
+}
+
+struct Bed {
+    emulator: Emulator,
+    account: OpenClawAccount,
+    principal: Principal,
+    function: Function,
+}
+
+impl Bed {
+    async fn start(extra_env: &[(&str, &str)]) -> Bed {
+        let emulator = Emulator::start().await.unwrap();
+        let account = OpenClawAccount::seed(&emulator).await.unwrap();
+        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        let mut env = emulator.function_env(&principal.keys);
+        env.push(("NOTIFY_TOPIC_ARN".into(), account.topic_arn.clone()));
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let function = Function::start("ebs-snapshots", &env).await.unwrap();
+        Bed { emulator, account, principal, function }
+    }
+
+    /// Runs the schedule of day `n`, with the emulator's clock at that day.
+    async fn run_day(&self, n: u32) -> integration_tests::runtime::Outcome {
+        self.emulator.set_clock(scheduled_at(n) + TimeDelta::seconds(2)).await.unwrap();
+        self.function.invoke(&scheduled_event(n)).await.unwrap()
+    }
+
+    /// The suite's snapshots per source volume, as their scheduled dates.
+    async fn owned_dates(&self) -> BTreeMap<String, Vec<NaiveDate>> {
+        let mut out: BTreeMap<String, Vec<NaiveDate>> = BTreeMap::new();
+        for s in self.account.snapshots().await.unwrap() {
+            if tag_value(&s, "openclaw:managed-by") == Some("openclaw-ops") {
+                let date = tag_value(&s, "openclaw:date").unwrap().parse().unwrap();
+                out.entry(tag_value(&s, "openclaw:volume-id").unwrap().to_owned()).or_default().push(date);
+            }
+        }
+        out.values_mut().for_each(|v| v.sort());
+        out
+    }
+
+    async fn foreign_snapshots(&self) -> BTreeSet<String> {
+        let all = self.account.snapshots().await.unwrap();
+        all.iter()
+            .filter(|s| tag_value(s, "openclaw:managed-by").is_none())
+            .map(|s| s.snapshot_id().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn actions_used(&self) -> Vec<(String, bool)> {
+        let calls = self.emulator.calls_by(&self.principal.keys).await.unwrap();
+        calls.into_iter().map(|c| (c.action, c.allowed)).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_days_leave_exactly_seven_per_tagged_volume_and_nothing_else_touched() {
+    let bed = Bed::start(&[]).await;
+    let foreign_before = bed.foreign_snapshots().await;
+    assert!(foreign_before.len() > 1000, "the emulator's own snapshots are part of the test: {}", foreign_before.len());
+
+    for n in 1..=10 {
+        let report = bed.run_day(n).await.response();
+        assert_eq!(report["date"], day(n).to_string());
+        assert_eq!(report["created"].as_array().unwrap().len(), 2, "day {n}: {report}");
+        let expected_deletes = if n > 7 { 2 } else { 0 };
+        assert_eq!(report["deleted"].as_array().unwrap().len(), expected_deletes, "day {n}: {report}");
+        assert_eq!(report["failed"], json!([]));
+    }
+
+    let dates = bed.owned_dates().await;
+    let window: Vec<NaiveDate> = (4..=10).map(day).collect();
+    assert_eq!(dates.get(&bed.account.data_volume), Some(&window));
+    assert_eq!(dates.get(&bed.account.root_volume), Some(&window));
+    assert!(!dates.contains_key(&bed.account.untagged_volume));
+    assert_eq!(dates.len(), 2);
+    assert_eq!(bed.foreign_snapshots().await, foreign_before, "the emulator's own snapshots are untouched");
+
+    // Tags written at creation, from the volume and its attachment.
+    let snapshots = bed.account.snapshots().await.unwrap();
+    let data = snapshots
+        .iter()
+        .find(|s| tag_value(s, "openclaw:volume-id") == Some(bed.account.data_volume.as_str()))
+        .unwrap();
+    assert_eq!(tag_value(data, "openclaw:kind"), Some("daily"));
+    assert_eq!(tag_value(data, "openclaw:instance-id"), Some(bed.account.instance_id.as_str()));
+    assert_eq!(tag_value(data, "openclaw:device"), Some("/dev/sdf"));
+    assert_eq!(tag_value(data, "Name"), Some("openclaw-data"));
+
+    // EventBridge delivers at least once: the same event again changes nothing.
+    let again = bed.function.invoke(&scheduled_event(10)).await.unwrap().response();
+    assert_eq!(again["created"], json!([]));
+    assert_eq!(again["already_present"].as_array().unwrap().len(), 2);
+    assert_eq!(bed.owned_dates().await, dates);
+
+    // Nothing failed and the floor never held: nobody was notified.
+    assert_eq!(bed.account.notifications().await.unwrap(), Vec::<Value>::new());
+
+    // The run reports through its log line and EMF metrics on stdout.
+    let output = bed.function.output();
+    let emf: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 11);
+    assert_eq!(emf[0]["SnapshotsCreated"], 2.0);
+    assert_eq!(emf[9]["SnapshotsDeleted"], 2.0);
+    assert_eq!(emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "OpenClawOps");
+    let log_lines = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["report"].is_string())
+        .count();
+    assert_eq!(log_lines, 11, "one structured log line per run:\n{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_days_of_failing_snapshots_leave_the_floor_of_three() {
+    let bed = Bed::start(&[]).await;
+    for n in 1..=7 {
+        bed.run_day(n).await.response();
+    }
+    bed.principal.deny(&bed.emulator, &["ec2:CreateSnapshot"]).await.unwrap();
+    for n in 8..=17 {
+        let (error_type, message) = bed.run_day(n).await.error();
+        assert_eq!(error_type, "IncompleteRun");
+        assert!(message.contains("create"), "{message}");
+    }
+    let dates = bed.owned_dates().await;
+    let floor: Vec<NaiveDate> = (5..=7).map(day).collect();
+    assert_eq!(dates.get(&bed.account.data_volume), Some(&floor));
+    assert_eq!(dates.get(&bed.account.root_volume), Some(&floor));
+
+    let notes = bed.account.notifications().await.unwrap();
+    assert_eq!(notes.len(), 10, "one notification per failing day");
+    let last = notes.last().unwrap();
+    assert_eq!(last["schema"], "openclaw-ops/notification@1");
+    assert_eq!(last["source"], "ebs-snapshots");
+    assert_eq!(last["severity"], "critical");
+    assert_eq!(last["id"], format!("ebs-snapshots:{}", day(17)));
+    assert_eq!(last["fields"]["kept by floor"], "6");
+
+    // Snapshots work again: each new completed snapshot releases one held by the floor.
+    bed.principal.restore(&bed.emulator).await.unwrap();
+    for (n, held) in [(18, 6), (19, 4), (20, 2), (21, 0)] {
+        let report = bed.run_day(n).await.response();
+        assert_eq!(report["created"].as_array().unwrap().len(), 2, "day {n}");
+        assert_eq!(report["kept_by_floor"].as_array().unwrap().len(), held, "day {n}");
+    }
+    let dates = bed.owned_dates().await;
+    assert_eq!(dates.get(&bed.account.data_volume), Some(&(18..=21).map(day).collect::<Vec<_>>()));
+}
+
+/// The template grants exactly what the function uses: every call it made was allowed, and every
+/// grant it never exercised is one AWS evaluates on its behalf (not a call of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_policy_is_exactly_what_the_function_uses() {
+    let bed = Bed::start(&[]).await;
+    let ec2 = aws_sdk_ec2::Client::new(&bed.account.admin);
+    // A second tagged volume that goes away after two days: its snapshots age out down to the
+    // floor, which notifies, so every path (describe, create, delete, publish) is exercised.
+    let short_lived =
+        OpenClawAccount::volume(&ec2, &[("Name", "short-lived"), ("openclaw:snapshot", "daily")]).await.unwrap();
+    for n in 1..=2 {
+        bed.run_day(n).await.response();
+    }
+    ec2.delete_volume().volume_id(&short_lived).send().await.unwrap();
+    for n in 3..=12 {
+        bed.run_day(n).await.response();
+    }
+    let notes = bed.account.notifications().await.unwrap();
+    assert!(!notes.is_empty(), "the floor on a removed volume notifies");
+    assert_eq!(notes.last().unwrap()["severity"], "info");
+
+    let calls = bed.actions_used().await;
+    let denied: Vec<_> = calls.iter().filter(|(_, allowed)| !allowed).collect();
+    assert!(denied.is_empty(), "calls the template does not allow: {denied:?}");
+    let used: BTreeSet<String> = calls.into_iter().map(|(action, _)| action).collect();
+    let implicit: BTreeSet<String> = [
+        "ec2:CreateTags",      // authorized as part of CreateSnapshot's TagSpecifications
+        "kms:GenerateDataKey", // SNS encrypts with the topic's key on the publisher's behalf
+        "kms:Decrypt",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let expected: BTreeSet<String> = bed.principal.granted.difference(&implicit).cloned().collect();
+    assert_eq!(used, expected, "granted: {:?}", bed.principal.granted);
+    assert!(implicit.is_subset(&bed.principal.granted));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_clear_error_and_no_aws_call() {
+    let bed = Bed::start(&[]).await;
+    let cases: [(&[u8], &str); 4] = [
+        (br#"{"dry_run": tru"#, "failed to deserialize"),
+        (br#"{"dry_run": false, "retention_days": 1}"#, "unknown field `retention_days`"),
+        (br#"{"Records": [{"EventSource": "aws:sns"}]}"#, "Records"),
+        (
+            br#"{"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}"#,
+            "unsupported EventBridge event",
+        ),
+    ];
+    for (payload, needle) in cases {
+        let (_, message) = bed.function.invoke_raw(payload.to_vec()).await.unwrap().error();
+        assert!(message.contains(needle), "{}: {message}", String::from_utf8_lossy(payload));
+    }
+    assert_eq!(bed.actions_used().await, vec![], "bad input makes no AWS call at all");
+    let total = bed.account.snapshots().await.unwrap();
+    assert!(total.iter().all(|s| tag_value(s, "openclaw:managed-by").is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_without_changing_anything() {
+    let bed = Bed::start(&[]).await;
+    let report = bed.function.invoke(&json!({"dry_run": true})).await.unwrap().response();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["would_create"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["created"], json!([]));
+    let mutating: Vec<_> =
+        bed.actions_used().await.into_iter().filter(|(a, _)| !a.starts_with("ec2:Describe")).collect();
+    assert_eq!(mutating, vec![]);
+
+    // A manual run for real, then a second one the same day: it says the snapshot is there.
+    let first = bed.function.invoke(&json!({})).await.unwrap().response();
+    assert_eq!(first["created"].as_array().unwrap().len(), 2);
+    let second = bed.function.invoke(&json!({})).await.unwrap().response();
+    assert_eq!(second["created"], json!([]));
+    assert_eq!(second["already_present"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_from_the_environment_applies_to_scheduled_runs() {
+    let bed = Bed::start(&[("DRY_RUN", "true")]).await;
+    let report = bed.run_day(1).await.response();
+    assert_eq!(report["dry_run"], true);
+    assert!(bed.owned_dates().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_configuration_fails_the_init_phase_by_name() {
+    let emulator = Emulator::start().await.unwrap();
+    let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+    let function = Function::start("ebs-snapshots", &emulator.function_env(&principal.keys)).await.unwrap();
+    let failure = function.init_failure().await.unwrap();
+    assert!(failure.contains("NOTIFY_TOPIC_ARN is required"), "{failure}");
+}
