@@ -100,7 +100,7 @@ impl OpenClawAccount {
             .send()
             .await
             .context("CreateVolume")?;
-        Ok(out.volume_id.context("volume id")?)
+        out.volume_id.context("volume id")
     }
 
     /// Every snapshot in the account, the emulator's own included.

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The suite's main job, locally: starts the embedded AWS emulator, seeds a small OpenClaw account and
+# runs ebs-snapshots over simulated days (dry run first, then for real), printing each day.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+./testbed/setup.sh
+cargo build --quiet -p ebs-snapshots --bin ebs-snapshots
+exec cargo run --quiet -p integration-tests --bin demo

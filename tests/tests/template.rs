@@ -1,0 +1,122 @@
+//! template.yaml, checked where the emulator cannot: the scoping of every grant (moto ignores
+//! Condition keys and non-`*` resources), the configuration each function receives, and the
+//! settings the suite promises (cfn-lint checks the rest in the test command).
+
+use std::collections::BTreeSet;
+
+use integration_tests::template::{Statement, Template};
+use serde_norway::Value;
+
+const FUNCTIONS: &[&str] = &["EbsSnapshotsFunction"];
+
+fn is_read_only(action: &str) -> bool {
+    let name = action.split(':').nth(1).unwrap_or(action);
+    ["Describe", "List", "Get"].iter().any(|p| name.starts_with(p))
+}
+
+fn condition_value(s: &Statement, key: &str) -> Option<String> {
+    let Some(Value::Mapping(operators)) = &s.condition else { return None };
+    operators.values().filter_map(Value::as_mapping).find_map(|m| m.get(key)).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn is_wildcard(resource: &Value) -> bool {
+    match resource {
+        Value::String(s) => s == "*",
+        Value::Sequence(items) => items.iter().any(is_wildcard),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_mutating_grant_is_scoped_to_a_resource_or_a_tag() {
+    let template = Template::load().unwrap();
+    for function in FUNCTIONS {
+        for s in template.function_statements(function).unwrap() {
+            assert_eq!(s.effect, "Allow", "{function}: {s:?}");
+            let mutating: Vec<_> = s.actions.iter().filter(|a| !is_read_only(a)).collect();
+            if mutating.is_empty() {
+                continue;
+            }
+            assert!(
+                !is_wildcard(&s.resource),
+                "{function} {:?}: {mutating:?} on Resource \"*\"; scope it to ARNs or a tag condition",
+                s.sid
+            );
+        }
+    }
+}
+
+#[test]
+fn ebs_snapshots_can_only_create_tagged_snapshots_and_delete_its_own() {
+    let statements = Template::load().unwrap().function_statements("EbsSnapshotsFunction").unwrap();
+    let with = |action: &str| statements.iter().filter(|s| s.actions.iter().any(|a| a == action)).collect::<Vec<_>>();
+
+    let delete = with("ec2:DeleteSnapshot");
+    assert_eq!(delete.len(), 1);
+    assert_eq!(condition_value(delete[0], "aws:ResourceTag/openclaw:managed-by").as_deref(), Some("openclaw-ops"));
+
+    let create_on_snapshots: Vec<_> =
+        with("ec2:CreateSnapshot").into_iter().filter(|s| format!("{:?}", s.resource).contains("snapshot/*")).collect();
+    assert_eq!(create_on_snapshots.len(), 1);
+    assert_eq!(
+        condition_value(create_on_snapshots[0], "aws:RequestTag/openclaw:managed-by").as_deref(),
+        Some("openclaw-ops")
+    );
+
+    let tag = with("ec2:CreateTags");
+    assert_eq!(tag.len(), 1);
+    assert_eq!(condition_value(tag[0], "ec2:CreateAction").as_deref(), Some("CreateSnapshot"));
+
+    for s in &statements {
+        if s.actions.iter().any(|a| a.starts_with("sns:") || a.starts_with("kms:")) {
+            assert!(!is_wildcard(&s.resource), "{:?} must name the topic or key", s.sid);
+        }
+    }
+}
+
+#[test]
+fn each_function_gets_exactly_the_configuration_it_reads() {
+    let template = Template::load().unwrap();
+    let got: BTreeSet<String> = template.function_environment("EbsSnapshotsFunction").unwrap().into_iter().collect();
+    let want: BTreeSet<String> = ["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn the_suite_settings_match_the_architecture() {
+    let template = Template::load().unwrap();
+    let doc = &template.doc;
+    assert_eq!(doc["Transform"].as_str(), Some("AWS::Serverless-2016-10-31"));
+    let globals = &doc["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    assert_eq!(globals["MemorySize"].as_u64(), Some(128));
+    assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+
+    assert_eq!(doc["Parameters"]["SnapshotSchedule"]["Default"].as_str(), Some("cron(0 3 * * ? *)"));
+    assert_eq!(doc["Parameters"]["SnapshotTag"]["Default"].as_str(), Some("openclaw:snapshot=daily"));
+    assert_eq!(doc["Parameters"]["RetentionDays"]["Default"].as_u64(), Some(7));
+    assert_eq!(doc["Parameters"]["MinSnapshots"]["Default"].as_u64(), Some(3));
+
+    let key = template.resource("OpsKey").unwrap();
+    assert_eq!(key["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(key["Properties"]["EnableKeyRotation"].as_bool(), Some(true));
+    let key_policy = format!("{:?}", key["Properties"]["KeyPolicy"]);
+    assert!(key_policy.contains("cloudwatch.amazonaws.com") && key_policy.contains("events.amazonaws.com"));
+    for topic in ["OpsTopic", "OpsFallbackTopic"] {
+        let props = &template.resource(topic).unwrap()["Properties"];
+        assert!(props.get("KmsMasterKeyId").is_some(), "{topic} is encrypted with the stack's key");
+    }
+
+    let function = template.resource("EbsSnapshotsFunction").unwrap();
+    assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("ebs-snapshots"));
+    assert_eq!(function["Properties"]["Events"]["Daily"]["Type"].as_str(), Some("Schedule"));
+    let logs = template.resource("EbsSnapshotsLogGroup").unwrap();
+    assert_eq!(logs["Properties"]["RetentionInDays"].as_u64(), Some(30));
+    let alarm = template.resource("EbsSnapshotsErrorsAlarm").unwrap();
+    assert_eq!(alarm["Properties"]["MetricName"].as_str(), Some("Errors"));
+}
