@@ -122,9 +122,9 @@ impl Report {
                 .map(|k| vec![k.volume_id.clone(), "kept by floor".into(), format!("{} {}", k.snapshot_id, k.date)]),
         );
 
-        let dry = if self.dry_run { ":dry-run" } else { "" };
+        let (id_suffix, title) = if self.dry_run { (":dry-run", format!("{title} (dry run)")) } else { ("", title) };
         Some(
-            Notification::new(FUNCTION, format!("{FUNCTION}:{}{dry}", self.date), severity, title)
+            Notification::new(FUNCTION, format!("{FUNCTION}:{}{id_suffix}", self.date), severity, title)
                 .text(text.join("\n"))
                 .field("date", self.date.to_string())
                 .field("created", self.created.len().to_string())
@@ -240,8 +240,12 @@ mod tests {
             date: date(),
             reason: DeleteReason::Expired,
         }];
+        plan.keep_by_floor = vec![kept("vol-a")];
         let r = Report::new("manual", None, vec!["vol-a".into()], plan, None);
         assert!(r.dry_run);
+        let n = r.notification().unwrap();
+        assert!(n.title.ends_with("(dry run)"), "{}", n.title);
+        assert_eq!(n.id, "ebs-snapshots:2026-11-25:dry-run");
         assert_eq!(r.would_create.len(), 1);
         assert_eq!(r.would_delete.len(), 1);
         let emf = r.metrics().to_emf(chrono::Utc::now());
