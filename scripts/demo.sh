@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./testbed/setup.sh
-cargo build --quiet -p ebs-snapshots --bin ebs-snapshots
+cargo build --quiet --workspace --bins
 exec cargo run --quiet -p integration-tests --bin demo

@@ -62,22 +62,21 @@ pub struct Function {
     _server: tokio::task::JoinHandle<()>,
 }
 
-/// Builds the function's binary (once per test process; a no-op when it is current), so a test never
-/// runs a stale bootstrap.
+/// Builds the functions' binaries (once per test process; a no-op when they are current), so a test
+/// never runs a stale bootstrap. The whole workspace's bins, as the test command builds them: a
+/// single package (`-p`) would resolve other dependency features and rebuild the SDKs a second time.
 pub fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    static BUILT: OnceLock<Mutex<HashMap<String, Result<(), String>>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap();
-    let result = built.entry(name.to_owned()).or_insert_with(|| {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", name, "--bin", name])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace_root())
             .status()
             .map_err(|e| e.to_string())?;
-        if status.success() { Ok(()) } else { Err(format!("cargo build -p {name} failed: {status}")) }
+        if status.success() { Ok(()) } else { Err(format!("cargo build --workspace --bins failed: {status}")) }
     });
-    if let Err(e) = result {
+    if let Err(e) = built {
         bail!("{e}");
     }
     let target = std::env::var("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|_| workspace_root().join("target"));
