@@ -1,0 +1,281 @@
+//! One CloudWatch alarm state change, whichever way it arrived: the classic SNS alarm action, a
+//! Lambda alarm action (metric or composite), or an EventBridge "CloudWatch Alarm State Change".
+//! Real payloads leave things out (description, single metric, threshold), so every part but the
+//! name and the new state is optional.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Alarm,
+    Ok,
+    InsufficientData,
+    Other(String),
+}
+
+impl State {
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "ALARM" => State::Alarm,
+            "OK" => State::Ok,
+            "INSUFFICIENT_DATA" => State::InsufficientData,
+            other => State::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            State::Alarm => "ALARM",
+            State::Ok => "OK",
+            State::InsufficientData => "INSUFFICIENT_DATA",
+            State::Other(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub namespace: Option<String>,
+    pub name: String,
+    pub dimensions: Vec<(String, String)>,
+    pub statistic: Option<String>,
+    pub period: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    pub name: String,
+    pub description: Option<String>,
+    pub state: State,
+    pub previous: Option<State>,
+    pub reason: Option<String>,
+    pub time: Option<DateTime<Utc>>,
+    /// The region code (`eu-central-1`), from the ARN when the payload gives only a display name.
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub arn: Option<String>,
+    pub metrics: Vec<Metric>,
+    /// Metric-math expressions, for alarms on an expression rather than a single metric.
+    pub expressions: Vec<String>,
+    pub comparison: Option<String>,
+    pub threshold: Option<f64>,
+    /// Anomaly-detection alarms compare with a band metric instead of a number.
+    pub threshold_metric_id: Option<String>,
+    /// Composite alarms: the rule over other alarms.
+    pub rule: Option<String>,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// CloudWatch writes `2026-11-25T03:00:00.000+0000` in SNS messages and RFC 3339 elsewhere.
+fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
+    let raw = v.get(key)?.as_str()?;
+    DateTime::parse_from_rfc3339(raw)
+        .or_else(|_| DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc()))
+}
+
+/// `arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME`
+fn arn_part(arn: Option<&str>, index: usize) -> Option<String> {
+    arn?.split(':').nth(index).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+fn dimensions(v: Option<&Value>) -> Vec<(String, String)> {
+    match v {
+        // SNS: [{"name": "InstanceId", "value": "i-1"}]
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|d| {
+                let name = text(d, "name").or_else(|| text(d, "Name"))?;
+                let value = text(d, "value").or_else(|| text(d, "Value")).unwrap_or_default();
+                Some((name, value))
+            })
+            .collect(),
+        // Lambda / EventBridge: {"InstanceId": "i-1"}
+        Some(Value::Object(map)) => {
+            let mut out: Vec<_> =
+                map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect();
+            out.sort();
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl Alarm {
+    /// Is this JSON a CloudWatch alarm as the SNS alarm action publishes it?
+    pub fn is_sns_alarm(v: &Value) -> bool {
+        v.get("AlarmName").is_some_and(Value::is_string) && v.get("NewStateValue").is_some_and(Value::is_string)
+    }
+
+    /// The classic SNS alarm action's message.
+    pub fn from_sns(v: &Value) -> Option<Self> {
+        let arn = text(v, "AlarmArn");
+        let trigger = v.get("Trigger").filter(|t| t.is_object());
+        let mut metrics = Vec::new();
+        let mut expressions = Vec::new();
+        if let Some(t) = trigger {
+            if let Some(name) = text(t, "MetricName") {
+                metrics.push(Metric {
+                    namespace: text(t, "Namespace"),
+                    name,
+                    dimensions: dimensions(t.get("Dimensions")),
+                    statistic: text(t, "Statistic").or_else(|| text(t, "ExtendedStatistic")),
+                    period: t.get("Period").and_then(Value::as_u64),
+                });
+            }
+            for m in t.get("Metrics").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(expr) = text(m, "Expression") {
+                    expressions.push(expr);
+                } else if let Some(stat) = m.get("MetricStat") {
+                    let metric = stat.get("Metric").unwrap_or(&Value::Null);
+                    metrics.push(Metric {
+                        namespace: text(metric, "Namespace"),
+                        name: text(metric, "MetricName").unwrap_or_default(),
+                        dimensions: dimensions(metric.get("Dimensions")),
+                        statistic: text(stat, "Stat"),
+                        period: stat.get("Period").and_then(Value::as_u64),
+                    });
+                }
+            }
+        }
+        Some(Alarm {
+            name: text(v, "AlarmName")?,
+            description: text(v, "AlarmDescription"),
+            state: State::parse(&text(v, "NewStateValue")?),
+            previous: text(v, "OldStateValue").map(|s| State::parse(&s)),
+            reason: text(v, "NewStateReason"),
+            time: time(v, "StateChangeTime"),
+            region: arn_part(arn.as_deref(), 3),
+            account: text(v, "AWSAccountId").or_else(|| arn_part(arn.as_deref(), 4)),
+            metrics,
+            expressions,
+            comparison: trigger.and_then(|t| text(t, "ComparisonOperator")),
+            threshold: trigger.and_then(|t| t.get("Threshold")).and_then(Value::as_f64),
+            threshold_metric_id: trigger.and_then(|t| text(t, "ThresholdMetricId")),
+            rule: text(v, "AlarmRule"),
+            arn,
+        })
+    }
+
+    /// The `alarmData` of a Lambda alarm action, or the `detail` of an EventBridge alarm event
+    /// (the same shape); `envelope` holds the region, account, ARN and time around it.
+    pub fn from_alarm_data(
+        data: &Value,
+        region: Option<String>,
+        account: Option<String>,
+        arn: Option<String>,
+        at: Option<DateTime<Utc>>,
+    ) -> Option<Self> {
+        let state = data.get("state").unwrap_or(&Value::Null);
+        let previous = data.get("previousState");
+        let config = data.get("configuration").unwrap_or(&Value::Null);
+        let mut metrics = Vec::new();
+        let mut expressions = Vec::new();
+        for m in config.get("metrics").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(expr) = text(m, "expression") {
+                expressions.push(expr);
+            } else if let Some(stat) = m.get("metricStat") {
+                let metric = stat.get("metric").unwrap_or(&Value::Null);
+                metrics.push(Metric {
+                    namespace: text(metric, "namespace"),
+                    name: text(metric, "name").unwrap_or_default(),
+                    dimensions: dimensions(metric.get("dimensions")),
+                    statistic: text(stat, "stat"),
+                    period: stat.get("period").and_then(Value::as_u64),
+                });
+            }
+        }
+        Some(Alarm {
+            name: text(data, "alarmName")?,
+            description: text(config, "description"),
+            state: State::parse(&text(state, "value")?),
+            previous: previous.and_then(|p| text(p, "value")).map(|s| State::parse(&s)),
+            reason: text(state, "reason"),
+            time: time(state, "timestamp").or(at),
+            region: region.or_else(|| arn_part(arn.as_deref(), 3)),
+            account: account.or_else(|| arn_part(arn.as_deref(), 4)),
+            metrics,
+            expressions,
+            comparison: text(config, "comparisonOperator"),
+            threshold: config.get("threshold").and_then(Value::as_f64),
+            threshold_metric_id: text(config, "thresholdMetricId"),
+            rule: text(config, "alarmRule"),
+            arn,
+        })
+    }
+
+    /// A link to the alarm in the CloudWatch console, when the region is known.
+    pub fn console_url(&self) -> Option<String> {
+        let region = self.region.as_deref()?;
+        let name: String = self
+            .name
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        Some(format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#alarmsV2:alarm/{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn sns_alarm_with_a_single_metric() {
+        let v = json!({
+            "AlarmName": "gateway-cpu-high", "AlarmDescription": null, "AWSAccountId": "123456789012",
+            "NewStateValue": "ALARM", "NewStateReason": "Threshold Crossed", "StateChangeTime": "2026-11-25T03:00:00.000+0000",
+            "Region": "EU (Frankfurt)", "AlarmArn": "arn:aws:cloudwatch:eu-central-1:123456789012:alarm:gateway-cpu-high",
+            "OldStateValue": "OK",
+            "Trigger": {"MetricName": "CPUUtilization", "Namespace": "AWS/EC2", "Statistic": "AVERAGE",
+                        "Dimensions": [{"value": "i-1", "name": "InstanceId"}], "Period": 300,
+                        "ComparisonOperator": "GreaterThanThreshold", "Threshold": 80.0}
+        });
+        assert!(Alarm::is_sns_alarm(&v));
+        let a = Alarm::from_sns(&v).unwrap();
+        assert_eq!(a.description, None);
+        assert_eq!(a.state, State::Alarm);
+        assert_eq!(a.previous, Some(State::Ok));
+        assert_eq!(a.region.as_deref(), Some("eu-central-1"));
+        assert_eq!(a.metrics[0].dimensions, [("InstanceId".to_owned(), "i-1".to_owned())]);
+        assert_eq!(a.threshold, Some(80.0));
+        assert_eq!(a.time.unwrap().to_rfc3339(), "2026-11-25T03:00:00+00:00");
+        assert_eq!(
+            a.console_url().unwrap(),
+            "https://eu-central-1.console.aws.amazon.com/cloudwatch/home?region=eu-central-1#alarmsV2:alarm/gateway-cpu-high"
+        );
+    }
+
+    #[test]
+    fn composite_alarm_has_a_rule_and_no_metric() {
+        let data = json!({"alarmName": "gateway down", "state": {"value": "ALARM", "reason": "r", "timestamp": "2026-11-25T03:00:00.000+0000"},
+                          "configuration": {"alarmRule": "ALARM(a) OR ALARM(b)"}});
+        let a = Alarm::from_alarm_data(&data, Some("us-east-1".into()), None, None, None).unwrap();
+        assert_eq!(a.rule.as_deref(), Some("ALARM(a) OR ALARM(b)"));
+        assert!(a.metrics.is_empty());
+        assert_eq!(
+            a.console_url().unwrap(),
+            "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/gateway%20down"
+        );
+    }
+
+    #[test]
+    fn names_and_states_are_required_everything_else_is_not() {
+        assert!(Alarm::from_sns(&json!({"AlarmName": "x"})).is_none());
+        let a = Alarm::from_sns(&json!({"AlarmName": "x", "NewStateValue": "WEIRD"})).unwrap();
+        assert_eq!(a.state, State::Other("WEIRD".into()));
+        assert!(a.console_url().is_none());
+        assert!(Alarm::from_alarm_data(&json!({"alarmName": "x"}), None, None, None, None).is_none());
+    }
+}

@@ -1,0 +1,70 @@
+//! telegram-notify's configuration (ARCHITECTURE.md, "Configuration").
+
+use openclaw_ops_shared::Error;
+use openclaw_ops_shared::config::{self, Env};
+
+use crate::render::InsufficientData;
+use crate::telegram::Chat;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub secret_arn: String,
+    pub chats: Vec<Chat>,
+    pub api_url: String,
+    pub insufficient_data: InsufficientData,
+    /// Where an undelivered remainder goes (with only the chats that did not get it).
+    pub dead_letter_queue_url: Option<String>,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, Error> {
+        let chats = config::required(env, "TELEGRAM_CHATS")?;
+        let insufficient_data = match config::optional(env, "TELEGRAM_INSUFFICIENT_DATA").as_deref() {
+            None | Some("silent") => InsufficientData::Silent,
+            Some("send") => InsufficientData::Send,
+            Some("skip") => InsufficientData::Skip,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "TELEGRAM_INSUFFICIENT_DATA={other:?}: expected send, silent or skip"
+                )));
+            }
+        };
+        Ok(Config {
+            secret_arn: config::required(env, "TELEGRAM_SECRET_ARN")?,
+            chats: Chat::parse_list(&chats).map_err(|e| Error::Config(format!("TELEGRAM_CHATS: {e}")))?,
+            api_url: config::optional(env, "TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into()),
+            insufficient_data,
+            dead_letter_queue_url: config::optional(env, "TELEGRAM_DLQ_URL"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Env {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    #[test]
+    fn reads_the_documented_variables() {
+        let c = Config::from_env(&env(&[("TELEGRAM_SECRET_ARN", "arn:s"), ("TELEGRAM_CHATS", "1,2:7")])).unwrap();
+        assert_eq!(c.chats.len(), 2);
+        assert_eq!(c.api_url, "https://api.telegram.org");
+        assert_eq!(c.insufficient_data, InsufficientData::Silent);
+        assert!(c.dead_letter_queue_url.is_none());
+        let bad = Config::from_env(&env(&[
+            ("TELEGRAM_SECRET_ARN", "s"),
+            ("TELEGRAM_CHATS", "1"),
+            ("TELEGRAM_INSUFFICIENT_DATA", "loud"),
+        ]));
+        assert!(bad.unwrap_err().to_string().contains("TELEGRAM_INSUFFICIENT_DATA"));
+        assert!(
+            Config::from_env(&env(&[("TELEGRAM_SECRET_ARN", "s")])).unwrap_err().to_string().contains("TELEGRAM_CHATS")
+        );
+    }
+}
