@@ -119,7 +119,7 @@ fn span_html(span: &Span) -> String {
 }
 
 fn field(name: &str, value: impl Into<String>) -> Line {
-    vec![Span::Bold(format!("{name}: ")), Span::Text(value.into())]
+    vec![Span::Bold(format!("{name}:")), Span::Text(format!(" {}", value.into()))]
 }
 
 /// How INSUFFICIENT_DATA transitions are sent (`TELEGRAM_INSUFFICIENT_DATA`).
@@ -202,10 +202,10 @@ fn render_alarm(alarm: &Alarm, insufficient: InsufficientData) -> Rendered {
         body.push(field("Metric", text));
     }
     for expression in &alarm.expressions {
-        body.push(vec![Span::Bold("Expression: ".into()), Span::Code(expression.clone())]);
+        body.push(vec![Span::Bold("Expression:".into()), Span::Text(" ".into()), Span::Code(expression.clone())]);
     }
     if let Some(rule) = &alarm.rule {
-        body.push(vec![Span::Bold("Rule: ".into()), Span::Code(rule.clone())]);
+        body.push(vec![Span::Bold("Rule:".into()), Span::Text(" ".into()), Span::Code(rule.clone())]);
     }
     match (&alarm.comparison, alarm.threshold, &alarm.threshold_metric_id) {
         (Some(op), _, Some(band)) => body.push(field("Threshold", format!("{} {band}", comparison(op)))),
