@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use telegram_notify::render::{InsufficientData, render};
 use telegram_notify::input;
+use telegram_notify::render::{InsufficientData, render};
 
 fn rendered(event: &serde_json::Value) -> Result<String, String> {
     let incoming = input::parse(event.clone()).map_err(|e| e.to_string())?;
