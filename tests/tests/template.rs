@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use integration_tests::template::{Statement, Template};
 use serde_norway::Value;
 
-const FUNCTIONS: &[&str] = &["EbsSnapshotsFunction"];
+const FUNCTIONS: &[&str] = &["EbsSnapshotsFunction", "TelegramNotifyFunction"];
 
 fn is_read_only(action: &str) -> bool {
     let name = action.split(':').nth(1).unwrap_or(action);
@@ -77,12 +77,18 @@ fn ebs_snapshots_can_only_create_tagged_snapshots_and_delete_its_own() {
 #[test]
 fn each_function_gets_exactly_the_configuration_it_reads() {
     let template = Template::load().unwrap();
-    let got: BTreeSet<String> = template.function_environment("EbsSnapshotsFunction").unwrap().into_iter().collect();
-    let want: BTreeSet<String> = ["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(got, want);
+    let cases: [(&str, &[&str]); 2] = [
+        ("EbsSnapshotsFunction", &["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]),
+        (
+            "TelegramNotifyFunction",
+            &["TELEGRAM_SECRET_ARN", "TELEGRAM_CHATS", "TELEGRAM_INSUFFICIENT_DATA", "TELEGRAM_DLQ_URL"],
+        ),
+    ];
+    for (function, want) in cases {
+        let got: BTreeSet<String> = template.function_environment(function).unwrap().into_iter().collect();
+        let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+        assert_eq!(got, want, "{function}");
+    }
 }
 
 #[test]
@@ -119,4 +125,51 @@ fn the_suite_settings_match_the_architecture() {
     assert_eq!(logs["Properties"]["RetentionInDays"].as_u64(), Some(30));
     let alarm = template.resource("EbsSnapshotsErrorsAlarm").unwrap();
     assert_eq!(alarm["Properties"]["MetricName"].as_str(), Some("Errors"));
+}
+
+fn alarm_actions(template: &Template, id: &str) -> String {
+    format!("{:?}", template.resource(id).unwrap()["Properties"]["AlarmActions"])
+}
+
+#[test]
+fn telegram_notify_failures_go_to_e_mail_never_back_into_ops() {
+    let template = Template::load().unwrap();
+    for id in ["TelegramNotifyErrorsAlarm", "TelegramUndeliveredAlarm"] {
+        let actions = alarm_actions(&template, id);
+        assert!(actions.contains("OpsFallbackTopic") && !actions.contains("\"OpsTopic\""), "{id}: {actions}");
+    }
+    let queue = &template.resource("TelegramQueue").unwrap()["Properties"];
+    assert!(format!("{:?}", queue["RedrivePolicy"]).contains("TelegramDeadLetterQueue"));
+    let events = &template.resource("TelegramNotifyFunction").unwrap()["Properties"]["Events"]["OpsQueue"];
+    assert_eq!(events["Type"].as_str(), Some("SQS"));
+    assert_eq!(events["Properties"]["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+}
+
+#[test]
+fn the_gateway_alarms_the_seed_names_publish_to_ops() {
+    let template = Template::load().unwrap();
+    for (id, metric) in [
+        ("GatewayCpuAlarm", "CPUUtilization"),
+        ("GatewayMemoryAlarm", "mem_used_percent"),
+        ("GatewayDiskAlarm", "disk_used_percent"),
+        ("GatewayStatusCheckAlarm", "StatusCheckFailed"),
+        ("GatewaySystemCheckAlarm", "StatusCheckFailed_System"),
+        ("GatewayLogErrorsAlarm", "GatewayLogErrors"),
+    ] {
+        let alarm = template.resource(id).unwrap();
+        assert_eq!(alarm["Properties"]["MetricName"].as_str(), Some(metric), "{id}");
+        assert!(alarm_actions(&template, id).contains("OpsTopic"), "{id}");
+    }
+    assert!(alarm_actions(&template, "GatewaySystemCheckAlarm").contains("ec2:recover"));
+}
+
+#[test]
+fn heartbeats_alarm_after_26_hours_without_a_successful_run() {
+    let template = Template::load().unwrap();
+    let p = &template.resource("EbsSnapshotsHeartbeatAlarm").unwrap()["Properties"];
+    assert_eq!(p["TreatMissingData"].as_str(), Some("breaching"));
+    let period = p["Metrics"][0]["MetricStat"]["Period"].as_u64().unwrap();
+    assert_eq!(period * p["EvaluationPeriods"].as_u64().unwrap(), 26 * 3600);
+    assert_eq!(p["DatapointsToAlarm"], p["EvaluationPeriods"]);
+    assert_eq!(p["Metrics"][2]["Expression"].as_str(), Some("invocations - errors"));
 }
