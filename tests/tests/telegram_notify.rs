@@ -1,0 +1,211 @@
+//! telegram-notify end to end: messages published to the emulator's `ops` topic travel through its
+//! SQS queue into the real bootstrap (run as the template's IAM policy), out to a fake Telegram.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use integration_tests::emulator::Emulator;
+use integration_tests::iam::Principal;
+use integration_tests::runtime::Function;
+use integration_tests::workspace_root;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN: &str = "987654:SECRET-bot-token-for-tests";
+const LOGICAL_ID: &str = "TelegramNotifyFunction";
+
+struct Bed {
+    emulator: Emulator,
+    principal: Principal,
+    function: Function,
+    telegram: MockServer,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    topic_arn: String,
+    queue_url: String,
+    dlq_url: String,
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
+    let attrs =
+        sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+    let arn = attrs.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+    (url, arn)
+}
+
+impl Bed {
+    async fn start() -> Bed {
+        let emulator = Emulator::start().await.unwrap();
+        let admin = emulator.admin().await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&admin);
+        let secret_arn = secrets
+            .create_secret()
+            .name("telegram")
+            .secret_string(json!({"bot_token": TOKEN}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .arn
+            .unwrap();
+        let sns = aws_sdk_sns::Client::new(&admin);
+        let sqs = aws_sdk_sqs::Client::new(&admin);
+        let topic_arn = sns.create_topic().name("ops").send().await.unwrap().topic_arn.unwrap();
+        let (queue_url, queue_arn) = queue(&sqs, "telegram").await;
+        let (dlq_url, _) = queue(&sqs, "telegram-dlq").await;
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+
+        let telegram = MockServer::start().await;
+        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        let mut env = emulator.function_env(&principal.keys);
+        env.extend([
+            ("TELEGRAM_SECRET_ARN".to_owned(), secret_arn),
+            ("TELEGRAM_CHATS".to_owned(), "111,-100222:7".to_owned()),
+            ("TELEGRAM_API_URL".to_owned(), telegram.uri()),
+            ("TELEGRAM_DLQ_URL".to_owned(), dlq_url.clone()),
+        ]);
+        let function = Function::start("telegram-notify", &env).await.unwrap();
+        Bed { emulator, principal, function, telegram, sns, sqs, topic_arn, queue_url, dlq_url }
+    }
+
+    async fn publish(&self, subject: Option<&str>, message: &str) {
+        self.sns
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .set_subject(subject.map(str::to_owned))
+            .message(message)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// What the SQS trigger would hand the function: the queue's messages as an SQS event.
+    async fn sqs_event(&self, queue_url: &str) -> Value {
+        let out = self.sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await.unwrap();
+        let records: Vec<Value> = out
+            .messages()
+            .iter()
+            .map(|m| {
+                json!({
+                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                    "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                    "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:telegram",
+                    "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        json!({ "Records": records })
+    }
+
+    async fn sent(&self) -> Vec<Value> {
+        self.telegram.received_requests().await.unwrap().iter().map(|r| r.body_json::<Value>().unwrap()).collect()
+    }
+}
+
+fn ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"message_id": 1}}))
+}
+
+fn sample(name: &str) -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("events/telegram-notify").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_messages_reach_every_chat_once_rendered_and_the_token_stays_secret() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+
+    let alarm = sample("sns-alarm-cpu.json")["Records"][0]["Sns"]["Message"].as_str().unwrap().to_owned();
+    let note = sample("sns-suite-notification.json")["Records"][0]["Sns"]["Message"].as_str().unwrap().to_owned();
+    bed.publish(Some("ALARM: cpu"), &alarm).await;
+    bed.publish(Some("EBS snapshots"), &note).await;
+    bed.publish(Some("Hello <there>"), "plain & simple").await;
+
+    let event = bed.sqs_event(&bed.queue_url).await;
+    assert_eq!(event["Records"].as_array().unwrap().len(), 3);
+    let response = bed.function.invoke(&event).await.unwrap().response();
+    assert_eq!(response["batchItemFailures"], json!([]));
+    assert_eq!(response["sent"].as_array().unwrap().len(), 6, "{response}");
+
+    let sent = bed.sent().await;
+    assert_eq!(sent.len(), 6);
+    let chats: BTreeSet<String> = sent.iter().map(|b| format!("{}/{}", b["chat_id"], b["message_thread_id"])).collect();
+    assert_eq!(chats, BTreeSet::from(["\"-100222\"/7".to_owned(), "\"111\"/null".to_owned()]));
+    let texts: Vec<&str> = sent.iter().map(|b| b["text"].as_str().unwrap()).collect();
+    assert!(texts.iter().any(|t| t.starts_with("🔴 <b>ALARM</b> · <b>openclaw-gateway-cpu-high</b>")));
+    assert!(texts.iter().any(|t| t.starts_with("⚠️ <b>EBS snapshots: retention floor kept 3 expired snapshot(s)</b>")));
+    assert!(texts.iter().any(|t| *t == "📨 <b>Hello &lt;there&gt;</b>\nplain &amp; simple"));
+    assert!(sent.iter().all(|b| b["parse_mode"] == "HTML"));
+
+    // At-least-once delivery: the same records again send nothing new.
+    let again = bed.function.invoke(&event).await.unwrap().response();
+    assert_eq!(again["duplicates"].as_array().unwrap().len(), 6);
+    assert_eq!(bed.sent().await.len(), 6);
+
+    // A CloudWatch alarm invoking the function directly (Lambda alarm action).
+    let direct = bed.function.invoke(&sample("lambda-alarm-metric.json")).await.unwrap().response();
+    assert_eq!(direct["sent"].as_array().unwrap().len(), 2);
+
+    let output = bed.function.output();
+    assert!(!output.contains("SECRET-bot-token"), "the token leaked into the output");
+    assert!(!format!("{response}{again}{direct}").contains("SECRET-bot-token"));
+
+    // Least privilege: every call allowed, and the template grants nothing unused but the key
+    // (Secrets Manager decrypts with it on the function's behalf).
+    let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
+    assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
+    let used: BTreeSet<String> = calls.into_iter().map(|c| c.action).collect();
+    assert_eq!(used, BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()]));
+    let unused: BTreeSet<String> = bed.principal.granted.difference(&used).cloned().collect();
+    assert_eq!(unused, BTreeSet::from(["kms:Decrypt".to_owned(), "sqs:SendMessage".to_owned()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_that_refuses_gets_its_copy_later_and_the_others_never_twice() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"chat_id": "111"})))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was kicked"})),
+        )
+        .up_to_n_times(1)
+        .mount(&bed.telegram)
+        .await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+
+    bed.publish(None, "gateway restarted").await;
+    let event = bed.sqs_event(&bed.queue_url).await;
+    let response = bed.function.invoke(&event).await.unwrap().response();
+    assert_eq!(response["batchItemFailures"], json!([]), "the remainder is written down, the record is done");
+    assert_eq!(response["dead_lettered"][0]["chats"], json!([{"id": "111"}]));
+    assert_eq!(bed.sent().await.len(), 2);
+
+    // Once the cause is fixed, an operator redrives the dead-letter queue into the ops queue.
+    let replay = bed.sqs_event(&bed.dlq_url).await;
+    assert_eq!(replay["Records"].as_array().unwrap().len(), 1);
+    let replayed = bed.function.invoke(&replay).await.unwrap().response();
+    assert_eq!(replayed["sent"].as_array().unwrap().len(), 1);
+    let sent = bed.sent().await;
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2]["chat_id"], "111");
+    assert_eq!(sent[2]["text"], "📨 <b>Message on the ops topic</b>\ngateway restarted");
+
+    let used: BTreeSet<String> =
+        bed.emulator.calls_by(&bed.principal.keys).await.unwrap().into_iter().map(|c| c.action).collect();
+    assert!(used.contains("sqs:SendMessage"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_without_sending_anything() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+    for name in ["bad-s3-event.json", "bad-scheduled-event.json"] {
+        let (error_type, _) = bed.function.invoke(&sample(name)).await.unwrap().error();
+        assert_eq!(error_type, "InputError", "{name}");
+    }
+    assert!(bed.sent().await.is_empty());
+    assert!(bed.emulator.calls_by(&bed.principal.keys).await.unwrap().is_empty(), "not even the token was read");
+}
