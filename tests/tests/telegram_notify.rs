@@ -136,7 +136,7 @@ async fn topic_messages_reach_every_chat_once_rendered_and_the_token_stays_secre
     let texts: Vec<&str> = sent.iter().map(|b| b["text"].as_str().unwrap()).collect();
     assert!(texts.iter().any(|t| t.starts_with("🔴 <b>ALARM</b> · <b>openclaw-gateway-cpu-high</b>")));
     assert!(texts.iter().any(|t| t.starts_with("⚠️ <b>EBS snapshots: retention floor kept 3 expired snapshot(s)</b>")));
-    assert!(texts.iter().any(|t| *t == "📨 <b>Hello &lt;there&gt;</b>\nplain &amp; simple"));
+    assert!(texts.contains(&"📨 <b>Hello &lt;there&gt;</b>\nplain &amp; simple"));
     assert!(sent.iter().all(|b| b["parse_mode"] == "HTML"));
 
     // At-least-once delivery: the same records again send nothing new.
