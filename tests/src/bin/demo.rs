@@ -39,6 +39,8 @@ struct Demo {
     emulator: Emulator,
     account: OpenClawAccount,
     names: BTreeMap<String, &'static str>,
+    /// telegram-notify's queue, subscribed to ops (SNS envelope kept, as the stack does).
+    telegram_queue: String,
 }
 
 impl Demo {
@@ -97,11 +99,134 @@ impl Demo {
     }
 }
 
+/// The last step: telegram-notify takes what reached the ops topic (the failing days' notifications
+/// and a CloudWatch alarm) through its SQS queue, and a fake Telegram shows what a phone would.
+async fn show_telegram(demo: &Demo) -> anyhow::Result<()> {
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/{bot}/sendMessage",
+        post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
+                ([("content-type", "application/json")], json!({"ok": true, "result": {"message_id": 1}}).to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let telegram_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let admin = demo.emulator.admin().await;
+    let secret = aws_sdk_secretsmanager::Client::new(&admin)
+        .create_secret()
+        .name("telegram")
+        .secret_string(r#"{"bot_token": "123456:demo-token"}"#)
+        .send()
+        .await?
+        .arn
+        .context("secret arn")?;
+    let principal = Principal::for_function(&demo.emulator, "TelegramNotifyFunction").await?;
+    let mut env = demo.emulator.function_env(&principal.keys);
+    env.extend([
+        ("TELEGRAM_SECRET_ARN".to_owned(), secret),
+        ("TELEGRAM_CHATS".to_owned(), "111".to_owned()),
+        ("TELEGRAM_API_URL".to_owned(), telegram_url),
+        ("RUST_LOG".to_owned(), "off".to_owned()),
+    ]);
+    let function = Function::start("telegram-notify", &env).await?;
+
+    let alarm =
+        std::fs::read_to_string(integration_tests::workspace_root().join("events/telegram-notify/sns-alarm-cpu.json"))?;
+    let alarm: Value = serde_json::from_str(&alarm)?;
+    let sns = aws_sdk_sns::Client::new(&admin);
+    sns.publish()
+        .topic_arn(&demo.account.topic_arn)
+        .subject("ALARM: openclaw-gateway-cpu-high")
+        .message(alarm["Records"][0]["Sns"]["Message"].as_str().unwrap_or_default())
+        .send()
+        .await?;
+
+    let sqs = aws_sdk_sqs::Client::new(&admin);
+    let mut records = Vec::new();
+    loop {
+        let out = sqs.receive_message().queue_url(&demo.telegram_queue).max_number_of_messages(10).send().await?;
+        if out.messages().is_empty() {
+            break;
+        }
+        for m in out.messages() {
+            records.push(json!({"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}));
+            sqs.delete_message()
+                .queue_url(&demo.telegram_queue)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await?;
+        }
+    }
+    // The last failing day's notification and the alarm: what a phone shows.
+    let shown: Vec<Value> = records.iter().rev().take(2).rev().cloned().collect();
+    println!("telegram-notify: the ops topic held {} messages; the last two, as a phone shows them:", records.len());
+    function.invoke(&json!({ "Records": shown })).await?.response();
+    for message in received.lock().unwrap().iter() {
+        let text = visible_text(message["text"].as_str().unwrap_or_default());
+        let silent = if message["disable_notification"] == true { " (silent)" } else { "" };
+        println!("  ┌─ chat {}{silent}", message["chat_id"].as_str().unwrap_or_default());
+        for line in text.lines() {
+            println!("  │ {line}");
+        }
+        println!("  └─");
+    }
+    println!();
+    Ok(())
+}
+
+/// Telegram HTML as the reader sees it: tags gone, entities back to characters.
+fn visible_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+}
+
 fn header() {
     println!(
         "{:<10}  {:>7}  {:>7}  {:>13}  {:>14}  {:>14}  {:>7}",
         "day", "created", "deleted", "kept-by-floor", "openclaw-data", "openclaw-root", "scratch"
     );
+}
+
+async fn telegram_queue(account: &OpenClawAccount) -> anyhow::Result<String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(&account.admin);
+    let url = sqs
+        .create_queue()
+        .queue_name("telegram")
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await?
+        .queue_url
+        .context("queue url")?;
+    let attrs = sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await?;
+    let arn = attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).context("queue arn")?.clone();
+    aws_sdk_sns::Client::new(&account.admin)
+        .subscribe()
+        .topic_arn(&account.topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await?;
+    Ok(url)
 }
 
 #[tokio::main]
@@ -116,7 +241,8 @@ async fn main() -> anyhow::Result<()> {
     ]
     .into_iter()
     .collect();
-    let demo = Demo { emulator, account, names };
+    let telegram_queue = telegram_queue(&account).await?;
+    let demo = Demo { emulator, account, names, telegram_queue };
 
     println!("Seeded a small OpenClaw account:");
     println!("  gateway instance  {}", demo.account.instance_id);
@@ -171,6 +297,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("Each failing day published a critical notification and failed the invocation (so Lambda retries");
     println!("it and the Errors alarm fires); the floor kept the newest 3 snapshots of each volume.\n");
+
+    show_telegram(&demo).await?;
 
     println!("Result:");
     for (name, dates) in demo.held().await? {
