@@ -65,7 +65,13 @@ pub struct Function {
 /// Builds the functions' binaries (once per test process; a no-op when they are current), so a test
 /// never runs a stale bootstrap. The whole workspace's bins, as the test command builds them: a
 /// single package (`-p`) would resolve other dependency features and rebuild the SDKs a second time.
+///
+/// `OPENCLAW_FUNCTION_BIN_DIR` points at other binaries instead (a release build, for measurements);
+/// nothing is built then.
 pub fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    if let Ok(dir) = std::env::var("OPENCLAW_FUNCTION_BIN_DIR") {
+        return Ok(std::path::PathBuf::from(dir).join(name));
+    }
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

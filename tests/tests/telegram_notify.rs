@@ -303,3 +303,36 @@ async fn a_burst_of_fifty_alarms_arrives_complete_and_paced() {
     println!("burst: 50 alarms to one chat in {batches} batches took {elapsed:?}; {bounced} sends bounced with 429");
     assert!(bounced <= 5, "paced, not bouncing: {bounced} bounced");
 }
+
+/// Cold start, by hand: `OPENCLAW_FUNCTION_BIN_DIR=<release dir> cargo test -p integration-tests
+/// --test telegram_notify cold_start -- --ignored --nocapture` prints spawn → first answer of a
+/// direct alarm (token fetch from Secrets Manager and the send included), ten times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn cold_start() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&bed.emulator.admin().await)
+        .describe_secret()
+        .secret_id("telegram")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let mut env = bed.emulator.function_env(&bed.principal.keys);
+    env.extend([
+        ("TELEGRAM_SECRET_ARN".to_owned(), secret_arn),
+        ("TELEGRAM_CHATS".to_owned(), "111".to_owned()),
+        ("TELEGRAM_API_URL".to_owned(), bed.telegram.uri()),
+    ]);
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let function = Function::start("telegram-notify", &env).await.unwrap();
+        function.invoke(&sample("lambda-alarm-metric.json")).await.unwrap().response();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    println!("cold start (spawn → first answer): median {:?}, max {:?}", times[5], times[9]);
+}
