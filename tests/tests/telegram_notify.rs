@@ -336,3 +336,39 @@ async fn cold_start() {
     times.sort();
     println!("cold start (spawn → first answer): median {:?}, max {:?}", times[5], times[9]);
 }
+
+/// Every sample event, handed to the real bootstrap, reaches the fake Telegram exactly as its golden
+/// file (functions/telegram-notify/golden) says, with the golden's notification setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_event_reaches_telegram_as_its_golden_file_says() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+    let golden_dir = workspace_root().join("functions/telegram-notify/golden");
+    let mut names: Vec<String> = std::fs::read_dir(workspace_root().join("events/telegram-notify"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("bad-"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10);
+    for name in names {
+        let before = bed.sent().await.len();
+        bed.function.invoke(&sample(&name)).await.unwrap().response();
+        let golden = std::fs::read_to_string(golden_dir.join(name.replace(".json", ".txt"))).unwrap();
+        let expected: Vec<(bool, String)> = golden
+            .split("\n----\n")
+            .map(|part| {
+                let silent = part.lines().nth(1).unwrap() == "silent: true";
+                let html = part.splitn(4, '\n').nth(3).unwrap().trim_end_matches('\n').to_owned();
+                (silent, html)
+            })
+            .collect();
+        // Two chats each get every message, in order.
+        let sent: Vec<(bool, String)> = bed.sent().await[before..]
+            .iter()
+            .filter(|b| b["chat_id"] == "111")
+            .map(|b| (b["disable_notification"] == true, b["text"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(sent, expected, "{name}");
+    }
+}
