@@ -10,12 +10,26 @@ pub const NAMESPACE: &str = "OpenClawOps";
 #[derive(Debug, Clone)]
 pub struct Metrics {
     function: String,
+    /// An extra dimension beside `Function` (e.g. a cost line), when set.
+    dimension: Option<(String, String)>,
     values: Vec<(String, f64, &'static str)>,
 }
 
 impl Metrics {
     pub fn new(function: impl Into<String>) -> Self {
-        Metrics { function: function.into(), values: Vec::new() }
+        Metrics { function: function.into(), dimension: None, values: Vec::new() }
+    }
+
+    /// Metrics dimensioned by `Function` and one more key.
+    pub fn with_dimension(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.dimension = Some((key.to_owned(), value.into()));
+        self
+    }
+
+    /// A value in a unit other than a count (`"None"` for dollars: CloudWatch has no currency unit).
+    pub fn value(mut self, name: &str, value: f64, unit: &'static str) -> Self {
+        self.values.push((name.to_owned(), value, unit));
+        self
     }
 
     pub fn count(mut self, name: &str, value: usize) -> Self {
@@ -27,14 +41,19 @@ impl Metrics {
     pub fn to_emf(&self, at: DateTime<Utc>) -> Value {
         let definitions: Vec<Value> =
             self.values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect();
+        let mut dimensions = vec!["Function".to_owned()];
         let mut doc = Map::new();
+        if let Some((key, value)) = &self.dimension {
+            dimensions.push(key.clone());
+            doc.insert(key.clone(), Value::String(value.clone()));
+        }
         doc.insert(
             "_aws".into(),
             json!({
                 "Timestamp": at.timestamp_millis(),
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [["Function"]],
+                    "Dimensions": [dimensions],
                     "Metrics": definitions,
                 }],
             }),
@@ -55,6 +74,19 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_dimension_is_declared_and_set() {
+        let at = DateTime::from_timestamp(0, 0).unwrap();
+        let doc = Metrics::new("cost-check")
+            .with_dimension("Line", "NAT Gateway")
+            .value("CostOverrun", 12.6, "None")
+            .to_emf(at);
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function", "Line"]]));
+        assert_eq!(doc["Line"], "NAT Gateway");
+        assert_eq!(doc["CostOverrun"], 12.6);
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "None");
+    }
 
     #[test]
     fn emf_document_declares_every_metric_and_its_value() {

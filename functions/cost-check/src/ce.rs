@@ -1,0 +1,157 @@
+//! The Cost Explorer reads. Each request costs $0.01, so a run makes at most three and counts them.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_costexplorer::Client;
+use aws_sdk_costexplorer::error::ProvideErrorMetadata;
+use aws_sdk_costexplorer::types::{
+    DateInterval, Expression, Granularity, GroupDefinition, GroupDefinitionType, Metric, TagValues,
+};
+use chrono::NaiveDate;
+use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::tags::TagFilter;
+use rust_decimal::Decimal;
+
+use crate::compare::{Cost, Forecast};
+
+pub const MAX_REQUESTS: usize = 3;
+
+/// Why Cost Explorer gave no answer, in terms of what the owner should do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Unavailable {
+    /// Not enabled, or no data yet (it takes up to a day after enabling).
+    NotEnabled(String),
+    AccessDenied(String),
+    /// More pages than the request budget allows.
+    TooManyPages(usize),
+    Other(String),
+}
+
+pub struct CostExplorer {
+    client: Client,
+    requests: AtomicUsize,
+}
+
+fn interval((start, end): (NaiveDate, NaiveDate)) -> DateInterval {
+    DateInterval::builder().start(start.to_string()).end(end.to_string()).build().expect("start and end are set")
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &E) -> Unavailable {
+    let text = SdkErrorDisplay(err).to_string();
+    match err.code() {
+        Some("DataUnavailableException" | "BillExpirationException") => Unavailable::NotEnabled(text),
+        Some(code) if code.contains("AccessDenied") || code == "UnauthorizedOperation" => {
+            Unavailable::AccessDenied(text)
+        }
+        _ if text.contains("not enabled") => Unavailable::NotEnabled(text),
+        _ => Unavailable::Other(text),
+    }
+}
+
+fn tag_filter(tag: &TagFilter) -> Expression {
+    Expression::builder().tags(TagValues::builder().key(&tag.key).values(&tag.value).build()).build()
+}
+
+fn amount(raw: Option<&str>) -> Decimal {
+    raw.and_then(|a| Decimal::from_str(a).ok()).unwrap_or_default()
+}
+
+impl CostExplorer {
+    pub fn new(client: Client) -> Self {
+        CostExplorer { client, requests: AtomicUsize::new(0) }
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn spend(&self) -> Result<(), Unavailable> {
+        let n = self.requests.fetch_add(1, Ordering::SeqCst);
+        if n >= MAX_REQUESTS {
+            self.requests.fetch_sub(1, Ordering::SeqCst);
+            return Err(Unavailable::TooManyPages(n));
+        }
+        Ok(())
+    }
+
+    /// Unblended cost of `[start, end)` by service and usage type, optionally for one cost-allocation tag.
+    pub async fn costs(
+        &self,
+        period: (NaiveDate, NaiveDate),
+        tag: Option<&TagFilter>,
+        reserve: usize,
+    ) -> Result<Vec<Cost>, Unavailable> {
+        let mut costs = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            if self.requests() + reserve >= MAX_REQUESTS {
+                return Err(Unavailable::TooManyPages(self.requests()));
+            }
+            self.spend()?;
+            let mut request = self
+                .client
+                .get_cost_and_usage()
+                .time_period(interval(period))
+                .granularity(Granularity::Monthly)
+                .metrics("UnblendedCost")
+                .group_by(GroupDefinition::builder().r#type(GroupDefinitionType::Dimension).key("SERVICE").build())
+                .group_by(GroupDefinition::builder().r#type(GroupDefinitionType::Dimension).key("USAGE_TYPE").build())
+                .set_next_page_token(token.clone());
+            if let Some(tag) = tag {
+                request = request.filter(tag_filter(tag));
+            }
+            let out = request.send().await.map_err(|e| classify(&e))?;
+            for by_time in out.results_by_time() {
+                for group in by_time.groups() {
+                    let keys = group.keys();
+                    let metric = group.metrics().and_then(|m| m.get("UnblendedCost"));
+                    costs.push(Cost {
+                        service: keys.first().cloned().unwrap_or_default(),
+                        usage_type: keys.get(1).cloned().unwrap_or_default(),
+                        amount: amount(metric.and_then(|m| m.amount())),
+                    });
+                }
+            }
+            token = out.next_page_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(costs);
+            }
+        }
+    }
+
+    /// The forecast of `[start, end)` with its 80 % prediction interval; `None` when AWS has none yet
+    /// (early in a month, or a new account).
+    pub async fn forecast(
+        &self,
+        period: (NaiveDate, NaiveDate),
+        tag: Option<&TagFilter>,
+    ) -> Result<Result<Forecast, String>, Unavailable> {
+        self.spend()?;
+        let mut request = self
+            .client
+            .get_cost_forecast()
+            .time_period(interval(period))
+            .granularity(Granularity::Monthly)
+            .metric(Metric::UnblendedCost)
+            .prediction_interval_level(80);
+        if let Some(tag) = tag {
+            request = request.filter(tag_filter(tag));
+        }
+        match request.send().await {
+            Ok(out) => {
+                let total = out.total();
+                let mean = amount(total.and_then(|t| t.amount()));
+                let interval = out.forecast_results_by_time().first();
+                Ok(Ok(Forecast {
+                    mean,
+                    low: interval.and_then(|i| i.prediction_interval_lower_bound()).map(|a| amount(Some(a))),
+                    high: interval.and_then(|i| i.prediction_interval_upper_bound()).map(|a| amount(Some(a))),
+                }))
+            }
+            Err(e) if e.code() == Some("DataUnavailableException") => Ok(Err(SdkErrorDisplay(&e).to_string())),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}

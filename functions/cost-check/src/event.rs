@@ -1,0 +1,122 @@
+//! The two schedules pass `{"check": "monthly"}` and `{"check": "weekly"}`; a person may add
+//! `"as_of": "YYYY-MM-DD"` to run a check as on that day (say, last month's report again).
+
+use chrono::{Datelike, Months, NaiveDate};
+use openclaw_ops_shared::Error;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The previous month's actuals; always reported.
+    Monthly,
+    /// Month to date and the forecast to month end; reported when the forecast crosses a threshold.
+    Weekly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub check: Kind,
+    #[serde(default)]
+    pub as_of: Option<NaiveDate>,
+}
+
+/// The dates a check covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Periods {
+    /// `[start, end)` of the costs to read.
+    pub costs: (NaiveDate, NaiveDate),
+    pub days_in_month: u32,
+    /// `[start, end)` to forecast (weekly only; none on a month's last day).
+    pub forecast: Option<(NaiveDate, NaiveDate)>,
+}
+
+impl Check {
+    pub fn parse(payload: Value) -> Result<Self, Error> {
+        if !payload.is_object() {
+            return Err(Error::Input("expected {\"check\": \"monthly\" | \"weekly\"}".into()));
+        }
+        serde_json::from_value(payload).map_err(|e| {
+            Error::Input(format!("{e}; expected {{\"check\": \"monthly\" | \"weekly\", \"as_of\"?: \"YYYY-MM-DD\"}}"))
+        })
+    }
+
+    pub fn periods(&self, today: NaiveDate) -> Periods {
+        let first = today.with_day(1).expect("day 1 exists");
+        let next_first = first + Months::new(1);
+        match self.check {
+            Kind::Monthly => {
+                let previous = first - Months::new(1);
+                Periods {
+                    costs: (previous, first),
+                    days_in_month: (first - previous).num_days() as u32,
+                    forecast: None,
+                }
+            }
+            Kind::Weekly => Periods {
+                costs: (first, today),
+                days_in_month: (next_first - first).num_days() as u32,
+                forecast: (today < next_first).then_some((today, next_first)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn monthly_covers_the_previous_month_even_across_a_year() {
+        let c = Check::parse(json!({"check": "monthly"})).unwrap();
+        let p = c.periods(day(2027, 1, 2));
+        assert_eq!(p.costs, (day(2026, 12, 1), day(2027, 1, 1)));
+        assert_eq!(p.days_in_month, 31);
+        assert_eq!(p.forecast, None);
+    }
+
+    #[test]
+    fn weekly_covers_the_month_to_date_and_forecasts_the_rest() {
+        let c = Check::parse(json!({"check": "weekly", "as_of": "2026-02-16"})).unwrap();
+        assert_eq!(c.as_of, Some(day(2026, 2, 16)));
+        let p = c.periods(day(2026, 2, 16));
+        assert_eq!(p.costs, (day(2026, 2, 1), day(2026, 2, 16)));
+        assert_eq!(p.days_in_month, 28);
+        assert_eq!(p.forecast, Some((day(2026, 2, 16), day(2026, 3, 1))));
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        for bad in [
+            json!({}),
+            json!({"check": "daily"}),
+            json!({"check": "weekly", "extra": 1}),
+            json!("weekly"),
+            json!({"check": "weekly", "as_of": "soon"}),
+        ] {
+            assert!(matches!(Check::parse(bad.clone()), Err(Error::Input(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sample_events_are_accepted_or_refused_as_named() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/cost-check");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(Check::parse(value).is_err(), name.starts_with("bad-"), "{name}");
+            seen += 1;
+        }
+        assert!(seen >= 4);
+    }
+}
