@@ -157,7 +157,8 @@ pub async fn ops_topic_with_capture(admin: &SdkConfig) -> anyhow::Result<(String
     Ok((topic_arn, queue_url))
 }
 
-async fn drain(admin: &SdkConfig, queue_url: &str) -> anyhow::Result<Vec<Value>> {
+/// Everything in a capture queue, as JSON where it is JSON.
+pub async fn drain(admin: &SdkConfig, queue_url: &str) -> anyhow::Result<Vec<Value>> {
     let sqs = aws_sdk_sqs::Client::new(admin);
     let mut out = Vec::new();
     loop {

@@ -138,6 +138,29 @@ impl Emulator {
         Ok(())
     }
 
+    async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+        let response = self.http.post(format!("{}{path}", self.url)).body(body.to_string()).send().await?;
+        if !response.status().is_success() {
+            bail!("POST {path}: {} {}", response.status(), response.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Queues `GetCostAndUsage` answers (moto's own endpoint; one per distinct request).
+    pub async fn queue_cost_and_usage(&self, results: Vec<serde_json::Value>) -> anyhow::Result<()> {
+        self.post("/moto-api/static/ce/cost-and-usage-results", serde_json::json!({ "results": results })).await
+    }
+
+    /// Queues `GetCostForecast` answers (`{"result": ...}` or `{"error": {"code", "message"}}`).
+    pub async fn queue_cost_forecasts(&self, forecasts: Vec<serde_json::Value>) -> anyhow::Result<()> {
+        self.post("/_testbed/ce/forecasts", serde_json::json!({ "forecasts": forecasts })).await
+    }
+
+    /// Makes the next `GetCostAndUsage` calls fail with these errors.
+    pub async fn queue_cost_failures(&self, failures: Vec<serde_json::Value>) -> anyhow::Result<()> {
+        self.post("/_testbed/ce/failures", serde_json::json!({ "failures": failures })).await
+    }
+
     /// Every authorization evaluated so far, in order.
     pub async fn calls(&self) -> anyhow::Result<Vec<Call>> {
         Ok(self.http.get(format!("{}/_testbed/calls", self.url)).send().await?.error_for_status()?.json().await?)

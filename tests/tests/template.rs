@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use integration_tests::template::{Statement, Template};
 use serde_norway::Value;
 
-const FUNCTIONS: &[&str] = &["EbsSnapshotsFunction", "TelegramNotifyFunction"];
+const FUNCTIONS: &[&str] = &["EbsSnapshotsFunction", "TelegramNotifyFunction", "CostCheckFunction"];
 
 fn is_read_only(action: &str) -> bool {
     let name = action.split(':').nth(1).unwrap_or(action);
@@ -77,7 +77,11 @@ fn ebs_snapshots_can_only_create_tagged_snapshots_and_delete_its_own() {
 #[test]
 fn each_function_gets_exactly_the_configuration_it_reads() {
     let template = Template::load().unwrap();
-    let cases: [(&str, &[&str]); 2] = [
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "CostCheckFunction",
+            &["NOTIFY_TOPIC_ARN", "COST_TIER", "COST_ESTIMATE", "COST_WARN_PCT", "COST_ALERT_PCT", "COST_TAG"],
+        ),
         ("EbsSnapshotsFunction", &["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]),
         (
             "TelegramNotifyFunction",
@@ -172,4 +176,25 @@ fn heartbeats_alarm_after_26_hours_without_a_successful_run() {
     assert_eq!(period * p["EvaluationPeriods"].as_u64().unwrap(), 26 * 3600);
     assert_eq!(p["DatapointsToAlarm"], p["EvaluationPeriods"]);
     assert_eq!(p["Metrics"][2]["Expression"].as_str(), Some("invocations - errors"));
+}
+
+#[test]
+fn cost_check_runs_monthly_on_the_2nd_and_weekly_with_the_documented_inputs() {
+    let template = Template::load().unwrap();
+    let events = &template.resource("CostCheckFunction").unwrap()["Properties"]["Events"];
+    assert_eq!(events["Monthly"]["Properties"]["Schedule"].as_str(), Some("cron(0 6 2 * ? *)"));
+    assert_eq!(events["Monthly"]["Properties"]["Input"].as_str(), Some(r#"{"check": "monthly"}"#));
+    assert_eq!(events["Weekly"]["Properties"]["Input"].as_str(), Some(r#"{"check": "weekly"}"#));
+    let inputs = [
+        events["Monthly"]["Properties"]["Input"].as_str().unwrap(),
+        events["Weekly"]["Properties"]["Input"].as_str().unwrap(),
+    ];
+    let samples = ["monthly.json", "weekly.json"].map(|f| {
+        std::fs::read_to_string(integration_tests::workspace_root().join("events/cost-check").join(f)).unwrap()
+    });
+    for (input, sample) in inputs.iter().zip(samples) {
+        let a: serde_json::Value = serde_json::from_str(input).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&sample).unwrap();
+        assert_eq!(a, b, "the sample event is what the schedule sends");
+    }
 }

@@ -78,6 +78,7 @@ pub struct Forecast {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForecastResult {
+    /// The month's expected total: spent so far plus Cost Explorer's forecast of the rest.
     pub forecast: Forecast,
     pub estimate: Decimal,
     pub pct: Option<Decimal>,
@@ -132,9 +133,15 @@ pub fn compare(
     let total_actual = lines.iter().map(|l| l.actual).sum::<Decimal>() + outside;
     let total = result("Total", cents(estimate.total() * fraction), total_actual, thresholds);
 
-    let forecast = forecast.map(|f| {
-        let (status, pct) = thresholds.status(cents(f.mean), estimate.total());
-        ForecastResult { forecast: f, estimate: estimate.total(), pct, status }
+    // Cost Explorer forecasts the rest of the month; the month ends at what is spent plus that.
+    let forecast = forecast.map(|rest| {
+        let month_end = Forecast {
+            mean: cents(total_actual + rest.mean),
+            low: rest.low.map(|l| cents(total_actual + l)),
+            high: rest.high.map(|h| cents(total_actual + h)),
+        };
+        let (status, pct) = thresholds.status(month_end.mean, estimate.total());
+        ForecastResult { forecast: month_end, estimate: estimate.total(), pct, status }
     });
 
     let mut over: Vec<(Decimal, String)> = lines
@@ -287,12 +294,14 @@ mod tests {
     #[test]
     fn month_to_date_is_compared_with_the_pro_rated_estimate_and_the_forecast_with_the_whole() {
         let costs: Vec<Cost> = on_budget().into_iter().map(|c| Cost { amount: c.amount / d("2"), ..c }).collect();
-        let f = Forecast { mean: d("90.00"), low: Some(d("80.00")), high: Some(d("100.00")) };
+        let f = Forecast { mean: d("54.38"), low: Some(d("44.38")), high: Some(d("64.38")) };
         let c = compare(&Estimate::built_in(Tier::Full), &costs, &T, (day(11, 1), day(11, 16)), 30, Some(f));
         assert_eq!(c.fraction, d("0.5"));
         assert_eq!(c.total.estimate, d("35.62"), "71.23 / 2, to the cent");
         assert_eq!(c.total.status, Status::Ok);
         let forecast = c.forecast.unwrap();
+        assert_eq!(forecast.forecast.mean, d("90.00"), "35.62 spent + 54.38 forecast for the rest");
+        assert_eq!((forecast.forecast.low, forecast.forecast.high), (Some(d("80.00")), Some(d("100.00"))));
         assert_eq!((forecast.pct, forecast.status), (Some(d("26.35")), Status::Alert));
     }
 

@@ -35,13 +35,13 @@ pub struct Report {
 }
 
 fn dollars(x: Decimal) -> String {
-    format!("${}", cents(x))
+    format!("${:.2}", cents(x))
 }
 
 fn pct(p: Option<Decimal>) -> String {
     match p {
-        Some(p) if p > Decimal::ZERO => format!("+{p} %"),
-        Some(p) => format!("{p} %"),
+        Some(p) if p > Decimal::ZERO => format!("+{p:.2} %"),
+        Some(p) => format!("{p:.2} %"),
         None => "—".into(),
     }
 }
