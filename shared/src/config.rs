@@ -20,6 +20,22 @@ impl Env for ProcessEnv {
     }
 }
 
+/// Fixed values, for tests and tools: `MapEnv::new(&[("NAME", "value")])`.
+#[derive(Debug, Clone, Default)]
+pub struct MapEnv(std::collections::HashMap<String, String>);
+
+impl MapEnv {
+    pub fn new(pairs: &[(&str, &str)]) -> Self {
+        MapEnv(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+}
+
+impl Env for MapEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
 impl<F: Fn(&str) -> Option<String>> Env for F {
     fn get(&self, name: &str) -> Option<String> {
         self(name)
@@ -69,13 +85,10 @@ pub fn tag_filter(env: &impl Env, name: &str, default: &str) -> Result<TagFilter
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Env {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name: &str| map.get(name).cloned()
+    fn env(pairs: &[(&str, &str)]) -> MapEnv {
+        MapEnv::new(pairs)
     }
 
     #[test]

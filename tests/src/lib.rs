@@ -6,6 +6,7 @@ pub mod account;
 pub mod emulator;
 pub mod iam;
 pub mod runtime;
+pub mod schedule;
 pub mod template;
 
 use std::path::PathBuf;

@@ -3,30 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta};
 use integration_tests::account::{OpenClawAccount, tag_value};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::runtime::Function;
+use integration_tests::schedule::{day, scheduled_at, scheduled_event};
 use serde_json::{Value, json};
 
 const LOGICAL_ID: &str = "EbsSnapshotsFunction";
-
-fn day(n: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + TimeDelta::days(i64::from(n) - 1)
-}
-
-fn scheduled_at(n: u32) -> DateTime<Utc> {
-    day(n).and_hms_opt(3, 0, 0).unwrap().and_utc()
-}
-
-fn scheduled_event(n: u32) -> Value {
-    json!({
-        "version": "0", "id": format!("event-day-{n}"), "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": scheduled_at(n).to_rfc3339(), "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/daily"], "detail": {}
-    })
-}
 
 struct Bed {
     emulator: Emulator,

@@ -25,6 +25,7 @@ struct Bed {
     topic_arn: String,
     queue_url: String,
     dlq_url: String,
+    secret_arn: String,
 }
 
 async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
@@ -33,6 +34,24 @@ async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
         sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
     let arn = attrs.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
     (url, arn)
+}
+
+fn function_env(
+    emulator: &Emulator,
+    principal: &Principal,
+    secret: &str,
+    api: &str,
+    dlq: &str,
+    chats: &str,
+) -> Vec<(String, String)> {
+    let mut env = emulator.function_env(&principal.keys);
+    env.extend([
+        ("TELEGRAM_SECRET_ARN".to_owned(), secret.to_owned()),
+        ("TELEGRAM_CHATS".to_owned(), chats.to_owned()),
+        ("TELEGRAM_API_URL".to_owned(), api.to_owned()),
+        ("TELEGRAM_DLQ_URL".to_owned(), dlq.to_owned()),
+    ]);
+    env
 }
 
 impl Bed {
@@ -58,15 +77,16 @@ impl Bed {
 
         let telegram = MockServer::start().await;
         let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
-        let mut env = emulator.function_env(&principal.keys);
-        env.extend([
-            ("TELEGRAM_SECRET_ARN".to_owned(), secret_arn),
-            ("TELEGRAM_CHATS".to_owned(), "111,-100222:7".to_owned()),
-            ("TELEGRAM_API_URL".to_owned(), telegram.uri()),
-            ("TELEGRAM_DLQ_URL".to_owned(), dlq_url.clone()),
-        ]);
+        let env = function_env(&emulator, &principal, &secret_arn, &telegram.uri(), &dlq_url, "111,-100222:7");
         let function = Function::start("telegram-notify", &env).await.unwrap();
-        Bed { emulator, principal, function, telegram, sns, sqs, topic_arn, queue_url, dlq_url }
+        Bed { emulator, principal, function, telegram, sns, sqs, topic_arn, queue_url, dlq_url, secret_arn }
+    }
+
+    /// Another process of the function, for other chats.
+    async fn function_for(&self, chats: &str) -> Function {
+        let env =
+            function_env(&self.emulator, &self.principal, &self.secret_arn, &self.telegram.uri(), &self.dlq_url, chats);
+        Function::start("telegram-notify", &env).await.unwrap()
     }
 
     async fn publish(&self, subject: Option<&str>, message: &str) {
@@ -250,22 +270,7 @@ async fn a_burst_of_fifty_alarms_arrives_complete_and_paced() {
     }
     Mock::given(method("POST")).respond_with(Shared(limiter.clone())).mount(&bed.telegram).await;
     // One chat for this test: the other would double the time without telling more.
-    let mut env = bed.emulator.function_env(&bed.principal.keys);
-    let secret_arn = aws_sdk_secretsmanager::Client::new(&bed.emulator.admin().await)
-        .describe_secret()
-        .secret_id("telegram")
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
-    env.extend([
-        ("TELEGRAM_SECRET_ARN".to_owned(), secret_arn),
-        ("TELEGRAM_CHATS".to_owned(), "111".to_owned()),
-        ("TELEGRAM_API_URL".to_owned(), bed.telegram.uri()),
-        ("TELEGRAM_DLQ_URL".to_owned(), bed.dlq_url.clone()),
-    ]);
-    let function = Function::start("telegram-notify", &env).await.unwrap();
+    let function = bed.function_for("111").await;
 
     let template = sample("sns-alarm-cpu.json")["Records"][0]["Sns"]["Message"].as_str().unwrap().to_owned();
     for n in 0..50 {
@@ -312,24 +317,10 @@ async fn a_burst_of_fifty_alarms_arrives_complete_and_paced() {
 async fn cold_start() {
     let bed = Bed::start().await;
     Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
-    let secret_arn = aws_sdk_secretsmanager::Client::new(&bed.emulator.admin().await)
-        .describe_secret()
-        .secret_id("telegram")
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
-    let mut env = bed.emulator.function_env(&bed.principal.keys);
-    env.extend([
-        ("TELEGRAM_SECRET_ARN".to_owned(), secret_arn),
-        ("TELEGRAM_CHATS".to_owned(), "111".to_owned()),
-        ("TELEGRAM_API_URL".to_owned(), bed.telegram.uri()),
-    ]);
     let mut times = Vec::new();
     for _ in 0..10 {
         let started = std::time::Instant::now();
-        let function = Function::start("telegram-notify", &env).await.unwrap();
+        let function = bed.function_for("111").await;
         function.invoke(&sample("lambda-alarm-metric.json")).await.unwrap().response();
         times.push(started.elapsed());
     }

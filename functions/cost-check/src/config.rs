@@ -41,13 +41,12 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use openclaw_ops_shared::config::MapEnv;
 
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Env {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name: &str| map.get(name).cloned()
+    fn env(pairs: &[(&str, &str)]) -> MapEnv {
+        MapEnv::new(pairs)
     }
 
     #[test]

@@ -5,31 +5,16 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta};
 use integration_tests::account::{OpenClawAccount, tag_value};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::runtime::{Function, Outcome};
+use integration_tests::schedule::{day, scheduled_at, scheduled_event};
 use serde_json::{Value, json};
 
 const DAYS: u32 = 10;
 const FAILING_DAYS: u32 = 6;
-
-fn day(n: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + TimeDelta::days(i64::from(n) - 1)
-}
-
-fn scheduled_at(n: u32) -> DateTime<Utc> {
-    day(n).and_hms_opt(3, 0, 0).unwrap().and_utc()
-}
-
-fn scheduled_event(n: u32) -> Value {
-    json!({
-        "version": "0", "id": format!("demo-day-{n}"), "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": scheduled_at(n).to_rfc3339(), "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/EbsSnapshotsDaily"], "detail": {}
-    })
-}
 
 fn count(report: &Value, field: &str) -> usize {
     report[field].as_array().map_or(0, Vec::len)
