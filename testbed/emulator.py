@@ -32,12 +32,21 @@ What it adds to moto (everything here, nothing elsewhere):
   calls fail (Cost Explorer not enabled). `GetCostAndUsage` results are loaded through moto's own
   `POST /moto-api/static/ce/cost-and-usage-results`.
 
+* SSM Run Command for real: `AWS-RunShellScript` commands run under bash on this machine, which
+  plays the instance. Register an instance first with
+  `POST /_testbed/ssm/instances {"instance_id": "i-...", "env": {...}}` (the environment its scripts
+  get: the instance role's keys, AWS_ENDPOINT_URL so the AWS CLI reaches the emulator, HOME...).
+  The invocation is `InProgress` while the script runs; then `Success`, `Failed` (with the exit
+  code) or `TimedOut` (`executionTimeout`), with stdout and stderr as SSM reports them (truncated to
+  24,000 / 8,000 characters). An unregistered instance's invocation fails.
+
 State is per process: every test starts its own emulator, so tests run in parallel without sharing
 state or clocks.
 """
 
 import argparse
 import io
+import os
 import json
 import sys
 import threading
@@ -107,6 +116,73 @@ def _complete_cost_explorer() -> None:
     CostExplorerResponse.get_cost_and_usage = get_cost_and_usage
 
 
+_ssm_lock = threading.Lock()
+_ssm_instances: dict[str, dict] = {}
+
+
+def _run_shell_scripts_for_real() -> None:
+    import subprocess
+
+    from moto.ssm.models import SimpleSystemManagerBackend as SSMBackend
+
+    original = SSMBackend.send_command
+
+    def run(command, invocation: dict, script: str, timeout: int) -> None:  # noqa: ANN001
+        with _ssm_lock:
+            registered = _ssm_instances.get(invocation["InstanceId"])
+        if registered is None:
+            result = {"Status": "Failed", "ResponseCode": 1, "StandardErrorContent": "not a managed instance of the test bed"}
+        else:
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **registered}
+            # subprocess's own timeout reads time.monotonic, which freezegun fakes: use a real timer.
+            process = subprocess.Popen(["bash", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            timer = threading.Timer(timeout, process.kill)
+            timer.start()
+            stdout, stderr = process.communicate()
+            timed_out = not timer.is_alive()
+            timer.cancel()
+            if timed_out:
+                result = {
+                    "Status": "TimedOut",
+                    "ResponseCode": -1,
+                    "StandardOutputContent": stdout[-24000:],
+                    "StandardErrorContent": f"execution timed out after {timeout} s",
+                }
+            else:
+                result = {
+                    "Status": "Success" if process.returncode == 0 else "Failed",
+                    "ResponseCode": process.returncode,
+                    "StandardOutputContent": stdout[-24000:],
+                    "StandardErrorContent": stderr[-8000:],
+                }
+        result["StatusDetails"] = result["Status"]
+        with _ssm_lock:
+            invocation.update(result)
+            if all(i["Status"] not in ("Pending", "InProgress") for i in command.invocations):
+                failed = [i for i in command.invocations if i["Status"] != "Success"]
+                command.status = "Failed" if failed else "Success"
+                command.status_details = command.status
+                command.error_count = len(failed)
+
+    def send_command(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        command = original(self, *args, **kwargs)
+        if command.document_name != "AWS-RunShellScript":
+            return command
+        script = "\n".join(command.parameters.get("commands", []))
+        timeout = int((command.parameters.get("executionTimeout") or [3600])[0])
+        with _ssm_lock:
+            command.status = "InProgress"
+            command.status_details = "InProgress"
+            command.completed_count = 0
+            for invocation in command.invocations:
+                invocation.update({"Status": "InProgress", "StatusDetails": "InProgress", "ResponseCode": -1})
+        for invocation in command.invocations:
+            threading.Thread(target=run, args=(command, invocation, script, timeout), daemon=True).start()
+        return command
+
+    SSMBackend.send_command = send_command
+
+
 def _sign_over_raw_bodies() -> None:
     original = IAMRequestBase.__init__
 
@@ -158,6 +234,12 @@ class Testbed:
             with _ce_lock:
                 _ce[kind].extend(items)
             return "200 OK", {"queued": len(items)}
+        if path == "/_testbed/ssm/instances" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            with _ssm_lock:
+                _ssm_instances[request["instance_id"]] = {k: str(v) for k, v in request.get("env", {}).items()}
+            return "200 OK", {}
         if path == "/_testbed/calls" and method == "GET":
             with _calls_lock:
                 return "200 OK", list(_calls)
@@ -210,6 +292,7 @@ def main() -> None:
     _record_authorizations()
     _sign_over_raw_bodies()
     _complete_cost_explorer()
+    _run_shell_scripts_for_real()
 
     app = Testbed(DomainDispatcherApplication(create_backend_app), clock)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)
