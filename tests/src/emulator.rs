@@ -107,6 +107,11 @@ impl Emulator {
             .await
     }
 
+    /// The administrator's keys (for what stands in for an instance role in script tests).
+    pub fn admin_keys(&self) -> Keys {
+        self.admin.clone()
+    }
+
     /// The all-powerful test bed administrator, for seeding and inspecting the account.
     pub async fn admin(&self) -> SdkConfig {
         self.sdk_config(&self.admin).await
@@ -159,6 +164,19 @@ impl Emulator {
     /// Makes the next `GetCostAndUsage` calls fail with these errors.
     pub async fn queue_cost_failures(&self, failures: Vec<serde_json::Value>) -> anyhow::Result<()> {
         self.post("/_testbed/ce/failures", serde_json::json!({ "failures": failures })).await
+    }
+
+    /// Lets this machine play `instance_id` for SSM Run Command, its scripts getting `env` (plus a
+    /// PATH that finds the test bed's AWS CLI).
+    pub async fn register_instance(
+        &self,
+        instance_id: &str,
+        mut env: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<()> {
+        let venv_bin = crate::workspace_root().join(".venv/bin");
+        let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+        env.entry("PATH").or_insert(serde_json::Value::String(path));
+        self.post("/_testbed/ssm/instances", serde_json::json!({"instance_id": instance_id, "env": env})).await
     }
 
     /// Every authorization evaluated so far, in order.

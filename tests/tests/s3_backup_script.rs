@@ -1,0 +1,235 @@
+//! s3-backup's script, run for real: SSM Run Command in the emulator runs it under bash on this
+//! machine (playing the gateway), with the real AWS CLI pointed at the emulator, over a sample state
+//! directory whose SQLite database is being written to the whole time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use integration_tests::emulator::Emulator;
+use s3_backup::script::{Backup, parse_result};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const BUCKET: &str = "openclaw-backups-test";
+
+struct StateDir {
+    root: PathBuf,
+    writer: Child,
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = self.writer.kill();
+        let _ = self.writer.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// An OpenClaw state directory (2026.8 layout) with a database a gateway keeps writing to.
+fn state_dir(name: &str) -> StateDir {
+    let root = std::env::temp_dir().join(format!("openclaw-state-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let files: &[(&str, &[u8])] = &[
+        ("openclaw.json", br#"{"gateway": {"port": 18789}, "token": "not-a-real-token"}"#),
+        (".env", b"ANTHROPIC_API_KEY=sk-test\n"),
+        ("credentials/telegram.json", br#"{"bot": "123:abc"}"#),
+        ("agents/main/agent/config.json", b"{}"),
+        ("agents/main/sessions/2026-11-24.jsonl", b"{\"role\":\"user\",\"text\":\"hi & <bye>\"}\n"),
+        ("agents/main/sessions/name with 'quotes' and spaces.jsonl", b"{}\n"),
+        ("logs/gateway.log", b"a log line\n"),
+        ("media/cache.bin", &[0u8, 1, 2, 3]),
+    ];
+    for (path, content) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    let writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             db = sqlite3.connect(sys.argv[1]); db.execute('pragma journal_mode=wal')\n\
+             db.execute('create table if not exists events (id integer primary key, body text)'); db.commit()\n\
+             while True:\n    db.execute('insert into events (body) values (?)', ('x' * 200,)); db.commit(); time.sleep(0.002)\n",
+        )
+        .arg(root.join("state/openclaw.sqlite"))
+        .spawn()
+        .unwrap();
+    // Let the live database reach a few hundred rows and a WAL file.
+    std::thread::sleep(Duration::from_millis(700));
+    StateDir { root, writer }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn run_backup(emulator: &Emulator, instance: &str, backup: &Backup) -> Result<Value, (String, String)> {
+    let ssm = aws_sdk_ssm::Client::new(&emulator.admin().await);
+    let sent = ssm
+        .send_command()
+        .instance_ids(instance)
+        .document_name("AWS-RunShellScript")
+        .parameters("commands", vec![backup.script()])
+        .parameters("executionTimeout", vec!["120".to_owned()])
+        .send()
+        .await
+        .unwrap();
+    let id = sent.command.unwrap().command_id.unwrap();
+    for _ in 0..600 {
+        let inv = ssm.get_command_invocation().command_id(&id).instance_id(instance).send().await.unwrap();
+        let status = inv.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        if status == "InProgress" || status == "Pending" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let out = inv.standard_output_content().unwrap_or_default().to_owned();
+        let err = inv.standard_error_content().unwrap_or_default().to_owned();
+        if status != "Success" {
+            return Err((status, err));
+        }
+        return Ok(serde_json::to_value(
+            parse_result(&out).unwrap_or_else(|| panic!("no result line in {out:?} / {err:?}")),
+        )
+        .unwrap());
+    }
+    panic!("the command did not finish");
+}
+
+fn untar(archive: &[u8], into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let tarball = into.with_extension("tar.gz");
+    std::fs::write(&tarball, archive).unwrap();
+    let status = Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(into).status().unwrap();
+    assert!(status.success());
+}
+
+fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_live_state_directory_lands_complete_consistent_and_verifiable() {
+    let emulator = Emulator::start().await.unwrap();
+    let admin = emulator.admin().await;
+    let s3 = aws_sdk_s3::Client::new(&admin);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let key = aws_sdk_kms::Client::new(&admin).create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+    let state = state_dir("roundtrip");
+
+    let instance = "i-0123456789abcdef0";
+    let mut env = serde_json::Map::new();
+    env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
+    env.insert("AWS_DEFAULT_REGION".into(), json!(emulator.region));
+    env.insert("HOME".into(), json!(std::env::temp_dir()));
+    for (k, v) in emulator.function_env(&emulator.admin_keys()) {
+        env.insert(k, json!(v));
+    }
+    emulator.register_instance(instance, env).await.unwrap();
+
+    let backup = Backup {
+        state_dir: state.root.to_string_lossy().into_owned(),
+        bucket: BUCKET.into(),
+        archive_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.tar.gz".into(),
+        manifest_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.manifest.json".into(),
+        kms_key_id: Some(key),
+        trigger: "manual".into(),
+        instance_id: instance.into(),
+        gateway: "gw".into(),
+        include_logs_and_media: false,
+    };
+    let result = run_backup(&emulator, instance, &backup).await.expect("the backup command succeeds");
+
+    // Read back: the manifest and archive agree with each other and with what the script reported.
+    let get = |key: String| {
+        let s3 = s3.clone();
+        async move { s3.get_object().bucket(BUCKET).key(key).send().await.unwrap().body.collect().await.unwrap().to_vec() }
+    };
+    let archive = get(backup.archive_key.clone()).await;
+    let manifest: Value = serde_json::from_slice(&get(backup.manifest_key.clone()).await).unwrap();
+    assert_eq!(manifest["archive"]["sha256"], sha256(&archive));
+    assert_eq!(manifest["archive"]["size"], archive.len());
+    assert_eq!(result["sha256"], sha256(&archive));
+    assert_eq!(manifest["trigger"], "manual");
+    assert_eq!(manifest["instance_id"], instance);
+    let head = s3.head_object().bucket(BUCKET).key(&backup.archive_key).send().await.unwrap();
+    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"));
+
+    // Unpacked: every file but the live database is byte for byte the original; logs and media and
+    // SQLite's side files are left out; the database copy is whole and consistent.
+    let restored = std::env::temp_dir().join(format!("openclaw-restored-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&restored);
+    untar(&archive, &restored);
+    let got = files_under(&restored);
+    let original = files_under(&state.root);
+    for (path, content) in &original {
+        if path.starts_with("logs/") || path.starts_with("media/") || path.contains(".sqlite") {
+            assert!(!got.contains_key(path) || path == "state/openclaw.sqlite", "{path} should not be in the archive");
+            continue;
+        }
+        assert_eq!(got.get(path), Some(content), "{path}");
+    }
+    let listed: BTreeMap<String, String> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_owned(), f["sha256"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), got.keys().cloned().collect::<Vec<_>>());
+    for (path, content) in &got {
+        assert_eq!(listed[path], sha256(content), "{path}");
+    }
+    let db = restored.join("state/openclaw.sqlite");
+    let check = Command::new("sqlite3")
+        .arg(&db)
+        .arg("pragma integrity_check; select count(*) > 100 from events;")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "ok\n1\n");
+    std::fs::remove_dir_all(&restored).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backup_reports_why() {
+    let emulator = Emulator::start().await.unwrap();
+    let instance = "i-0fedcba9876543210";
+    let mut env = serde_json::Map::new();
+    env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
+    emulator.register_instance(instance, env).await.unwrap();
+    let backup = Backup {
+        state_dir: "/nonexistent/openclaw".into(),
+        bucket: BUCKET.into(),
+        archive_key: "a".into(),
+        manifest_key: "m".into(),
+        kms_key_id: None,
+        trigger: "schedule".into(),
+        instance_id: instance.into(),
+        gateway: "gw".into(),
+        include_logs_and_media: false,
+    };
+    let (status, stderr) = run_backup(&emulator, instance, &backup).await.unwrap_err();
+    assert_eq!(status, "Failed");
+    assert!(stderr.contains("state directory /nonexistent/openclaw not found"), "{stderr}");
+}
