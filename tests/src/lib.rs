@@ -5,6 +5,7 @@
 pub mod account;
 pub mod emulator;
 pub mod iam;
+pub mod openclaw_state;
 pub mod runtime;
 pub mod schedule;
 pub mod template;

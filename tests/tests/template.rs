@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use integration_tests::template::{Statement, Template};
 use serde_norway::Value;
 
-const FUNCTIONS: &[&str] = &["EbsSnapshotsFunction", "TelegramNotifyFunction", "CostCheckFunction"];
+const FUNCTIONS: &[&str] = &["EbsSnapshotsFunction", "TelegramNotifyFunction", "CostCheckFunction", "S3BackupFunction"];
 
 fn is_read_only(action: &str) -> bool {
     let name = action.split(':').nth(1).unwrap_or(action);
@@ -77,7 +77,19 @@ fn ebs_snapshots_can_only_create_tagged_snapshots_and_delete_its_own() {
 #[test]
 fn each_function_gets_exactly_the_configuration_it_reads() {
     let template = Template::load().unwrap();
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "S3BackupFunction",
+            &[
+                "NOTIFY_TOPIC_ARN",
+                "GATEWAY_TAG",
+                "BACKUP_BUCKET",
+                "BACKUP_PREFIX",
+                "BACKUP_KMS_KEY_ID",
+                "STATE_DIR",
+                "DRY_RUN",
+            ],
+        ),
         (
             "CostCheckFunction",
             &["NOTIFY_TOPIC_ARN", "COST_TIER", "COST_ESTIMATE", "COST_WARN_PCT", "COST_ALERT_PCT", "COST_TAG"],

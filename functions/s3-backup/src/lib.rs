@@ -1,8 +1,244 @@
 //! s3-backup: application-consistent backups of OpenClaw's state directory to S3, made on the
-//! instance by an SSM Run Command whose script this crate writes.
+//! instance by an SSM Run Command whose script this crate writes, then read back and verified.
 //!
-//! Work in progress: the script (run for real in tests) and the object layout are here; the
-//! handler (observe → plan → apply → verify → report) comes next.
+//! observe (gateways by tag; today's scheduled backups, verified) → plan ([`plan::plan`], pure) →
+//! apply (run the script, verify what landed, copy the month's first to `monthly/`) → report.
+//! Still to come (see the issue): restore, the bucket drift check, freshness metrics.
 
+pub mod aws;
+pub mod config;
+pub mod event;
 pub mod layout;
+pub mod plan;
 pub mod script;
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use lambda_runtime::LambdaEvent;
+use openclaw_ops_shared::Error;
+use openclaw_ops_shared::metrics::Metrics;
+use openclaw_ops_shared::notification::{Notification, Publisher, Severity};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::Clients;
+pub use crate::config::Config;
+use crate::event::Request;
+use crate::plan::{Job, Plan, Trigger};
+
+pub const FUNCTION: &str = "s3-backup";
+/// Kept back from the invocation's deadline to verify and report.
+const RESERVE: Duration = Duration::from_secs(20);
+
+pub struct Handler {
+    config: Config,
+    clients: Clients,
+    publisher: Publisher,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub gateway: String,
+    pub archive_key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_copy: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failed {
+    pub gateway: String,
+    pub error: String,
+    /// The end of the command's stderr, where the script says what went wrong.
+    pub stderr_tail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub function: &'static str,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub plan: Plan,
+    pub backed_up: Vec<Done>,
+    pub failed: Vec<Failed>,
+}
+
+fn tail(text: &str, chars: usize) -> String {
+    let count = text.chars().count();
+    text.chars().skip(count.saturating_sub(chars)).collect()
+}
+
+impl Handler {
+    pub fn new(config: Config, clients: Clients, sns: aws_sdk_sns::Client) -> Self {
+        let publisher = Publisher::new(sns, &config.topic_arn);
+        Handler { config, clients, publisher }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
+        let request = Request::parse(event.payload)?;
+        let (trigger, now, reason, dry_run) = match request {
+            Request::Schedule { time } => (Trigger::Schedule, time, None, self.config.dry_run),
+            Request::Backup { reason, dry_run } => {
+                (Trigger::Manual, Utc::now(), reason, self.config.dry_run || dry_run)
+            }
+        };
+        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
+
+        // observe
+        let gateways = self.clients.gateways(&self.config.gateway_tag).await?;
+        let mut verified_today = std::collections::HashMap::new();
+        if trigger == Trigger::Schedule {
+            for gateway in &gateways {
+                if let Some(key) = self.verified_scheduled(&gateway.name, now).await? {
+                    verified_today.insert(gateway.name.clone(), key);
+                }
+            }
+        }
+        // plan
+        let plan = plan::plan(&gateways, &|name| verified_today.get(name).cloned(), trigger, &self.config.prefix, now);
+        // apply
+        let mut backed_up = Vec::new();
+        let mut failed = Vec::new();
+        if !dry_run {
+            for job in &plan.backups {
+                match self.back_up(job, trigger, plan.date, deadline).await {
+                    Ok(done) => backed_up.push(done),
+                    Err(f) => failed.push(f),
+                }
+            }
+        }
+        // report
+        let report = Report { function: FUNCTION, dry_run, reason, plan, backed_up, failed };
+        self.report(&report).await?;
+        match report.failed.first() {
+            Some(first) => Err(Error::Incomplete(format!(
+                "{} backup(s) failed (first: {}: {})",
+                report.failed.len(),
+                first.gateway,
+                first.error
+            ))),
+            None => Ok(report),
+        }
+    }
+
+    /// The archive key of a verified scheduled backup of this date, if any.
+    async fn verified_scheduled(&self, gateway: &str, now: chrono::DateTime<Utc>) -> Result<Option<String>, Error> {
+        let day = format!("{}daily/{}/{}/", self.config.prefix, layout::path_safe(gateway), now.format("%Y/%m/%d"));
+        for key in self.clients.list(&self.config.bucket, &day).await? {
+            if !key.ends_with(".manifest.json") {
+                continue;
+            }
+            match self.clients.verify(&self.config.bucket, &key).await {
+                Ok(m) if m.trigger == "schedule" => return Ok(Some(m.archive.key)),
+                Ok(_) => {}
+                Err(why) => tracing::warn!(%key, %why, "a backup of today does not verify; it will be replaced"),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn back_up(
+        &self,
+        job: &Job,
+        trigger: Trigger,
+        date: NaiveDate,
+        deadline: tokio::time::Instant,
+    ) -> Result<Done, Failed> {
+        let fail = |error: String, stderr: &str| Failed {
+            gateway: job.gateway.name.clone(),
+            error,
+            stderr_tail: tail(stderr, 1500),
+        };
+        let script = script::Backup {
+            state_dir: self.config.state_dir.clone(),
+            bucket: self.config.bucket.clone(),
+            archive_key: job.archive_key.clone(),
+            manifest_key: job.manifest_key.clone(),
+            kms_key_id: self.config.kms_key_id.clone(),
+            trigger: trigger.as_str().to_owned(),
+            instance_id: job.gateway.instance_id.clone(),
+            gateway: job.gateway.name.clone(),
+            include_logs_and_media: false,
+        }
+        .script();
+        let outcome = self
+            .clients
+            .run(&job.gateway.instance_id, script, self.config.command_timeout, deadline)
+            .await
+            .map_err(|e| fail(e, ""))?;
+        if outcome.status != "Success" {
+            return Err(fail(
+                format!(
+                    "the backup command {} ended {} (exit {})",
+                    outcome.command_id, outcome.status, outcome.exit_code
+                ),
+                &outcome.stderr,
+            ));
+        }
+        let manifest = self
+            .clients
+            .verify(&self.config.bucket, &job.manifest_key)
+            .await
+            .map_err(|e| fail(format!("the backup does not verify: {e}"), &outcome.stderr))?;
+
+        // The month's first verified backup is also kept under monthly/ (a longer lifecycle).
+        let month =
+            format!("{}monthly/{}/{}/", self.config.prefix, layout::path_safe(&job.gateway.name), date.format("%Y/%m"));
+        let monthly_copy =
+            if self.clients.list(&self.config.bucket, &month).await.map_err(|e| fail(e.to_string(), ""))?.is_empty() {
+                let file = |key: &str| key.rsplit('/').next().unwrap_or(key).to_owned();
+                let archive_to = format!("{month}{}", file(&job.archive_key));
+                let kms = self.config.kms_key_id.as_deref();
+                self.clients
+                    .copy(&self.config.bucket, &job.archive_key, &archive_to, kms)
+                    .await
+                    .map_err(|e| fail(e, ""))?;
+                self.clients
+                    .copy(&self.config.bucket, &job.manifest_key, &format!("{month}{}", file(&job.manifest_key)), kms)
+                    .await
+                    .map_err(|e| fail(e, ""))?;
+                Some(archive_to)
+            } else {
+                None
+            };
+        Ok(Done {
+            gateway: job.gateway.name.clone(),
+            archive_key: job.archive_key.clone(),
+            size: manifest.archive.size,
+            sha256: manifest.archive.sha256,
+            files: manifest.files.len(),
+            monthly_copy,
+        })
+    }
+
+    async fn report(&self, report: &Report) -> Result<(), Error> {
+        let json = serde_json::to_string(report).expect("a report always serialises");
+        tracing::info!(backed_up = report.backed_up.len(), failed = report.failed.len(), dry_run = report.dry_run, report = %json, "s3-backup run");
+        Metrics::new(FUNCTION)
+            .count("BackupsMade", report.backed_up.len())
+            .count("BackupFailures", report.failed.len())
+            .value("BackupBytes", report.backed_up.iter().map(|d| d.size as f64).sum(), "Bytes")
+            .emit(Utc::now());
+        if report.failed.is_empty() {
+            return Ok(());
+        }
+        let mut note = Notification::new(
+            FUNCTION,
+            format!("{FUNCTION}:{}:{}", report.plan.trigger.as_str(), report.plan.date),
+            Severity::Critical,
+            format!("Backup failed for {} gateway(s)", report.failed.len()),
+        )
+        .text("OpenClaw's config and sessions were not backed up. The command's last output is below.");
+        for f in &report.failed {
+            note = note
+                .field(format!("{} error", f.gateway), f.error.clone())
+                .field(format!("{} stderr", f.gateway), f.stderr_tail.clone());
+        }
+        self.publisher.publish(&note).await.map(|_| ())
+    }
+}

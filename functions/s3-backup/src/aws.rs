@@ -1,0 +1,197 @@
+//! The AWS calls: the gateways (EC2), the command (SSM), and reading backups back (S3).
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_s3::types::ServerSideEncryption;
+use openclaw_ops_shared::Error;
+use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::tags::TagFilter;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plan::Gateway;
+
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// The manifest's fields the function relies on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub archive: ArchiveInfo,
+    pub trigger: String,
+    #[serde(default)]
+    pub files: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveInfo {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandOutcome {
+    pub command_id: String,
+    pub status: String,
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn sdk<E>(operation: &'static str) -> impl Fn(E) -> Error
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| Error::Aws { operation, message: SdkErrorDisplay(&e).to_string() }
+}
+
+impl Clients {
+    /// Running instances carrying the gateway tag.
+    pub async fn gateways(&self, tag: &TagFilter) -> Result<Vec<Gateway>, Error> {
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .filters(Filter::builder().name(format!("tag:{}", tag.key)).values(&tag.value).build())
+            .filters(Filter::builder().name("instance-state-name").values("running").build())
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(sdk("ec2:DescribeInstances"))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = instance.instance_id() else { continue };
+                let name = instance.tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value());
+                out.push(Gateway { instance_id: id.to_owned(), name: name.unwrap_or(id).to_owned() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keys under a prefix (every page).
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, Error> {
+        let mut pages = self.s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(sdk("s3:ListBucket"))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        Ok(keys)
+    }
+
+    /// Reads a backup back: its manifest, then the archive, streamed through SHA-256 (an archive can
+    /// be larger than the function's memory). `Err` says what does not match.
+    pub async fn verify(&self, bucket: &str, manifest_key: &str) -> Result<Manifest, String> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(manifest_key)
+            .send()
+            .await
+            .map_err(|e| SdkErrorDisplay(&e).to_string())?;
+        let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("manifest {manifest_key}: {e}"))?;
+        let mut archive = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(&manifest.archive.key)
+            .send()
+            .await
+            .map_err(|e| format!("archive {}: {}", manifest.archive.key, SdkErrorDisplay(&e)))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = archive.body.try_next().await.map_err(|e| e.to_string())? {
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if size != manifest.archive.size || sha256 != manifest.archive.sha256 {
+            return Err(format!(
+                "archive {} is {size} bytes with SHA-256 {sha256}; the manifest says {} bytes, {}",
+                manifest.archive.key, manifest.archive.size, manifest.archive.sha256
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Runs a shell script on an instance and waits for it, until `deadline`.
+    pub async fn run(
+        &self,
+        instance_id: &str,
+        script: String,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<CommandOutcome, String> {
+        let sent = self
+            .ssm
+            .send_command()
+            .instance_ids(instance_id)
+            .document_name("AWS-RunShellScript")
+            .comment("openclaw-ops s3-backup")
+            .parameters("commands", vec![script])
+            .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
+            .timeout_seconds(60)
+            .send()
+            .await
+            .map_err(|e| format!("ssm:SendCommand: {}", SdkErrorDisplay(&e)))?;
+        let command_id =
+            sent.command().and_then(|c| c.command_id()).ok_or("SendCommand answered without a command id")?.to_owned();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let invocation =
+                match self.ssm.get_command_invocation().command_id(&command_id).instance_id(instance_id).send().await {
+                    Ok(i) => i,
+                    // Right after SendCommand the invocation may not exist yet.
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_invocation_does_not_exist()) => continue,
+                    Err(e) => return Err(format!("ssm:GetCommandInvocation: {}", SdkErrorDisplay(&e))),
+                };
+            let status = invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            if matches!(status.as_str(), "Pending" | "InProgress" | "Delayed") {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!("command {command_id} still {status} when the function had to stop"));
+                }
+                continue;
+            }
+            return Ok(CommandOutcome {
+                command_id,
+                status,
+                exit_code: invocation.response_code(),
+                stdout: invocation.standard_output_content().unwrap_or_default().to_owned(),
+                stderr: invocation.standard_error_content().unwrap_or_default().to_owned(),
+            });
+        }
+    }
+
+    /// Copies a verified backup (archive and manifest) under another prefix, encrypted the same way.
+    pub async fn copy(&self, bucket: &str, from: &str, to: &str, kms_key_id: Option<&str>) -> Result<(), String> {
+        self.s3
+            .copy_object()
+            .bucket(bucket)
+            .copy_source(format!("{bucket}/{}", encode_key(from)))
+            .key(to)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id(kms_key_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| format!("s3:CopyObject {from} → {to}: {}", SdkErrorDisplay(&e)))?;
+        Ok(())
+    }
+}
+
+/// CopySource is URL-encoded; keys are ours (letters, digits, `-_./`) but be exact anyway.
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

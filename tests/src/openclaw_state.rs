@@ -1,0 +1,55 @@
+//! A sample OpenClaw state directory (the 2026.8 layout) whose database a "gateway" keeps writing
+//! to, for tests of the backup and restore scripts.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+pub struct StateDir {
+    pub root: PathBuf,
+    writer: Child,
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = self.writer.kill();
+        let _ = self.writer.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// An OpenClaw state directory (2026.8 layout) with a database a gateway keeps writing to.
+pub fn state_dir(name: &str) -> StateDir {
+    let root = std::env::temp_dir().join(format!("openclaw-state-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let files: &[(&str, &[u8])] = &[
+        ("openclaw.json", br#"{"gateway": {"port": 18789}, "token": "not-a-real-token"}"#),
+        (".env", b"ANTHROPIC_API_KEY=sk-test\n"),
+        ("credentials/telegram.json", br#"{"bot": "123:abc"}"#),
+        ("agents/main/agent/config.json", b"{}"),
+        ("agents/main/sessions/2026-11-24.jsonl", b"{\"role\":\"user\",\"text\":\"hi & <bye>\"}\n"),
+        ("agents/main/sessions/name with 'quotes' and spaces.jsonl", b"{}\n"),
+        ("logs/gateway.log", b"a log line\n"),
+        ("media/cache.bin", &[0u8, 1, 2, 3]),
+    ];
+    for (path, content) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    let writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             db = sqlite3.connect(sys.argv[1]); db.execute('pragma journal_mode=wal')\n\
+             db.execute('create table if not exists events (id integer primary key, body text)'); db.commit()\n\
+             while True:\n    db.execute('insert into events (body) values (?)', ('x' * 200,)); db.commit(); time.sleep(0.002)\n",
+        )
+        .arg(root.join("state/openclaw.sqlite"))
+        .spawn()
+        .unwrap();
+    // Let the live database reach a few hundred rows and a WAL file.
+    std::thread::sleep(Duration::from_millis(700));
+    StateDir { root, writer }
+}

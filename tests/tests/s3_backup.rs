@@ -1,0 +1,175 @@
+//! s3-backup end to end: the real bootstrap (as the template's IAM policy) finds the gateway, runs
+//! the backup script through SSM (run for real on this machine), reads the result back, and keeps the
+//! month's first under monthly/.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use integration_tests::account::ops_topic_with_capture;
+use integration_tests::emulator::Emulator;
+use integration_tests::iam::Principal;
+use integration_tests::openclaw_state::{StateDir, state_dir};
+use integration_tests::runtime::Function;
+use serde_json::{Value, json};
+
+const BUCKET: &str = "openclaw-backups-e2e";
+const LOGICAL_ID: &str = "S3BackupFunction";
+
+struct Bed {
+    emulator: Emulator,
+    principal: Principal,
+    s3: aws_sdk_s3::Client,
+    topic_arn: String,
+    queue_url: String,
+    state: StateDir,
+    key_id: String,
+}
+
+impl Bed {
+    async fn start(name: &str) -> Bed {
+        let emulator = Emulator::start().await.unwrap();
+        let admin = emulator.admin().await;
+        let s3 = aws_sdk_s3::Client::new(&admin);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let key_id = aws_sdk_kms::Client::new(&admin).create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+        let (topic_arn, queue_url) = ops_topic_with_capture(&admin).await.unwrap();
+
+        let ec2 = aws_sdk_ec2::Client::new(&admin);
+        let image =
+            ec2.describe_images().owners("amazon").send().await.unwrap().images.unwrap()[0].image_id.clone().unwrap();
+        let tags = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key("Name").value("openclaw-gateway").build())
+            .tags(Tag::builder().key("openclaw:role").value("gateway").build())
+            .build();
+        let run = ec2
+            .run_instances()
+            .image_id(image)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tags)
+            .send()
+            .await
+            .unwrap();
+        let instance = run.instances()[0].instance_id().unwrap().to_owned();
+        // The machine plays the gateway; its "instance role" is the test bed's administrator.
+        let mut env = serde_json::Map::new();
+        for (k, v) in emulator.function_env(&emulator.admin_keys()) {
+            env.insert(k, json!(v));
+        }
+        env.insert("HOME".into(), json!(std::env::temp_dir()));
+        emulator.register_instance(&instance, env).await.unwrap();
+
+        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        Bed { emulator, principal, s3, topic_arn, queue_url, state: state_dir(name), key_id }
+    }
+
+    async fn function(&self, state_dir: &str) -> Function {
+        let mut env = self.emulator.function_env(&self.principal.keys);
+        env.extend([
+            ("NOTIFY_TOPIC_ARN".to_owned(), self.topic_arn.clone()),
+            ("BACKUP_BUCKET".to_owned(), BUCKET.to_owned()),
+            ("BACKUP_KMS_KEY_ID".to_owned(), self.key_id.clone()),
+            ("STATE_DIR".to_owned(), state_dir.to_owned()),
+        ]);
+        Function::start("s3-backup", &env).await.unwrap()
+    }
+
+    async fn keys(&self) -> Vec<String> {
+        let out = self.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+        out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    }
+
+    async fn sent_commands(&self) -> usize {
+        let calls = self.emulator.calls_by(&self.principal.keys).await.unwrap();
+        calls.iter().filter(|c| c.action == "ssm:SendCommand").count()
+    }
+}
+
+fn scheduled() -> Value {
+    json!({"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+           "time": "2026-11-25T02:30:00Z", "region": "us-east-1", "resources": [], "detail": {}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_monthly() {
+    let bed = Bed::start("e2e").await;
+    let function = bed.function(&bed.state.root.to_string_lossy()).await;
+
+    let report = function.invoke(&scheduled()).await.unwrap().response();
+    let done = &report["backed_up"][0];
+    assert_eq!(done["gateway"], "openclaw-gateway");
+    assert_eq!(done["archive_key"], "openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T023000Z.tar.gz");
+    assert!(done["files"].as_u64().unwrap() >= 6);
+    assert_eq!(done["monthly_copy"], "openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.tar.gz");
+    let keys = bed.keys().await;
+    assert!(
+        keys.contains(&"openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.manifest.json".to_owned())
+    );
+
+    // The same event again: a verified scheduled backup of the date exists, so nothing runs.
+    let again = function.invoke(&scheduled()).await.unwrap().response();
+    assert_eq!(again["backed_up"], json!([]));
+    assert_eq!(again["plan"]["already_done"][0]["gateway"], "openclaw-gateway");
+    assert_eq!(bed.sent_commands().await, 1);
+
+    // A corrupt archive does not count: the next delivery replaces it.
+    bed.s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T023000Z.tar.gz")
+        .body(b"not the archive".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let replaced = function.invoke(&scheduled()).await.unwrap().response();
+    assert_eq!(replaced["backed_up"].as_array().unwrap().len(), 1, "{replaced}");
+    assert_eq!(replaced["backed_up"][0]["monthly_copy"], Value::Null, "the month already has its copy");
+    assert_eq!(bed.sent_commands().await, 2);
+
+    // Before an upgrade, by hand: always a new backup.
+    let manual = function.invoke(&json!({"action": "backup", "reason": "before upgrade"})).await.unwrap().response();
+    assert_eq!(manual["reason"], "before upgrade");
+    assert_eq!(manual["backed_up"].as_array().unwrap().len(), 1);
+
+    // Least privilege: everything used was granted; of the grants, only the key goes unused
+    // (S3 and SNS use it on the function's behalf) and Publish (nothing failed).
+    let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
+    assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
+    let used: BTreeSet<String> = calls.into_iter().map(|c| c.action).collect();
+    let unused: BTreeSet<String> = bed.principal.granted.difference(&used).cloned().collect();
+    assert_eq!(
+        unused,
+        BTreeSet::from(["kms:Decrypt".to_owned(), "kms:GenerateDataKey".to_owned(), "sns:Publish".to_owned()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_command_fails_the_run_and_tells_why() {
+    let bed = Bed::start("fail").await;
+    let function = bed.function("/nonexistent/openclaw").await;
+    let (error_type, message) = function.invoke(&scheduled()).await.unwrap().error();
+    assert_eq!(error_type, "IncompleteRun");
+    assert!(message.contains("ended Failed (exit 3)"), "{message}");
+    let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["severity"], "critical");
+    assert!(
+        notes[0]["fields"]["openclaw-gateway stderr"]
+            .as_str()
+            .unwrap()
+            .contains("state directory /nonexistent/openclaw not found")
+    );
+    assert!(bed.keys().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_any_aws_call() {
+    let bed = Bed::start("bad").await;
+    let function = bed.function(&bed.state.root.to_string_lossy()).await;
+    for bad in [json!({"action": "backup", "bucket": "x"}), json!({"action": "wipe"}), json!([])] {
+        let (error_type, _) = function.invoke(&bad).await.unwrap().error();
+        assert_eq!(error_type, "InputError");
+    }
+    assert!(bed.emulator.calls_by(&bed.principal.keys).await.unwrap().is_empty());
+}
