@@ -182,12 +182,18 @@ fn the_gateway_alarms_the_seed_names_publish_to_ops() {
 #[test]
 fn heartbeats_alarm_after_26_hours_without_a_successful_run() {
     let template = Template::load().unwrap();
-    let p = &template.resource("EbsSnapshotsHeartbeatAlarm").unwrap()["Properties"];
-    assert_eq!(p["TreatMissingData"].as_str(), Some("breaching"));
-    let period = p["Metrics"][0]["MetricStat"]["Period"].as_u64().unwrap();
-    assert_eq!(period * p["EvaluationPeriods"].as_u64().unwrap(), 26 * 3600);
-    assert_eq!(p["DatapointsToAlarm"], p["EvaluationPeriods"]);
-    assert_eq!(p["Metrics"][2]["Expression"].as_str(), Some("invocations - errors"));
+    // The daily functions; cost-check runs weekly, longer than an alarm can look back (7 days).
+    for (alarm, function) in
+        [("EbsSnapshotsHeartbeatAlarm", "EbsSnapshotsFunction"), ("S3BackupHeartbeatAlarm", "S3BackupFunction")]
+    {
+        let p = &template.resource(alarm).unwrap()["Properties"];
+        assert_eq!(p["TreatMissingData"].as_str(), Some("breaching"));
+        let period = p["Metrics"][0]["MetricStat"]["Period"].as_u64().unwrap();
+        assert_eq!(period * p["EvaluationPeriods"].as_u64().unwrap(), 26 * 3600);
+        assert_eq!(p["DatapointsToAlarm"], p["EvaluationPeriods"]);
+        assert_eq!(p["Metrics"][2]["Expression"].as_str(), Some("invocations - errors"));
+        assert!(format!("{:?}", p["Metrics"][0]).contains(function), "{alarm} watches {function}");
+    }
 }
 
 #[test]
