@@ -79,6 +79,24 @@ async fn run(case: Case) -> Value {
     assert!(ce_calls <= 3);
     let output = function.output();
     assert!(output.contains(&format!("\"requests\":{ce_calls}")), "the log line carries the request count");
+    let emf: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf[0]["CostExplorerRequests"], json!(ce_calls as f64));
+    if response["comparison"].is_object() {
+        assert_eq!(
+            emf[0]["CostEstimate"].as_f64(),
+            response["comparison"]["total"]["estimate"].as_str().unwrap().parse().ok()
+        );
+        let lines = response["comparison"]["lines"].as_array().unwrap().len();
+        assert_eq!(
+            emf.iter().filter(|d| d.get("Line").is_some() && d.get("CostOverrun").is_some()).count(),
+            lines,
+            "one overrun metric per line"
+        );
+    }
 
     let notes = integration_tests::account::drain(&admin, &queue_url).await.unwrap();
     let got = json!({"response": response, "notifications": notes, "calls": calls.iter().map(|c| c.action.clone()).collect::<Vec<_>>()});
