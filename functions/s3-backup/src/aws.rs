@@ -24,6 +24,9 @@ pub struct Clients {
 pub struct Manifest {
     pub archive: ArchiveInfo,
     pub trigger: String,
+    /// When the script made it (UTC, RFC 3339).
+    #[serde(default)]
+    pub time: Option<String>,
     #[serde(default)]
     pub files: Vec<serde_json::Value>,
 }

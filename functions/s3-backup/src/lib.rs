@@ -65,6 +65,9 @@ pub struct Report {
     pub plan: Plan,
     pub backed_up: Vec<Done>,
     pub failed: Vec<Failed>,
+    /// Hours since the newest verified backup of the gateway whose newest is oldest (freshness);
+    /// none when a gateway has no verified backup from this run or today.
+    pub newest_age_hours: Option<f64>,
 }
 
 fn tail(text: &str, chars: usize) -> String {
@@ -94,13 +97,19 @@ impl Handler {
         let mut verified_today = std::collections::HashMap::new();
         if trigger == Trigger::Schedule {
             for gateway in &gateways {
-                if let Some(key) = self.verified_scheduled(&gateway.name, now).await? {
-                    verified_today.insert(gateway.name.clone(), key);
+                if let Some(manifest) = self.verified_scheduled(&gateway.name, now).await? {
+                    verified_today.insert(gateway.name.clone(), manifest);
                 }
             }
         }
         // plan
-        let plan = plan::plan(&gateways, &|name| verified_today.get(name).cloned(), trigger, &self.config.prefix, now);
+        let plan = plan::plan(
+            &gateways,
+            &|name| verified_today.get(name).map(|m| m.archive.key.clone()),
+            trigger,
+            &self.config.prefix,
+            now,
+        );
         // apply
         let mut backed_up = Vec::new();
         let mut failed = Vec::new();
@@ -113,7 +122,9 @@ impl Handler {
             }
         }
         // report
-        let report = Report { function: FUNCTION, dry_run, reason, plan, backed_up, failed };
+        let newest_age = newest_backup_age(&gateways, &verified_today, &backed_up, Utc::now());
+        let report =
+            Report { function: FUNCTION, dry_run, reason, plan, backed_up, failed, newest_age_hours: newest_age };
         self.report(&report).await?;
         match report.failed.first() {
             Some(first) => Err(Error::Incomplete(format!(
@@ -126,15 +137,19 @@ impl Handler {
         }
     }
 
-    /// The archive key of a verified scheduled backup of this date, if any.
-    async fn verified_scheduled(&self, gateway: &str, now: chrono::DateTime<Utc>) -> Result<Option<String>, Error> {
+    /// A verified scheduled backup of this date, if any.
+    async fn verified_scheduled(
+        &self,
+        gateway: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<aws::Manifest>, Error> {
         let day = format!("{}daily/{}/{}/", self.config.prefix, layout::path_safe(gateway), now.format("%Y/%m/%d"));
         for key in self.clients.list(&self.config.bucket, &day).await? {
             if !key.ends_with(".manifest.json") {
                 continue;
             }
             match self.clients.verify(&self.config.bucket, &key).await {
-                Ok(m) if m.trigger == "schedule" => return Ok(Some(m.archive.key)),
+                Ok(m) if m.trigger == "schedule" => return Ok(Some(m)),
                 Ok(_) => {}
                 Err(why) => tracing::warn!(%key, %why, "a backup of today does not verify; it will be replaced"),
             }
@@ -219,11 +234,15 @@ impl Handler {
     async fn report(&self, report: &Report) -> Result<(), Error> {
         let json = serde_json::to_string(report).expect("a report always serialises");
         tracing::info!(backed_up = report.backed_up.len(), failed = report.failed.len(), dry_run = report.dry_run, report = %json, "s3-backup run");
-        Metrics::new(FUNCTION)
+        let mut metrics = Metrics::new(FUNCTION)
             .count("BackupsMade", report.backed_up.len())
             .count("BackupFailures", report.failed.len())
-            .value("BackupBytes", report.backed_up.iter().map(|d| d.size as f64).sum(), "Bytes")
-            .emit(Utc::now());
+            .value("BackupBytes", report.backed_up.iter().map(|d| d.size as f64).sum(), "Bytes");
+        // Left out when unknown: the freshness alarm treats missing data as no fresh backup.
+        if let Some(age) = report.newest_age_hours {
+            metrics = metrics.value("BackupAgeHours", age, "None");
+        }
+        metrics.emit(Utc::now());
         if report.failed.is_empty() {
             return Ok(());
         }
@@ -240,5 +259,66 @@ impl Handler {
                 .field(format!("{} stderr", f.gateway), f.stderr_tail.clone());
         }
         self.publisher.publish(&note).await.map(|_| ())
+    }
+}
+
+/// Freshness: for each gateway, its newest verified backup is the one just made (age 0) or today's
+/// verified scheduled one; the answer is the oldest of those, `None` if a gateway has neither.
+fn newest_backup_age(
+    gateways: &[plan::Gateway],
+    verified_today: &std::collections::HashMap<String, aws::Manifest>,
+    backed_up: &[Done],
+    now: chrono::DateTime<Utc>,
+) -> Option<f64> {
+    let mut worst: Option<f64> = None;
+    for gateway in gateways {
+        let age = if backed_up.iter().any(|d| d.gateway == gateway.name) {
+            0.0
+        } else {
+            let time = verified_today.get(&gateway.name)?.time.as_deref()?;
+            let made = chrono::DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
+            ((now - made).num_seconds().max(0) as f64 / 3600.0 * 100.0).round() / 100.0
+        };
+        worst = Some(worst.map_or(age, |w: f64| w.max(age)));
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(name: &str) -> plan::Gateway {
+        plan::Gateway { instance_id: format!("i-{name}"), name: name.into() }
+    }
+
+    fn manifest(time: &str) -> aws::Manifest {
+        aws::Manifest {
+            archive: aws::ArchiveInfo { key: "k".into(), size: 1, sha256: "s".into() },
+            trigger: "schedule".into(),
+            time: Some(time.into()),
+            files: vec![],
+        }
+    }
+
+    fn done(name: &str) -> Done {
+        Done {
+            gateway: name.into(),
+            archive_key: "k".into(),
+            size: 1,
+            sha256: "s".into(),
+            files: 1,
+            monthly_copy: None,
+        }
+    }
+
+    #[test]
+    fn freshness_is_the_oldest_newest_backup() {
+        let now = "2026-11-25T08:30:00Z".parse().unwrap();
+        let today = std::collections::HashMap::from([("b".to_owned(), manifest("2026-11-25T02:30:00Z"))]);
+        assert_eq!(newest_backup_age(&[gw("a")], &today, &[done("a")], now), Some(0.0));
+        assert_eq!(newest_backup_age(&[gw("a"), gw("b")], &today, &[done("a")], now), Some(6.0));
+        assert_eq!(newest_backup_age(&[gw("a"), gw("c")], &today, &[done("a")], now), None, "c has none: unknown");
+        assert_eq!(newest_backup_age(&[], &today, &[], now), None);
     }
 }
