@@ -107,6 +107,59 @@ fn dimensions(v: Option<&Value>) -> Vec<(String, String)> {
     }
 }
 
+/// The same metric queries are spelled in PascalCase in SNS alarm messages and in camelCase (with
+/// `name` for the metric name) in Lambda alarm actions and EventBridge events.
+struct QueryKeys {
+    expression: &'static str,
+    metric_stat: &'static str,
+    metric: &'static str,
+    namespace: &'static str,
+    name: &'static str,
+    dimensions: &'static str,
+    stat: &'static str,
+    period: &'static str,
+}
+
+const SNS_KEYS: QueryKeys = QueryKeys {
+    expression: "Expression",
+    metric_stat: "MetricStat",
+    metric: "Metric",
+    namespace: "Namespace",
+    name: "MetricName",
+    dimensions: "Dimensions",
+    stat: "Stat",
+    period: "Period",
+};
+
+const ALARM_DATA_KEYS: QueryKeys = QueryKeys {
+    expression: "expression",
+    metric_stat: "metricStat",
+    metric: "metric",
+    namespace: "namespace",
+    name: "name",
+    dimensions: "dimensions",
+    stat: "stat",
+    period: "period",
+};
+
+/// A metric-math alarm's queries: metrics, and expressions over them.
+fn metric_queries(queries: Option<&Value>, k: &QueryKeys, metrics: &mut Vec<Metric>, expressions: &mut Vec<String>) {
+    for query in queries.and_then(Value::as_array).into_iter().flatten() {
+        if let Some(expr) = text(query, k.expression) {
+            expressions.push(expr);
+        } else if let Some(stat) = query.get(k.metric_stat) {
+            let metric = stat.get(k.metric).unwrap_or(&Value::Null);
+            metrics.push(Metric {
+                namespace: text(metric, k.namespace),
+                name: text(metric, k.name).unwrap_or_default(),
+                dimensions: dimensions(metric.get(k.dimensions)),
+                statistic: text(stat, k.stat),
+                period: stat.get(k.period).and_then(Value::as_u64),
+            });
+        }
+    }
+}
+
 impl Alarm {
     /// Is this JSON a CloudWatch alarm as the SNS alarm action publishes it?
     pub fn is_sns_alarm(v: &Value) -> bool {
@@ -129,20 +182,7 @@ impl Alarm {
                     period: t.get("Period").and_then(Value::as_u64),
                 });
             }
-            for m in t.get("Metrics").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(expr) = text(m, "Expression") {
-                    expressions.push(expr);
-                } else if let Some(stat) = m.get("MetricStat") {
-                    let metric = stat.get("Metric").unwrap_or(&Value::Null);
-                    metrics.push(Metric {
-                        namespace: text(metric, "Namespace"),
-                        name: text(metric, "MetricName").unwrap_or_default(),
-                        dimensions: dimensions(metric.get("Dimensions")),
-                        statistic: text(stat, "Stat"),
-                        period: stat.get("Period").and_then(Value::as_u64),
-                    });
-                }
-            }
+            metric_queries(t.get("Metrics"), &SNS_KEYS, &mut metrics, &mut expressions);
         }
         Some(Alarm {
             name: text(v, "AlarmName")?,
@@ -177,20 +217,7 @@ impl Alarm {
         let config = data.get("configuration").unwrap_or(&Value::Null);
         let mut metrics = Vec::new();
         let mut expressions = Vec::new();
-        for m in config.get("metrics").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(expr) = text(m, "expression") {
-                expressions.push(expr);
-            } else if let Some(stat) = m.get("metricStat") {
-                let metric = stat.get("metric").unwrap_or(&Value::Null);
-                metrics.push(Metric {
-                    namespace: text(metric, "namespace"),
-                    name: text(metric, "name").unwrap_or_default(),
-                    dimensions: dimensions(metric.get("dimensions")),
-                    statistic: text(stat, "stat"),
-                    period: stat.get("period").and_then(Value::as_u64),
-                });
-            }
-        }
+        metric_queries(config.get("metrics"), &ALARM_DATA_KEYS, &mut metrics, &mut expressions);
         Some(Alarm {
             name: text(data, "alarmName")?,
             description: text(config, "description"),
