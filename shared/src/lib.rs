@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod notification;
+pub mod samples;
 pub mod tags;
 
 #[cfg(feature = "ec2")]

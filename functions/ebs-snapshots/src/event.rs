@@ -90,8 +90,6 @@ fn kind_of(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use serde_json::json;
 
     use super::*;
@@ -147,22 +145,13 @@ mod tests {
     /// Every sample under events/ebs-snapshots is accepted, or refused when its name starts with `bad-`.
     #[test]
     fn sample_events_are_accepted_or_refused_as_named() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/ebs-snapshots");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let parsed = serde_json::from_str::<Value>(&text)
+        let samples = openclaw_ops_shared::samples::samples(env!("CARGO_MANIFEST_DIR"), "ebs-snapshots");
+        assert!(samples.len() >= 3);
+        for sample in samples {
+            let parsed = serde_json::from_str::<Value>(&sample.text)
                 .map_err(|e| e.to_string())
                 .and_then(|v| Trigger::parse(v).map_err(|e| e.to_string()));
-            if name.starts_with("bad-") {
-                assert!(parsed.is_err(), "{name} should be refused");
-            } else {
-                assert!(parsed.is_ok(), "{name} should be accepted: {parsed:?}");
-            }
-            seen += 1;
+            assert_eq!(parsed.is_err(), sample.refused, "{}: {parsed:?}", sample.name);
         }
-        assert!(seen >= 3, "expected sample events in {}", dir.display());
     }
 }
