@@ -2,6 +2,7 @@
 //! the suite's notification type and publisher, EMF metrics, tag and time helpers, and the error type.
 
 pub mod aws;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod metrics;

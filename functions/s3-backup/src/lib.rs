@@ -8,9 +8,9 @@
 pub mod aws;
 pub mod config;
 pub mod event;
-pub mod layout;
 pub mod plan;
-pub mod script;
+
+pub use openclaw_ops_shared::backup::{layout, script};
 
 use std::time::Duration;
 
