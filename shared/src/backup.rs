@@ -1,5 +1,6 @@
-//! OpenClaw state backups in S3: where they live ([`layout`]) and the script that makes one on the
-//! gateway ([`script`]). s3-backup runs it daily and by hand; spot-recovery runs it on a Spot warning.
+//! OpenClaw state backups in S3: where they live ([`layout`]) and the scripts that make one on the
+//! gateway ([`script`]) and restore one beside the live state ([`restore`]). s3-backup runs it daily and by hand; spot-recovery runs it on a Spot warning.
 
 pub mod layout;
+pub mod restore;
 pub mod script;

@@ -173,3 +173,146 @@ async fn bad_input_is_refused_before_any_aws_call() {
     }
     assert!(bed.emulator.calls_by(&bed.principal.keys).await.unwrap().is_empty());
 }
+
+/// Every regular file under `root`, by relative path.
+fn files_under(root: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state() {
+    let bed = Bed::start("restore").await;
+    let state = bed.state.root.to_string_lossy().into_owned();
+    let function = bed.function(&state).await;
+
+    let older = function.invoke(&json!({"action": "backup", "reason": "first"})).await.unwrap().response();
+    let older_key = older["backed_up"][0]["archive_key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // keys are per second
+    let newer = function.invoke(&json!({"action": "backup", "reason": "second"})).await.unwrap().response();
+    let newer_key = newer["backed_up"][0]["archive_key"].as_str().unwrap().to_owned();
+    assert!(newer_key > older_key);
+    let sent_before = bed.sent_commands().await;
+
+    // A named key that is not in the bucket, or a gateway that does not exist: refused, nothing run.
+    for bad in [
+        json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "openclaw/daily/openclaw-gateway/2020/01/01/openclaw-20200101T000000Z.tar.gz"}),
+        json!({"action": "restore", "gateway": "no-such-gateway", "backup": "latest"}),
+        json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "../elsewhere/x.tar.gz"}),
+    ] {
+        let (error_type, message) = function.invoke(&bad).await.unwrap().error();
+        assert_eq!(error_type, "InputError", "{message}");
+    }
+    assert_eq!(bed.sent_commands().await, sent_before);
+
+    // The newest archive is damaged: "latest" passes over it to the newest one that verifies.
+    let damaged = bed.s3.get_object().bucket(BUCKET).key(&newer_key).send().await.unwrap();
+    let mut bytes = damaged.body.collect().await.unwrap().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    bed.s3.put_object().bucket(BUCKET).key(&newer_key).body(bytes.into()).send().await.unwrap();
+    let before: Vec<String> = files_under(&bed.state.root).into_keys().collect();
+    let report = function
+        .invoke(&json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(report["backup"], older_key.replace(".tar.gz", ".manifest.json"), "{report}");
+    assert_eq!(report["rejected"][0]["manifest_key"], newer_key.replace(".tar.gz", ".manifest.json"));
+    let target = std::path::PathBuf::from(report["restored"]["target_dir"].as_str().unwrap());
+    assert_eq!(report["target_dir"], target.to_string_lossy().as_ref());
+    assert!(target.to_string_lossy().starts_with(&format!("{state}.restored-")), "{target:?}");
+
+    // Byte for byte what the archive holds, and what the live directory held (but its database,
+    // which kept changing, and the logs and media a backup leaves out).
+    let archive = bed.s3.get_object().bucket(BUCKET).key(&older_key).send().await.unwrap();
+    let archive = archive.body.collect().await.unwrap().to_vec();
+    let unpacked = std::env::temp_dir().join(format!("openclaw-restore-expected-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&unpacked);
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tarball = unpacked.with_extension("tar.gz");
+    std::fs::write(&tarball, archive).unwrap();
+    assert!(
+        std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&unpacked)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let restored = files_under(&target);
+    let expected = files_under(&unpacked);
+    assert_eq!(restored.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    for (path, content) in &expected {
+        assert!(restored[path] == *content, "{path} differs from the archive");
+    }
+    let live = files_under(&bed.state.root);
+    for (path, content) in &live {
+        if path.starts_with("logs/") || path.starts_with("media/") || path.contains(".sqlite") {
+            continue;
+        }
+        assert_eq!(restored.get(path), Some(content), "{path}");
+    }
+    assert!(restored.contains_key("state/openclaw.sqlite"));
+    let check = std::process::Command::new("sqlite3")
+        .arg(target.join("state/openclaw.sqlite"))
+        .arg("pragma integrity_check; select count(*) > 100 from events;")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "ok\n1\n");
+    // The live state is left as it was (its database still being written).
+    let after: Vec<String> = files_under(&bed.state.root).into_keys().collect();
+    assert_eq!(
+        before.iter().filter(|p| !p.contains(".sqlite")).collect::<Vec<_>>(),
+        after.iter().filter(|p| !p.contains(".sqlite")).collect::<Vec<_>>()
+    );
+
+    // The switch-over steps name the real directories; the operator is told.
+    let steps: Vec<&str> = report["switch_over"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(steps[0], "sudo systemctl stop openclaw-gateway");
+    assert_eq!(steps[2], format!("sudo mv '{}' '{state}'", target.display()));
+    let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
+    let note =
+        notes.iter().find(|n| n["title"].as_str().unwrap().starts_with("Backup restored")).expect("a restore note");
+    assert!(note["fields"]["switch over"].as_str().unwrap().contains("openclaw doctor"));
+
+    // Restoring the damaged one by name fails loudly and restores nothing.
+    let (error_type, message) = function
+        .invoke(&json!({"action": "restore", "gateway": "openclaw-gateway", "backup": newer_key}))
+        .await
+        .unwrap()
+        .error();
+    assert_eq!(error_type, "IncompleteRun");
+    assert!(message.contains("no backup of openclaw-gateway verifies"), "{message}");
+    let siblings = std::fs::read_dir(bed.state.root.parent().unwrap())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{}.restored-", bed.state.root.file_name().unwrap().to_string_lossy()))
+        })
+        .count();
+    assert_eq!(siblings, 1, "only the first restore made a directory");
+
+    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::remove_dir_all(&unpacked).unwrap();
+    std::fs::remove_file(&tarball).unwrap();
+}

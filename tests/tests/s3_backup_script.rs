@@ -10,6 +10,7 @@ use std::time::Duration;
 use integration_tests::emulator::Emulator;
 use integration_tests::openclaw_state::state_dir;
 use s3_backup::script::{Backup, parse_result};
+use s3_backup::script_restore::Restore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -24,12 +25,19 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 async fn run_backup(emulator: &Emulator, instance: &str, backup: &Backup) -> Result<Value, (String, String)> {
+    let (out, err) = run_script(emulator, instance, backup.script()).await?;
+    Ok(serde_json::to_value(parse_result(&out).unwrap_or_else(|| panic!("no result line in {out:?} / {err:?}")))
+        .unwrap())
+}
+
+/// Runs a script through SSM on the "instance" (this machine): stdout and stderr, or the status and stderr.
+async fn run_script(emulator: &Emulator, instance: &str, script: String) -> Result<(String, String), (String, String)> {
     let ssm = aws_sdk_ssm::Client::new(&emulator.admin().await);
     let sent = ssm
         .send_command()
         .instance_ids(instance)
         .document_name("AWS-RunShellScript")
-        .parameters("commands", vec![backup.script()])
+        .parameters("commands", vec![script])
         .parameters("executionTimeout", vec!["120".to_owned()])
         .send()
         .await
@@ -47,10 +55,7 @@ async fn run_backup(emulator: &Emulator, instance: &str, backup: &Backup) -> Res
         if status != "Success" {
             return Err((status, err));
         }
-        return Ok(serde_json::to_value(
-            parse_result(&out).unwrap_or_else(|| panic!("no result line in {out:?} / {err:?}")),
-        )
-        .unwrap());
+        return Ok((out, err));
     }
     panic!("the command did not finish");
 }
@@ -184,4 +189,41 @@ async fn a_failing_backup_reports_why() {
     let (status, stderr) = run_backup(&emulator, instance, &backup).await.unwrap_err();
     assert_eq!(status, "Failed");
     assert!(stderr.contains("state directory /nonexistent/openclaw not found"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_never_writes_over_anything() {
+    let emulator = Emulator::start().await.unwrap();
+    let instance = "i-0aaaabbbbccccdddd";
+    let mut env = serde_json::Map::new();
+    env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
+    emulator.register_instance(instance, env).await.unwrap();
+    let state = state_dir("no-overwrite");
+    let live = state.root.to_string_lossy().into_owned();
+    let existing = std::env::temp_dir().join(format!("openclaw-existing-{}", std::process::id()));
+    std::fs::create_dir_all(&existing).unwrap();
+    std::fs::write(existing.join("keep"), b"mine").unwrap();
+    let cases = [
+        (live.clone(), "is the live state directory or inside it"),
+        (format!("{live}/restored"), "is the live state directory or inside it"),
+        (existing.to_string_lossy().into_owned(), "already exists"),
+        ("relative/dir".to_owned(), "is not an absolute path"),
+    ];
+    for (target, why) in cases {
+        let restore = Restore {
+            state_dir: live.clone(),
+            bucket: BUCKET.into(),
+            archive_key: "k.tar.gz".into(),
+            manifest_key: "k.manifest.json".into(),
+            target_dir: target.clone(),
+            switch_over: vec![],
+        }
+        .script();
+        let (status, stderr) = run_script(&emulator, instance, restore).await.unwrap_err();
+        assert_eq!(status, "Failed");
+        assert!(stderr.contains(why), "{target}: {stderr}");
+    }
+    assert_eq!(std::fs::read(existing.join("keep")).unwrap(), b"mine");
+    assert!(!state.root.join("restored").exists());
+    std::fs::remove_dir_all(&existing).unwrap();
 }

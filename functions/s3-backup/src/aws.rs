@@ -10,6 +10,7 @@ use openclaw_ops_shared::tags::TagFilter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::layout;
 use crate::plan::Gateway;
 
 #[derive(Debug, Clone)]
@@ -88,7 +89,7 @@ impl Clients {
         Ok(keys)
     }
 
-    /// Reads a backup back: its manifest, then the archive, streamed through SHA-256 (an archive can
+    /// Reads a backup back: its manifest, then the archive beside it, streamed through SHA-256 (an archive can
     /// be larger than the function's memory). `Err` says what does not match.
     pub async fn verify(&self, bucket: &str, manifest_key: &str) -> Result<Manifest, String> {
         let object = self
@@ -101,14 +102,16 @@ impl Clients {
             .map_err(|e| SdkErrorDisplay(&e).to_string())?;
         let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("manifest {manifest_key}: {e}"))?;
+        let archive_key =
+            layout::archive_for(manifest_key).ok_or_else(|| format!("{manifest_key} is not a manifest"))?;
         let mut archive = self
             .s3
             .get_object()
             .bucket(bucket)
-            .key(&manifest.archive.key)
+            .key(&archive_key)
             .send()
             .await
-            .map_err(|e| format!("archive {}: {}", manifest.archive.key, SdkErrorDisplay(&e)))?;
+            .map_err(|e| format!("archive {archive_key}: {}", SdkErrorDisplay(&e)))?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = archive.body.try_next().await.map_err(|e| e.to_string())? {
@@ -118,8 +121,8 @@ impl Clients {
         let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         if size != manifest.archive.size || sha256 != manifest.archive.sha256 {
             return Err(format!(
-                "archive {} is {size} bytes with SHA-256 {sha256}; the manifest says {} bytes, {}",
-                manifest.archive.key, manifest.archive.size, manifest.archive.sha256
+                "archive {archive_key} is {size} bytes with SHA-256 {sha256}; the manifest says {} bytes, {}",
+                manifest.archive.size, manifest.archive.sha256
             ));
         }
         Ok(manifest)
@@ -129,6 +132,7 @@ impl Clients {
     pub async fn run(
         &self,
         instance_id: &str,
+        comment: &str,
         script: String,
         timeout: Duration,
         deadline: tokio::time::Instant,
@@ -138,7 +142,7 @@ impl Clients {
             .send_command()
             .instance_ids(instance_id)
             .document_name("AWS-RunShellScript")
-            .comment("openclaw-ops s3-backup")
+            .comment(comment)
             .parameters("commands", vec![script])
             .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
             .timeout_seconds(60)

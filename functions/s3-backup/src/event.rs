@@ -1,5 +1,6 @@
-//! The daily schedule, or a person asking for a backup (`{"action": "backup", "reason": "..."}`),
-//! e.g. before updating OpenClaw.
+//! The daily schedule; a person asking for a backup (`{"action": "backup", "reason": "..."}`), e.g.
+//! before updating OpenClaw; or a person asking for a restore
+//! (`{"action": "restore", "gateway": "<Name tag or instance id>", "backup": "latest" | "<key>"}`).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -11,6 +12,16 @@ use serde_json::Value;
 pub enum Request {
     Schedule { time: DateTime<Utc> },
     Backup { reason: Option<String>, dry_run: bool },
+    Restore { gateway: String, backup: Which, dry_run: bool },
+}
+
+/// Which backup to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// The newest one that verifies.
+    Latest,
+    /// This one (archive or manifest key).
+    Key(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -22,7 +33,15 @@ enum Manual {
         #[serde(default)]
         dry_run: bool,
     },
+    Restore {
+        gateway: String,
+        backup: String,
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
+
+const EXPECTED: &str = r#"expected {"action": "backup", "reason"?: "..."} or {"action": "restore", "gateway": "<Name tag or instance id>", "backup": "latest" | "<key>"}"#;
 
 impl Request {
     pub fn parse(payload: Value) -> Result<Self, Error> {
@@ -40,7 +59,19 @@ impl Request {
         }
         match serde_json::from_value::<Manual>(payload) {
             Ok(Manual::Backup { reason, dry_run }) => Ok(Request::Backup { reason, dry_run }),
-            Err(e) => Err(Error::Input(format!("{e}; expected {{\"action\": \"backup\", \"reason\"?: \"...\"}}"))),
+            Ok(Manual::Restore { gateway, backup, dry_run }) => {
+                let gateway = gateway.trim().to_owned();
+                if gateway.is_empty() {
+                    return Err(Error::Input(format!("`gateway` is empty; {EXPECTED}")));
+                }
+                let backup = match backup.trim() {
+                    "" => return Err(Error::Input(format!("`backup` is empty; {EXPECTED}"))),
+                    "latest" => Which::Latest,
+                    key => Which::Key(key.to_owned()),
+                };
+                Ok(Request::Restore { gateway, backup, dry_run })
+            }
+            Err(e) => Err(Error::Input(format!("{e}; {EXPECTED}"))),
         }
     }
 }
@@ -57,7 +88,27 @@ mod tests {
         assert!(matches!(Request::parse(s).unwrap(), Request::Schedule { .. }));
         let m = Request::parse(json!({"action": "backup", "reason": "before upgrade"})).unwrap();
         assert_eq!(m, Request::Backup { reason: Some("before upgrade".into()), dry_run: false });
-        for bad in [json!({}), json!({"action": "destroy"}), json!({"action": "backup", "force": true}), json!(1)] {
+        let r =
+            Request::parse(json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"})).unwrap();
+        assert_eq!(r, Request::Restore { gateway: "openclaw-gateway".into(), backup: Which::Latest, dry_run: false });
+        let k = Request::parse(
+            json!({"action": "restore", "gateway": "i-1", "backup": "openclaw/x.tar.gz", "dry_run": true}),
+        );
+        assert_eq!(
+            k.unwrap(),
+            Request::Restore { gateway: "i-1".into(), backup: Which::Key("openclaw/x.tar.gz".into()), dry_run: true }
+        );
+        for bad in [
+            json!({}),
+            json!({"action": "destroy"}),
+            json!({"action": "backup", "force": true}),
+            json!(1),
+            json!({"action": "restore", "gateway": "gw"}),
+            json!({"action": "restore", "backup": "latest"}),
+            json!({"action": "restore", "gateway": " ", "backup": "latest"}),
+            json!({"action": "restore", "gateway": "gw", "backup": ""}),
+            json!({"action": "restore", "gateway": "gw", "backup": "latest", "into": "/"}),
+        ] {
             assert!(matches!(Request::parse(bad.clone()), Err(Error::Input(_))), "{bad}");
         }
     }

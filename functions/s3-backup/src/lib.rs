@@ -3,13 +3,15 @@
 //!
 //! observe (gateways by tag; today's scheduled backups, verified) → plan ([`plan::plan`], pure) →
 //! apply (run the script, verify what landed, copy the month's first to `monthly/`) → report.
-//! Still to come (see the issue): restore, the bucket drift check, freshness metrics.
+//! A restore (by hand) finds the newest backup that verifies and unpacks it beside the live state.
 
 pub mod aws;
 pub mod config;
 pub mod event;
 pub mod plan;
+pub mod restore;
 
+pub use openclaw_ops_shared::backup::restore as script_restore;
 pub use openclaw_ops_shared::backup::{layout, script};
 
 use std::time::Duration;
@@ -24,7 +26,7 @@ use serde_json::Value;
 
 use crate::aws::Clients;
 pub use crate::config::Config;
-use crate::event::Request;
+use crate::event::{Request, Which};
 use crate::plan::{Job, Plan, Trigger};
 
 pub const FUNCTION: &str = "s3-backup";
@@ -56,6 +58,44 @@ pub struct Failed {
     pub stderr_tail: String,
 }
 
+/// What an invocation answers: a backup run's report or a restore's.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Backup(Report),
+    Restore(RestoreReport),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub manifest_key: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub function: &'static str,
+    pub action: &'static str,
+    pub dry_run: bool,
+    pub gateway: String,
+    pub instance_id: String,
+    /// The manifest of the backup restored (or, in a dry run, that would be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_time: Option<String>,
+    /// Newer backups that did not verify, and why.
+    pub rejected: Vec<Rejected>,
+    pub target_dir: String,
+    pub switch_over: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<script_restore::RestoreResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub function: &'static str,
@@ -81,17 +121,33 @@ impl Handler {
         Handler { config, clients, publisher }
     }
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
         let request = Request::parse(event.payload)?;
-        let (trigger, now, reason, dry_run) = match request {
-            Request::Schedule { time } => (Trigger::Schedule, time, None, self.config.dry_run),
-            Request::Backup { reason, dry_run } => {
-                (Trigger::Manual, Utc::now(), reason, self.config.dry_run || dry_run)
-            }
-        };
         let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
         let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
+        match request {
+            Request::Schedule { time } => self
+                .back_up_all(Trigger::Schedule, time, None, self.config.dry_run, deadline)
+                .await
+                .map(Response::Backup),
+            Request::Backup { reason, dry_run } => self
+                .back_up_all(Trigger::Manual, Utc::now(), reason, self.config.dry_run || dry_run, deadline)
+                .await
+                .map(Response::Backup),
+            Request::Restore { gateway, backup, dry_run } => {
+                self.restore(&gateway, &backup, self.config.dry_run || dry_run, deadline).await.map(Response::Restore)
+            }
+        }
+    }
 
+    async fn back_up_all(
+        &self,
+        trigger: Trigger,
+        now: chrono::DateTime<Utc>,
+        reason: Option<String>,
+        dry_run: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Report, Error> {
         // observe
         let gateways = self.clients.gateways(&self.config.gateway_tag).await?;
         let mut verified_today = std::collections::HashMap::new();
@@ -183,7 +239,7 @@ impl Handler {
         .script();
         let outcome = self
             .clients
-            .run(&job.gateway.instance_id, script, self.config.command_timeout, deadline)
+            .run(&job.gateway.instance_id, "openclaw-ops s3-backup", script, self.config.command_timeout, deadline)
             .await
             .map_err(|e| fail(e, ""))?;
         if outcome.status != "Success" {
@@ -229,6 +285,144 @@ impl Handler {
             files: manifest.files.len(),
             monthly_copy,
         })
+    }
+
+    /// Observe (the gateway, its backups newest first, verified in turn) → plan (the target beside
+    /// the live state) → apply (the restore script on the instance) → report (with the switch-over).
+    async fn restore(
+        &self,
+        wanted: &str,
+        which: &Which,
+        dry_run: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<RestoreReport, Error> {
+        let gateways = self.clients.gateways(&self.config.gateway_tag).await?;
+        let gateway = restore::pick_gateway(&gateways, wanted)?;
+        let mut listed = Vec::new();
+        for prefix in restore::search_prefixes(&self.config.prefix, &gateway, which)? {
+            listed.extend(self.clients.list(&self.config.bucket, &prefix).await?);
+        }
+        let candidates = restore::candidates(which, &listed)?;
+        let mut rejected = Vec::new();
+        let mut chosen = None;
+        for manifest_key in candidates {
+            match self.clients.verify(&self.config.bucket, &manifest_key).await {
+                Ok(manifest) => {
+                    chosen = Some((manifest_key, manifest));
+                    break;
+                }
+                Err(why) => rejected.push(Rejected { manifest_key, why }),
+            }
+        }
+        let target = restore::target(&self.config.state_dir, Utc::now());
+        let mut report = RestoreReport {
+            function: FUNCTION,
+            action: "restore",
+            dry_run,
+            gateway: gateway.name.clone(),
+            instance_id: gateway.instance_id.clone(),
+            backup: chosen.as_ref().map(|(k, _)| k.clone()),
+            backup_time: chosen.as_ref().and_then(|(_, m)| m.time.clone()),
+            rejected,
+            switch_over: script_restore::switch_over_steps(&self.config.state_dir, &target.dir, &target.stamp),
+            target_dir: target.dir,
+            restored: None,
+            error: None,
+            stderr_tail: None,
+        };
+        match &chosen {
+            None => {
+                report.error =
+                    Some(format!("no backup of {} verifies ({} tried)", gateway.name, report.rejected.len()));
+            }
+            Some(_) if dry_run => {}
+            Some((manifest_key, _)) => {
+                let script = script_restore::Restore {
+                    state_dir: self.config.state_dir.clone(),
+                    bucket: self.config.bucket.clone(),
+                    archive_key: layout::archive_for(manifest_key).expect("candidates are manifests"),
+                    manifest_key: manifest_key.clone(),
+                    target_dir: report.target_dir.clone(),
+                    switch_over: report.switch_over.clone(),
+                }
+                .script();
+                let outcome = self
+                    .clients
+                    .run(
+                        &gateway.instance_id,
+                        "openclaw-ops s3-backup restore",
+                        script,
+                        self.config.command_timeout,
+                        deadline,
+                    )
+                    .await;
+                match outcome {
+                    Err(e) => report.error = Some(e),
+                    Ok(o) if o.status != "Success" => {
+                        report.error = Some(format!(
+                            "the restore command {} ended {} (exit {})",
+                            o.command_id, o.status, o.exit_code
+                        ));
+                        report.stderr_tail = Some(tail(&o.stderr, 1500));
+                    }
+                    Ok(o) => match script_restore::parse_result(&o.stdout) {
+                        Some(result) => report.restored = Some(result),
+                        None => {
+                            report.error = Some(format!("the restore command {} printed no result", o.command_id));
+                            report.stderr_tail = Some(tail(&o.stderr, 1500));
+                        }
+                    },
+                }
+            }
+        }
+        self.report_restore(&report).await?;
+        match &report.error {
+            Some(error) => Err(Error::Incomplete(format!("restore of {}: {error}", report.gateway))),
+            None => Ok(report),
+        }
+    }
+
+    async fn report_restore(&self, report: &RestoreReport) -> Result<(), Error> {
+        let json = serde_json::to_string(report).expect("a report always serialises");
+        tracing::info!(gateway = %report.gateway, restored = report.restored.is_some(), dry_run = report.dry_run, report = %json, "s3-backup restore");
+        Metrics::new(FUNCTION)
+            .count("Restores", usize::from(report.restored.is_some()))
+            .count("RestoreFailures", usize::from(report.error.is_some()))
+            .emit(Utc::now());
+        if report.dry_run && report.error.is_none() {
+            return Ok(());
+        }
+        let id = format!("{FUNCTION}:restore:{}:{}", report.instance_id, report.target_dir);
+        let mut note = match (&report.restored, &report.error) {
+            (Some(r), _) => Notification::new(
+                FUNCTION,
+                id,
+                Severity::Info,
+                format!("Backup restored beside the live state on {}", report.gateway),
+            )
+            .text(format!(
+                "{} files ({} bytes) are in {}. The gateway still runs on its live state: switch over by hand.",
+                r.files, r.bytes, r.target_dir
+            )),
+            (None, error) => {
+                Notification::new(FUNCTION, id, Severity::Critical, format!("Restore failed on {}", report.gateway))
+                    .text(error.clone().unwrap_or_default())
+            }
+        };
+        note = note.field("instance", report.instance_id.clone());
+        if let Some(backup) = &report.backup {
+            note = note.field("backup", backup.clone());
+        }
+        for r in &report.rejected {
+            note = note.field(format!("did not verify: {}", r.manifest_key), r.why.clone());
+        }
+        if let Some(stderr) = &report.stderr_tail {
+            note = note.field("stderr", stderr.clone());
+        }
+        if report.restored.is_some() {
+            note = note.field("switch over", report.switch_over.join("\n"));
+        }
+        self.publisher.publish(&note).await.map(|_| ())
     }
 
     async fn report(&self, report: &Report) -> Result<(), Error> {
