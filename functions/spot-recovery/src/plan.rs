@@ -1,0 +1,554 @@
+//! The policy, as a pure function of the event, what was observed and the configuration: whether
+//! to act at all, what to save on a warning, and how to replace an interrupted gateway.
+
+use std::collections::BTreeMap;
+
+use openclaw_ops_shared::backup::layout;
+use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource, State as SnapshotState};
+use openclaw_ops_shared::tags::{self, TagFilter};
+use serde::Serialize;
+
+use crate::config::{Address, Config};
+use crate::event::{Event, InstanceAction};
+
+/// On a replacement: the instance it replaces. Looked up before launching, so a duplicate or
+/// reordered event never starts a second one (EC2's ClientToken alone is not enough in the emulator,
+/// and a token expires after a while in AWS too).
+pub const REPLACES: &str = "openclaw:replaces";
+/// On the old instance, once replaced.
+pub const REPLACED_BY: &str = "openclaw:replaced-by";
+/// On an instance: when its Spot interruption warning came (RFC 3339).
+pub const SPOT_WARNING: &str = "openclaw:spot-warning";
+/// On an instance: when its rebalance recommendation came (RFC 3339).
+pub const REBALANCE: &str = "openclaw:rebalance";
+/// `true` on an instance the operator is working on: never replaced.
+pub const MAINTENANCE: &str = "openclaw:maintenance";
+/// On a volume restored from a snapshot: which one.
+pub const RESTORED_FROM: &str = "openclaw:restored-from";
+
+/// Tags that describe one instance's history, not the gateway: never carried to a replacement.
+const NOT_CARRIED: &[&str] = &[REPLACES, REPLACED_BY, SPOT_WARNING, REBALANCE, tags::MANAGED_BY];
+
+/// State reasons EC2 gives an instance it reclaimed (`Server.SpotInstanceTermination`,
+/// `Server.SpotInstanceShutdown`).
+const SPOT_REASON_PREFIX: &str = "Server.SpotInstance";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub state: String,
+    /// `InstanceLifecycle: spot`.
+    pub spot: bool,
+    /// The state reason's code, e.g. `Client.UserInitiatedShutdown`.
+    pub state_reason: Option<String>,
+    pub az: Option<String>,
+    pub subnet_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    pub fn has(&self, filter: &TagFilter) -> bool {
+        self.tags.get(&filter.key) == Some(&filter.value)
+    }
+
+    /// The gateway's name for backups and messages: its Name tag, else its id.
+    pub fn name(&self) -> &str {
+        self.tags.get(tags::NAME).map(String::as_str).filter(|n| !n.is_empty()).unwrap_or(&self.id)
+    }
+
+    fn is_gone(&self) -> bool {
+        matches!(self.state.as_str(), "terminated" | "shutting-down")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    pub instance_id: String,
+    pub device: String,
+    /// `attaching`, `attached`, `detaching`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub id: String,
+    pub az: String,
+    /// `available`, `in-use`, `creating`...
+    pub state: String,
+    pub attachment: Option<Attachment>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subnet {
+    pub id: String,
+    pub az: String,
+}
+
+/// What the function read before deciding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The event's instance; `None` when EC2 does not know it.
+    pub instance: Option<Instance>,
+    /// Instances tagged as replacing it that are not gone.
+    pub replacements: Vec<Instance>,
+    /// Volumes carrying the gateway tag.
+    pub volumes: Vec<Volume>,
+    /// The suite's snapshots.
+    pub snapshots: Vec<ObservedSnapshot>,
+    /// The configured subnets (`SUBNET_IDS`) and their zones.
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Plan {
+    /// Nothing to change; `notify` when a human should still hear of it.
+    Ignore { instance_id: String, reason: String, notify: bool },
+    /// A warning or rebalance recommendation: save what can be saved, maybe start the replacement.
+    Prepare(Prepare),
+    /// The gateway was interrupted: move it to a replacement.
+    Replace(Replace),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signal {
+    Warning(InstanceAction),
+    Rebalance,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Prepare {
+    pub instance_id: String,
+    pub gateway: String,
+    pub signal: Signal,
+    pub at: String,
+    /// The tag recording the signal on the instance.
+    pub record: (String, String),
+    /// The same signal was already recorded: a duplicate delivery; nothing is saved twice.
+    pub duplicate: bool,
+    pub snapshot: Option<SnapshotSource>,
+    pub backup: Option<BackupJob>,
+    /// Start the replacement now (rebalance recommendation with `EARLY_REPLACE`).
+    pub early_launch: Option<Launch>,
+    /// Why a step is left out.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupJob {
+    pub gateway: String,
+    pub archive_key: String,
+    pub manifest_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replace {
+    pub old_instance: String,
+    pub gateway: String,
+    /// `terminated` or `stopped` (as decided on).
+    pub old_state: String,
+    /// What shows it was a Spot interruption.
+    pub evidence: String,
+    pub warned_at: Option<String>,
+    pub replacement: Replacement,
+    pub volume: VolumeStep,
+    pub address: Address,
+    pub alarm_name_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Replacement {
+    /// Found by its tag: launched by an earlier delivery (or early, on a rebalance recommendation).
+    Existing {
+        instance_id: String,
+    },
+    Launch(Launch),
+    /// Cannot launch (no launch template configured, no zone known).
+    Impossible {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Launch {
+    pub template_id: String,
+    pub template_version: String,
+    /// The data volume's zone: EBS volumes cannot cross zones.
+    pub az: String,
+    pub subnet_id: Option<String>,
+    /// Derived from the interrupted instance (with the purchase option appended per attempt).
+    pub client_token: String,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum VolumeStep {
+    /// Wait until the old instance releases it (detaching it first when the old one is only
+    /// stopped), then attach it to the replacement.
+    Move {
+        volume_id: String,
+        device: String,
+        detach_from: Option<String>,
+    },
+    /// Already on the replacement.
+    Attached {
+        volume_id: String,
+        device: String,
+    },
+    /// The data volume is gone: a new one from the newest completed suite snapshot.
+    Restore {
+        snapshot_id: String,
+        az: String,
+        device: String,
+        tags: Vec<(String, String)>,
+    },
+    Missing {
+        reason: String,
+    },
+}
+
+fn ignore(instance_id: &str, reason: impl Into<String>, notify: bool) -> Plan {
+    Plan::Ignore { instance_id: instance_id.to_owned(), reason: reason.into(), notify }
+}
+
+pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
+    let id = event.instance_id();
+    let Some(instance) = &observed.instance else {
+        return ignore(id, "EC2 does not know this instance (another region, or gone long ago)", false);
+    };
+    if !instance.has(&config.gateway_tag) {
+        return ignore(id, format!("not the gateway (no {} tag): left alone", config.gateway_tag), false);
+    }
+    let at = event.time().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match event {
+        Event::Warning { action, .. } => match instance.state.as_str() {
+            // A warning that arrives after the fact still proves the interruption.
+            "terminated" | "stopped" => replace_or_ignore(
+                instance,
+                &instance.state,
+                format!("Spot interruption warning at {at}"),
+                observed,
+                config,
+            ),
+            _ => Plan::Prepare(prepare(instance, Signal::Warning(*action), &at, event, observed, config)),
+        },
+        Event::Rebalance { .. } => match instance.state.as_str() {
+            "running" | "pending" => Plan::Prepare(prepare(instance, Signal::Rebalance, &at, event, observed, config)),
+            other => ignore(id, format!("rebalance recommendation for an instance that is {other}"), false),
+        },
+        Event::StateChange { state: reported, .. } => {
+            // EC2's API may lag the event by a moment: a transitional state counts as the event's.
+            let state = match instance.state.as_str() {
+                "shutting-down" | "stopping" => reported.as_str(),
+                observed_state => observed_state,
+            };
+            match state {
+                "terminated" | "stopped" => match spot_evidence(instance) {
+                    Some(evidence) => replace_or_ignore(instance, state, evidence, observed, config),
+                    None => ignore(
+                        id,
+                        format!(
+                            "{state} on purpose, not by a Spot interruption ({}, state reason {}): not replaced",
+                            if instance.spot { "Spot instance" } else { "On-Demand instance" },
+                            instance.state_reason.as_deref().filter(|r| !r.is_empty()).unwrap_or("none")
+                        ),
+                        false,
+                    ),
+                },
+                "running" | "pending" => {
+                    ignore(id, format!("the {reported} event is out of date: the instance is {state} again"), false)
+                }
+                other => ignore(id, format!("{reported} event for an instance that is {other}: nothing to do"), false),
+            }
+        }
+    }
+}
+
+/// Why this stop or termination was EC2 reclaiming Spot capacity, if it was.
+fn spot_evidence(instance: &Instance) -> Option<String> {
+    if !instance.spot {
+        return None;
+    }
+    if let Some(code) = instance.state_reason.as_deref().filter(|c| c.starts_with(SPOT_REASON_PREFIX)) {
+        return Some(format!("state reason {code}"));
+    }
+    instance.tags.get(SPOT_WARNING).map(|at| format!("Spot interruption warning at {at}"))
+}
+
+fn replace_or_ignore(instance: &Instance, state: &str, evidence: String, observed: &Observed, config: &Config) -> Plan {
+    if instance.tags.get(MAINTENANCE).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return ignore(
+            &instance.id,
+            format!("{state} by a Spot interruption while it carries {MAINTENANCE}=true: not replaced"),
+            true,
+        );
+    }
+    if state == "stopped" && !config.replace_on_stop {
+        return ignore(
+            &instance.id,
+            "stopped by a Spot interruption; REPLACE_ON_STOP is off, so EC2 starts it again when capacity returns",
+            true,
+        );
+    }
+    let existing = observed.replacements.iter().filter(|r| !r.is_gone()).min_by(|a, b| a.id.cmp(&b.id));
+    let (volume, volume_az) = volume_step(instance, state, existing, observed, config);
+    let replacement = match existing {
+        Some(r) => Replacement::Existing { instance_id: r.id.clone() },
+        None => match launch(instance, volume_az.as_deref(), observed, config) {
+            Ok(l) => Replacement::Launch(l),
+            Err(reason) => Replacement::Impossible { reason },
+        },
+    };
+    Plan::Replace(Replace {
+        old_instance: instance.id.clone(),
+        gateway: instance.name().to_owned(),
+        old_state: state.to_owned(),
+        evidence,
+        warned_at: instance.tags.get(SPOT_WARNING).cloned(),
+        replacement,
+        volume,
+        address: config.address.clone(),
+        alarm_name_prefix: config.alarm_name_prefix.clone(),
+    })
+}
+
+fn prepare(
+    instance: &Instance,
+    signal: Signal,
+    at: &str,
+    event: &Event,
+    observed: &Observed,
+    config: &Config,
+) -> Prepare {
+    let key = match signal {
+        Signal::Warning(_) => SPOT_WARNING,
+        Signal::Rebalance => REBALANCE,
+    };
+    let duplicate = instance.tags.contains_key(key);
+    let mut notes = Vec::new();
+    let data = observed.volumes.iter().find(|v| v.attachment.as_ref().is_some_and(|a| a.instance_id == instance.id));
+    let snapshot = match data {
+        _ if duplicate => None,
+        None => {
+            notes.push(format!("no volume with {} is attached: nothing to snapshot", config.gateway_tag));
+            None
+        }
+        Some(v) => Some(SnapshotSource {
+            volume_id: v.id.clone(),
+            name: v.tags.get(tags::NAME).cloned(),
+            instance_id: Some(instance.id.clone()),
+            device: v.attachment.as_ref().map(|a| a.device.clone()),
+        }),
+    };
+    let backup = match &config.backup {
+        _ if duplicate => None,
+        None => {
+            notes.push("BACKUP_BUCKET is not set: no last-minute backup".to_owned());
+            None
+        }
+        Some(_) if instance.state != "running" => {
+            notes.push(format!("the instance is {}: too late for a backup command", instance.state));
+            None
+        }
+        Some(target) => {
+            let keys = layout::daily(&target.prefix, instance.name(), event.time());
+            Some(BackupJob {
+                gateway: instance.name().to_owned(),
+                archive_key: keys.archive,
+                manifest_key: keys.manifest,
+            })
+        }
+    };
+    if duplicate {
+        notes.push(format!("{key} is already recorded: a repeated delivery, nothing is saved twice"));
+    }
+    let maintenance = instance.tags.get(MAINTENANCE).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let early_launch = match signal {
+        Signal::Rebalance if config.early_replace => {
+            if maintenance {
+                notes.push(format!("{MAINTENANCE}=true: no early replacement"));
+                None
+            } else if let Some(r) = observed.replacements.iter().find(|r| !r.is_gone()) {
+                notes.push(format!("replacement {} already started", r.id));
+                None
+            } else {
+                match launch(instance, data.map(|v| v.az.as_str()), observed, config) {
+                    Ok(l) => Some(l),
+                    Err(reason) => {
+                        notes.push(format!("no early replacement: {reason}"));
+                        None
+                    }
+                }
+            }
+        }
+        _ => None,
+    };
+    Prepare {
+        instance_id: instance.id.clone(),
+        gateway: instance.name().to_owned(),
+        signal,
+        at: at.to_owned(),
+        record: (key.to_owned(), at.to_owned()),
+        duplicate,
+        snapshot,
+        backup,
+        early_launch,
+        notes,
+    }
+}
+
+/// How the replacement is launched: from the launch template, in the data volume's zone.
+fn launch(
+    instance: &Instance,
+    volume_az: Option<&str>,
+    observed: &Observed,
+    config: &Config,
+) -> Result<Launch, String> {
+    let template_id = config.launch_template_id.clone().ok_or("LAUNCH_TEMPLATE_ID is not set")?;
+    let az = volume_az
+        .or(instance.az.as_deref())
+        .ok_or("neither the data volume nor the instance has a known Availability Zone")?
+        .to_owned();
+    let subnet_id = observed
+        .subnets
+        .iter()
+        .find(|s| s.az == az && config.subnet_ids.contains(&s.id))
+        .map(|s| s.id.clone())
+        .or_else(|| instance.subnet_id.clone().filter(|_| instance.az.as_deref() == Some(az.as_str())));
+    let mut tags: Vec<(String, String)> = instance
+        .tags
+        .iter()
+        .filter(|(k, _)| !tags::is_reserved(k) && !NOT_CARRIED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    tags.push((REPLACES.to_owned(), instance.id.clone()));
+    tags.push((tags::MANAGED_BY.to_owned(), tags::MANAGED_BY_VALUE.to_owned()));
+    Ok(Launch {
+        template_id,
+        template_version: config.launch_template_version.clone(),
+        az,
+        subnet_id,
+        client_token: format!("openclaw-ops-replace-{}", instance.id),
+        tags,
+    })
+}
+
+/// The newest completed suite snapshot that `matches`.
+fn newest_snapshot(
+    snapshots: &[ObservedSnapshot],
+    matches: impl Fn(&ObservedSnapshot) -> bool,
+) -> Option<&ObservedSnapshot> {
+    snapshots
+        .iter()
+        .filter(|s| s.is_managed() && s.state == SnapshotState::Completed && matches(s))
+        .max_by(|a, b| (a.start_time, &a.snapshot_id).cmp(&(b.start_time, &b.snapshot_id)))
+}
+
+fn volume_step(
+    instance: &Instance,
+    state: &str,
+    existing: Option<&Instance>,
+    observed: &Observed,
+    config: &Config,
+) -> (VolumeStep, Option<String>) {
+    let ours: Vec<&Volume> = observed
+        .volumes
+        .iter()
+        .filter(|v| v.tags.get(&config.gateway_tag.key) == Some(&config.gateway_tag.value))
+        .collect();
+    let attached_to =
+        |id: &str| ours.iter().find(|v| v.attachment.as_ref().is_some_and(|a| a.instance_id == id)).copied();
+    if let Some(v) = attached_to(&instance.id) {
+        let device = v.attachment.as_ref().map(|a| a.device.clone()).unwrap_or_else(|| config.data_device.clone());
+        let detach_from = (state == "stopped").then(|| instance.id.clone());
+        return (VolumeStep::Move { volume_id: v.id.clone(), device, detach_from }, Some(v.az.clone()));
+    }
+    if let Some(v) = existing.and_then(|r| attached_to(&r.id)) {
+        let device = v.attachment.as_ref().map(|a| a.device.clone()).unwrap_or_default();
+        return (VolumeStep::Attached { volume_id: v.id.clone(), device }, Some(v.az.clone()));
+    }
+    // Released already: an unattached gateway volume; several only when other gateways share the tag.
+    let free: Vec<&Volume> =
+        ours.iter().filter(|v| v.attachment.is_none() && v.state == "available").copied().collect();
+    let from_this_instance = |v: &&Volume| {
+        newest_snapshot(&observed.snapshots, |s| s.volume_id == v.id)
+            .is_some_and(|s| s.tags.get(tags::INSTANCE_ID) == Some(&instance.id))
+    };
+    let chosen = match free.as_slice() {
+        [only] => Some(*only),
+        [] => None,
+        many => {
+            let mine: Vec<&&Volume> = many.iter().filter(|v| from_this_instance(v)).collect();
+            match mine.as_slice() {
+                [only] => Some(**only),
+                _ => {
+                    let ids: Vec<&str> = many.iter().map(|v| v.id.as_str()).collect();
+                    return (
+                        VolumeStep::Missing {
+                            reason: format!(
+                                "several unattached gateway volumes ({}) and none is known to be {}'s",
+                                ids.join(", "),
+                                instance.id
+                            ),
+                        },
+                        None,
+                    );
+                }
+            }
+        }
+    };
+    if let Some(v) = chosen {
+        let device = newest_snapshot(&observed.snapshots, |s| s.volume_id == v.id)
+            .and_then(|s| s.tags.get(tags::DEVICE).cloned())
+            .unwrap_or_else(|| config.data_device.clone());
+        return (VolumeStep::Move { volume_id: v.id.clone(), device, detach_from: None }, Some(v.az.clone()));
+    }
+    let Some(az) = instance.az.clone() else {
+        return (
+            VolumeStep::Missing { reason: "the data volume is gone and the instance's zone is unknown".into() },
+            None,
+        );
+    };
+    let snapshot = newest_snapshot(&observed.snapshots, |s| {
+        s.tags.get(tags::INSTANCE_ID) == Some(&instance.id)
+            && s.tags.get(tags::DEVICE) == Some(&config.data_device)
+            && s.kind().is_ok_and(|k| matches!(k, SnapshotKind::Daily | SnapshotKind::SpotFinal | SnapshotKind::Manual))
+    });
+    match snapshot {
+        Some(s) => {
+            let name = s.tags.get(tags::NAME).cloned().unwrap_or_else(|| "openclaw-data".to_owned());
+            let tags = vec![
+                (tags::NAME.to_owned(), name),
+                (config.gateway_tag.key.clone(), config.gateway_tag.value.clone()),
+                (config.snapshot_tag.key.clone(), config.snapshot_tag.value.clone()),
+                (tags::MANAGED_BY.to_owned(), tags::MANAGED_BY_VALUE.to_owned()),
+                (RESTORED_FROM.to_owned(), s.snapshot_id.clone()),
+            ];
+            (
+                VolumeStep::Restore {
+                    snapshot_id: s.snapshot_id.clone(),
+                    az: az.clone(),
+                    device: config.data_device.clone(),
+                    tags,
+                },
+                Some(az),
+            )
+        }
+        None => (
+            VolumeStep::Missing {
+                reason: format!(
+                    "no gateway volume is left and no completed suite snapshot of {}'s {} exists",
+                    instance.id, config.data_device
+                ),
+            },
+            Some(az),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
