@@ -40,6 +40,11 @@ What it adds to moto (everything here, nothing elsewhere):
   code) or `TimedOut` (`executionTimeout`), with stdout and stderr as SSM reports them (truncated to
   24,000 / 8,000 characters). An unregistered instance's invocation fails.
 
+* S3 default encryption checked under its IAM action names (`s3:GetEncryptionConfiguration`,
+  `s3:PutEncryptionConfiguration`): moto's action map lacks `?encryption` and checks `s3:ListBucket`.
+* S3 `GetBucketVersioning` answered with the `VersioningConfiguration` root element AWS sends: moto
+  5.2.5 serialises it as `GetBucketVersioningResponse`, which the Rust SDK refuses to parse.
+
 State is per process: every test starts its own emulator, so tests run in parallel without sharing
 state or clocks.
 """
@@ -195,6 +200,28 @@ def _sign_over_raw_bodies() -> None:
     IAMRequestBase.__init__ = __init__
 
 
+def _s3_versioning_as_aws_answers() -> None:
+    from moto.s3.responses import S3Response
+
+    def get_bucket_versioning(self):  # noqa: ANN001, ANN202
+        status = self.backend.get_bucket_versioning(self.bucket_name)
+        inner = f"<Status>{status}</Status>" if status else ""
+        return 200, {}, (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}</VersioningConfiguration>'
+        )
+
+    S3Response.get_bucket_versioning = get_bucket_versioning
+
+
+def _s3_encryption_actions() -> None:
+    from moto.s3.responses import ACTION_MAP
+
+    ACTION_MAP["BUCKET"]["GET"]["encryption"] = "GetEncryptionConfiguration"
+    ACTION_MAP["BUCKET"]["PUT"]["encryption"] = "PutEncryptionConfiguration"
+    ACTION_MAP["BUCKET"]["DELETE"]["encryption"] = "PutEncryptionConfiguration"
+
+
 class Testbed:
     def __init__(self, app, freezer_factory):  # noqa: ANN001
         self._app = app
@@ -293,6 +320,8 @@ def main() -> None:
     _sign_over_raw_bodies()
     _complete_cost_explorer()
     _run_shell_scripts_for_real()
+    _s3_versioning_as_aws_answers()
+    _s3_encryption_actions()
 
     app = Testbed(DomainDispatcherApplication(create_backend_app), clock)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)

@@ -3,6 +3,7 @@
 //! template.yaml, and a small seeded OpenClaw account.
 
 pub mod account;
+pub mod backup_bucket;
 pub mod emulator;
 pub mod iam;
 pub mod openclaw_state;

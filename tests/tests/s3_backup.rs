@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use integration_tests::account::ops_topic_with_capture;
+use integration_tests::backup_bucket::configure_like_the_template;
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::{StateDir, state_dir};
@@ -31,7 +32,9 @@ impl Bed {
         let admin = emulator.admin().await;
         let s3 = aws_sdk_s3::Client::new(&admin);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-        let key_id = aws_sdk_kms::Client::new(&admin).create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+        let key = aws_sdk_kms::Client::new(&admin).create_key().send().await.unwrap().key_metadata.unwrap();
+        let key_id = key.arn.unwrap();
+        configure_like_the_template(&s3, BUCKET, &key_id).await.unwrap();
         let (topic_arn, queue_url) = ops_topic_with_capture(&admin).await.unwrap();
 
         let ec2 = aws_sdk_ec2::Client::new(&admin);
@@ -102,6 +105,7 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     assert_eq!(done["archive_key"], "openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T023000Z.tar.gz");
     assert!(done["files"].as_u64().unwrap() >= 6);
     assert_eq!(done["monthly_copy"], "openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.tar.gz");
+    assert_eq!(report["drift"], json!([]), "the bucket is as the template makes it");
     let keys = bed.keys().await;
     assert!(
         keys.contains(&"openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.manifest.json".to_owned())
@@ -315,4 +319,27 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
     std::fs::remove_dir_all(&target).unwrap();
     std::fs::remove_dir_all(&unpacked).unwrap();
     std::fs::remove_file(&tarball).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edited_bucket_is_reported_and_the_backup_still_made() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let bed = Bed::start("drift").await;
+    let function = bed.function(&bed.state.root.to_string_lossy()).await;
+    // Someone "cleans up": versioning suspended, the lifecycle rules deleted.
+    let suspended = VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build();
+    bed.s3.put_bucket_versioning().bucket(BUCKET).versioning_configuration(suspended).send().await.unwrap();
+    bed.s3.delete_bucket_lifecycle().bucket(BUCKET).send().await.unwrap();
+
+    let report = function.invoke(&scheduled()).await.unwrap().response();
+    assert_eq!(report["backed_up"].as_array().unwrap().len(), 1, "{report}");
+    let drift: Vec<&str> = report["drift"].as_array().unwrap().iter().map(|d| d["setting"].as_str().unwrap()).collect();
+    assert_eq!(drift, ["versioning", "lifecycle"], "{report}");
+    assert!(function.output().contains(r#""BucketDrift":2"#), "EMF counts the findings");
+    let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["severity"], "warning");
+    assert!(notes[0]["title"].as_str().unwrap().contains("differs from the template"));
+    assert!(notes[0]["fields"]["versioning 1"].as_str().unwrap().contains("Suspended"));
+    assert!(notes[0]["fields"]["lifecycle 2"].as_str().unwrap().contains("never expired"));
 }

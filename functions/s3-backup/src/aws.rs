@@ -10,8 +10,8 @@ use openclaw_ops_shared::tags::TagFilter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::layout;
 use crate::plan::Gateway;
+use crate::{drift, layout};
 
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -177,6 +177,36 @@ impl Clients {
         }
     }
 
+    /// The bucket's versioning, default encryption and lifecycle rules, for the drift check. What
+    /// cannot be read is kept as its error, to be reported.
+    pub async fn bucket_settings(&self, bucket: &str) -> drift::Observed {
+        let versioning = match self.s3.get_bucket_versioning().bucket(bucket).send().await {
+            Ok(v) => Ok(v.status().map(|s| s.as_str().to_owned())),
+            Err(e) => Err(format!("s3:GetBucketVersioning: {}", SdkErrorDisplay(&e))),
+        };
+        let encryption = match self.s3.get_bucket_encryption().bucket(bucket).send().await {
+            Ok(out) => Ok(out
+                .server_side_encryption_configuration()
+                .map(|c| c.rules())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| r.apply_server_side_encryption_by_default())
+                .map(|d| drift::Encryption {
+                    algorithm: d.sse_algorithm().as_str().to_owned(),
+                    kms_key: d.kms_master_key_id().map(str::to_owned),
+                })
+                .collect()),
+            Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some(NO_ENCRYPTION) => Ok(vec![]),
+            Err(e) => Err(format!("s3:GetEncryptionConfiguration: {}", SdkErrorDisplay(&e))),
+        };
+        let lifecycle = match self.s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
+            Ok(out) => Ok(Some(out.rules().iter().map(rule).collect())),
+            Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some(NO_LIFECYCLE) => Ok(None),
+            Err(e) => Err(format!("s3:GetLifecycleConfiguration: {}", SdkErrorDisplay(&e))),
+        };
+        drift::Observed { versioning, encryption, lifecycle }
+    }
+
     /// Copies a verified backup (archive and manifest) under another prefix, encrypted the same way.
     pub async fn copy(&self, bucket: &str, from: &str, to: &str, kms_key_id: Option<&str>) -> Result<(), String> {
         self.s3
@@ -190,6 +220,27 @@ impl Clients {
             .await
             .map_err(|e| format!("s3:CopyObject {from} → {to}: {}", SdkErrorDisplay(&e)))?;
         Ok(())
+    }
+}
+
+const NO_ENCRYPTION: &str = "ServerSideEncryptionConfigurationNotFoundError";
+const NO_LIFECYCLE: &str = "NoSuchLifecycleConfiguration";
+
+fn rule(r: &aws_sdk_s3::types::LifecycleRule) -> drift::Rule {
+    #[allow(deprecated)] // CloudFormation's rule-level `Prefix` may come back in the legacy field.
+    let legacy_prefix = r.prefix();
+    drift::Rule {
+        id: r.id().unwrap_or_default().to_owned(),
+        enabled: r.status() == &aws_sdk_s3::types::ExpirationStatus::Enabled,
+        prefix: r.filter().and_then(|f| f.prefix()).or(legacy_prefix).unwrap_or_default().to_owned(),
+        expiration_days: r.expiration().and_then(|e| e.days()),
+        transitions: r
+            .transitions()
+            .iter()
+            .filter_map(|t| Some((t.days()?, t.storage_class()?.as_str().to_owned())))
+            .collect(),
+        noncurrent_days: r.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()),
+        abort_upload_days: r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Config {
     pub prefix: String,
     pub state_dir: String,
     pub kms_key_id: Option<String>,
+    /// The template's lifecycle for `daily/` (stack parameter), what the drift check expects.
+    pub daily_retention_days: i32,
     pub command_timeout: Duration,
     pub dry_run: bool,
 }
@@ -32,6 +34,7 @@ impl Config {
             prefix,
             state_dir: config::optional(env, "STATE_DIR").unwrap_or_else(|| "/home/openclaw/.openclaw".into()),
             kms_key_id: config::optional(env, "BACKUP_KMS_KEY_ID"),
+            daily_retention_days: config::parsed(env, "BACKUP_DAILY_RETENTION_DAYS", 30)?,
             command_timeout: Duration::from_secs(config::parsed(env, "BACKUP_COMMAND_TIMEOUT", 600)?),
             dry_run: config::flag(env, "DRY_RUN", false)?,
         })
@@ -55,6 +58,7 @@ mod tests {
         assert_eq!(c.prefix, "x/");
         assert_eq!(c.gateway_tag.to_string(), "openclaw:role=gateway");
         assert_eq!(c.state_dir, "/home/openclaw/.openclaw");
+        assert_eq!(c.daily_retention_days, 30);
         assert!(
             Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", "t")]))
                 .unwrap_err()

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod drift;
 pub mod event;
 pub mod plan;
 pub mod restore;
@@ -105,6 +106,8 @@ pub struct Report {
     pub plan: Plan,
     pub backed_up: Vec<Done>,
     pub failed: Vec<Failed>,
+    /// Where the bucket no longer is what the template made it.
+    pub drift: Vec<drift::Drift>,
     /// Hours since the newest verified backup of the gateway whose newest is oldest (freshness);
     /// none when a gateway has no verified backup from this run or today.
     pub newest_age_hours: Option<f64>,
@@ -179,8 +182,22 @@ impl Handler {
         }
         // report
         let newest_age = newest_backup_age(&gateways, &verified_today, &backed_up, Utc::now());
-        let report =
-            Report { function: FUNCTION, dry_run, reason, plan, backed_up, failed, newest_age_hours: newest_age };
+        let expected = drift::Expected {
+            prefix: self.config.prefix.clone(),
+            daily_days: self.config.daily_retention_days,
+            kms_key: self.config.kms_key_id.clone(),
+        };
+        let drift = drift::check(&self.clients.bucket_settings(&self.config.bucket).await, &expected);
+        let report = Report {
+            function: FUNCTION,
+            dry_run,
+            reason,
+            plan,
+            backed_up,
+            failed,
+            drift,
+            newest_age_hours: newest_age,
+        };
         self.report(&report).await?;
         match report.failed.first() {
             Some(first) => Err(Error::Incomplete(format!(
@@ -425,6 +442,24 @@ impl Handler {
         self.publisher.publish(&note).await.map(|_| ())
     }
 
+    /// Once a day per kind of run while it lasts (the id repeats, so a retried publish is recognised).
+    async fn report_drift(&self, report: &Report) -> Result<(), Error> {
+        let mut note = Notification::new(
+            FUNCTION,
+            format!("{FUNCTION}:drift:{}:{}", report.plan.trigger.as_str(), report.plan.date),
+            Severity::Warning,
+            format!("Backup bucket {} differs from the template", self.config.bucket),
+        )
+        .text(
+            "Someone changed the backup bucket by hand. Backups still run, but retention or recovery no longer \
+             works as designed. Put it back with the stack (sam deploy) or fix the settings below.",
+        );
+        for (i, d) in report.drift.iter().enumerate() {
+            note = note.field(format!("{} {}", d.setting, i + 1), d.finding.clone());
+        }
+        self.publisher.publish(&note).await.map(|_| ())
+    }
+
     async fn report(&self, report: &Report) -> Result<(), Error> {
         let json = serde_json::to_string(report).expect("a report always serialises");
         tracing::info!(backed_up = report.backed_up.len(), failed = report.failed.len(), dry_run = report.dry_run, report = %json, "s3-backup run");
@@ -436,7 +471,11 @@ impl Handler {
         if let Some(age) = report.newest_age_hours {
             metrics = metrics.value("BackupAgeHours", age, "None");
         }
+        metrics = metrics.count("BucketDrift", report.drift.len());
         metrics.emit(Utc::now());
+        if !report.drift.is_empty() {
+            self.report_drift(report).await?;
+        }
         if report.failed.is_empty() {
             return Ok(());
         }

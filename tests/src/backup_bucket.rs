@@ -1,0 +1,135 @@
+//! The backup bucket as template.yaml makes it: `BackupBucket`'s versioning, encryption and
+//! lifecycle, read from the template and applied through the S3 API, so tests (and the drift check
+//! they exercise) use the template's settings instead of a copy of them.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, anyhow};
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Transition,
+    TransitionStorageClass, VersioningConfiguration,
+};
+use serde_json::Value;
+
+use crate::template::Template;
+
+/// Resolves `!Ref`, `!Sub` and `!GetAtt` with the values given (parameters and attributes by name).
+pub fn resolve(value: &serde_norway::Value, names: &HashMap<&str, String>) -> anyhow::Result<Value> {
+    use serde_norway::Value as Y;
+    Ok(match value {
+        Y::Tagged(tagged) => {
+            let inner = tagged.value.as_str().ok_or_else(|| anyhow!("{} of {:?}", tagged.tag, tagged.value))?;
+            match tagged.tag.to_string().as_str() {
+                "!Ref" | "!GetAtt" => {
+                    Value::String(names.get(inner).cloned().ok_or_else(|| anyhow!("no value for {inner}"))?)
+                }
+                "!Sub" => {
+                    let mut out = inner.to_owned();
+                    for (name, v) in names {
+                        out = out.replace(&format!("${{{name}}}"), v);
+                    }
+                    anyhow::ensure!(!out.contains("${"), "unresolved {out}");
+                    Value::String(out)
+                }
+                other => return Err(anyhow!("intrinsic {other} is not supported here")),
+            }
+        }
+        Y::Mapping(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.as_str().unwrap_or_default().to_owned(), resolve(v, names)?)))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        Y::Sequence(s) => Value::Array(s.iter().map(|v| resolve(v, names)).collect::<anyhow::Result<_>>()?),
+        other => serde_json::to_value(other)?,
+    })
+}
+
+/// The template's default for a parameter.
+pub fn parameter_default(template: &Template, name: &str) -> anyhow::Result<String> {
+    let default = template
+        .doc
+        .get("Parameters")
+        .and_then(|p| p.get(name))
+        .and_then(|p| p.get("Default"))
+        .ok_or_else(|| anyhow!("parameter {name} has no default"))?;
+    Ok(match default {
+        serde_norway::Value::String(s) => s.clone(),
+        other => serde_json::to_value(other)?.to_string(),
+    })
+}
+
+/// Applies `BackupBucket`'s versioning, default encryption and lifecycle to `bucket`, with the
+/// template's parameter defaults and `key_arn` as the stack's key.
+pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, key_arn: &str) -> anyhow::Result<()> {
+    let template = Template::load()?;
+    let mut names: HashMap<&str, String> = HashMap::new();
+    for p in ["BackupPrefix", "BackupDailyRetentionDays"] {
+        names.insert(p, parameter_default(&template, p)?);
+    }
+    names.insert("OpsKey.Arn", key_arn.to_owned());
+    let props =
+        resolve(template.resource("BackupBucket")?.get("Properties").context("BackupBucket Properties")?, &names)?;
+
+    if props["VersioningConfiguration"]["Status"] == "Enabled" {
+        let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+        s3.put_bucket_versioning().bucket(bucket).versioning_configuration(versioning).send().await?;
+    }
+    let mut encryption = ServerSideEncryptionConfiguration::builder();
+    for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"].as_array().context("encryption")? {
+        let default = &rule["ServerSideEncryptionByDefault"];
+        encryption = encryption.rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::from(
+                            default["SSEAlgorithm"].as_str().context("algorithm")?,
+                        ))
+                        .set_kms_master_key_id(default["KMSMasterKeyID"].as_str().map(str::to_owned))
+                        .build()?,
+                )
+                .set_bucket_key_enabled(rule["BucketKeyEnabled"].as_bool())
+                .build(),
+        );
+    }
+    s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(encryption.build()?).send().await?;
+
+    let days = |v: &Value| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_i64().map(|d| d as i32));
+    let mut lifecycle = BucketLifecycleConfiguration::builder();
+    for rule in props["LifecycleConfiguration"]["Rules"].as_array().context("lifecycle rules")? {
+        let mut r = LifecycleRule::builder()
+            .set_id(rule["Id"].as_str().map(str::to_owned))
+            .status(ExpirationStatus::from(rule["Status"].as_str().context("Status")?))
+            .filter(LifecycleRuleFilter::builder().prefix(rule["Prefix"].as_str().unwrap_or_default()).build());
+        let expiration_days = days(&rule["ExpirationInDays"]);
+        let delete_markers = rule["ExpiredObjectDeleteMarker"].as_bool();
+        if expiration_days.is_some() || delete_markers.is_some() {
+            r = r.expiration(
+                LifecycleExpiration::builder()
+                    .set_days(expiration_days)
+                    .set_expired_object_delete_marker(delete_markers)
+                    .build(),
+            );
+        }
+        for t in rule["Transitions"].as_array().into_iter().flatten() {
+            r = r.transitions(
+                Transition::builder()
+                    .set_days(days(&t["TransitionInDays"]))
+                    .storage_class(TransitionStorageClass::from(t["StorageClass"].as_str().context("StorageClass")?))
+                    .build(),
+            );
+        }
+        if let Some(d) = days(&rule["NoncurrentVersionExpiration"]["NoncurrentDays"]) {
+            r = r.noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(d).build());
+        }
+        if let Some(d) = days(&rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]) {
+            r = r.abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build(),
+            );
+        }
+        lifecycle = lifecycle.rules(r.build()?);
+    }
+    s3.put_bucket_lifecycle_configuration().bucket(bucket).lifecycle_configuration(lifecycle.build()?).send().await?;
+    Ok(())
+}
