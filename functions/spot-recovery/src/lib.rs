@@ -4,10 +4,105 @@
 //! snapshots) → plan ([`plan::plan`], pure) → apply (skipped in dry-run) → report (JSON response,
 //! one log line, EMF metrics, a notification with the recovery's timeline).
 
+pub mod alarms;
+pub mod apply;
+pub mod command;
 pub mod config;
+pub mod ec2;
 pub mod event;
 pub mod plan;
+pub mod report;
+pub mod target;
 
+use std::time::Duration;
+
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+use openclaw_ops_shared::Error;
+use openclaw_ops_shared::notification::Publisher;
+use serde_json::Value;
+
+pub use crate::apply::Clients;
 pub use crate::config::Config;
+use crate::event::Event;
+use crate::plan::{Observed, Plan};
+use crate::report::Report;
 
 pub const FUNCTION: &str = "spot-recovery";
+/// Kept back from the invocation's deadline to report.
+const RESERVE: Duration = Duration::from_secs(15);
+
+pub struct Handler {
+    config: Config,
+    clients: Clients,
+    publisher: Publisher,
+}
+
+impl Handler {
+    pub fn new(config: Config, clients: Clients, sns: aws_sdk_sns::Client) -> Self {
+        let publisher = Publisher::new(sns, &config.topic_arn);
+        Handler { config, clients, publisher }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
+        let parsed = Event::parse(event.payload)?;
+        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
+        let dry_run = self.config.dry_run;
+
+        // observe: one read for an instance that is not the gateway, the rest only for the gateway.
+        let ec2 = &self.clients.ec2;
+        let mut observed = Observed { instance: ec2.instance(parsed.instance_id()).await?, ..Observed::default() };
+        if observed.instance.as_ref().is_some_and(|i| i.has(&self.config.gateway_tag)) {
+            observed.replacements = ec2.replacements(parsed.instance_id()).await?;
+            observed.volumes = ec2.volumes(&self.config.gateway_tag).await?;
+            observed.snapshots = ec2.owned_snapshots().await?;
+            observed.subnets = ec2.subnets(&self.config.subnet_ids).await?;
+        }
+
+        let plan = plan::plan(&parsed, &observed, &self.config);
+        if let Plan::Ignore { instance_id, reason, .. } = &plan {
+            tracing::info!(%instance_id, %reason, event = parsed.name(), "nothing to do");
+        }
+
+        let outcome = match &plan {
+            Plan::Ignore { .. } => None,
+            Plan::Prepare(p) => {
+                let notice = Report::early_notice(&parsed, p, dry_run);
+                let publish = async {
+                    match &notice {
+                        Some(n) => self.publisher.publish(n).await.map(|_| ()),
+                        None => Ok(()),
+                    }
+                };
+                if dry_run {
+                    publish.await?;
+                    None
+                } else {
+                    let backup = self.config.backup.as_ref();
+                    let (published, mut outcome) =
+                        tokio::join!(publish, apply::prepare(&self.clients, p, backup, parsed.time(), deadline));
+                    if let Err(e) = published {
+                        outcome.fail("notify", e.to_string());
+                    }
+                    Some(outcome)
+                }
+            }
+            Plan::Replace(r) if !dry_run => {
+                Some(apply::replace(&self.clients, r, self.config.health_timeout, parsed.time(), deadline).await)
+            }
+            Plan::Replace(_) => None,
+        };
+
+        let report = Report { function: FUNCTION, event: parsed, dry_run, plan, outcome };
+        report.log();
+        report.metrics().emit(Utc::now());
+        if let Some(notification) = report.notification() {
+            self.publisher.publish(&notification).await?;
+        }
+        match report.failure_summary() {
+            Some(summary) => Err(Error::Incomplete(summary)),
+            None => Ok(report),
+        }
+    }
+}

@@ -1,5 +1,24 @@
-//! The handler is not wired yet (in progress): the bootstrap refuses to start rather than pretend.
+use lambda_runtime::{LambdaEvent, service_fn};
+use openclaw_ops_shared::config::ProcessEnv;
+use serde_json::Value;
+use spot_recovery::alarms::Alarms;
+use spot_recovery::command::Ssm;
+use spot_recovery::ec2::Ec2;
+use spot_recovery::target::TargetGroup;
+use spot_recovery::{Clients, Config, Handler};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    Err("spot-recovery: the handler is not implemented yet".into())
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env(&ProcessEnv)?;
+    let sdk = openclaw_ops_shared::aws::load().await;
+    let clients = Clients {
+        ec2: Ec2::new(aws_sdk_ec2::Client::new(&sdk)),
+        ssm: Ssm::new(aws_sdk_ssm::Client::new(&sdk)),
+        target_group: TargetGroup::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk)),
+        alarms: Alarms::new(aws_sdk_cloudwatch::Client::new(&sdk)),
+    };
+    let handler = Handler::new(config, clients, aws_sdk_sns::Client::new(&sdk));
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| handler.handle(event))).await
 }

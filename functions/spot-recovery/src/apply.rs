@@ -1,0 +1,337 @@
+//! Carries out a plan, writing down when each step happened. A failed step is recorded and the
+//! steps that do not depend on it still run.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::alarms::Alarms;
+use crate::command::{CommandResult, Ssm};
+use crate::config::{Address, BackupTarget};
+use crate::ec2::{Ec2, Launched, Purchase};
+use crate::plan::{Prepare, REPLACED_BY, Replace, Replacement, VolumeStep};
+use crate::target::TargetGroup;
+
+/// A warning comes two minutes before the end: a backup still running then is left to its fate.
+pub const WARNING_WINDOW: Duration = Duration::from_secs(115);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub at: DateTime<Utc>,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub step: &'static str,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub timeline: Vec<Step>,
+    pub failed: Vec<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<CommandResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase: Option<Purchase>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_health: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
+}
+
+impl Outcome {
+    pub fn step(&mut self, what: impl Into<String>) {
+        self.step_at(Utc::now(), what);
+    }
+
+    pub fn step_at(&mut self, at: DateTime<Utc>, what: impl Into<String>) {
+        let what = what.into();
+        tracing::info!(%at, step = %what, "spot-recovery step");
+        self.timeline.push(Step { at, what });
+    }
+
+    pub fn fail(&mut self, step: &'static str, error: impl Into<String>) {
+        let error = error.into();
+        tracing::error!(step, %error, "spot-recovery step failed");
+        self.timeline.push(Step { at: Utc::now(), what: format!("FAILED {step}: {error}") });
+        self.failed.push(Failure { step, error });
+    }
+}
+
+pub struct Clients {
+    pub ec2: Ec2,
+    pub ssm: Ssm,
+    pub target_group: TargetGroup,
+    pub alarms: Alarms,
+}
+
+/// The warning's steps, at once: snapshot, backup, the record on the instance, maybe the early launch.
+pub async fn prepare(
+    clients: &Clients,
+    p: &Prepare,
+    backup: Option<&BackupTarget>,
+    event_time: DateTime<Utc>,
+    deadline: Instant,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    outcome.step_at(event_time, format!("{} for {} ({})", signal_words(p), p.instance_id, p.gateway));
+    let until = deadline.min(Instant::now() + WARNING_WINDOW);
+    let snapshot = async {
+        match &p.snapshot {
+            Some(source) => Some(clients.ec2.create_snapshot(source, event_time.date_naive()).await),
+            None => None,
+        }
+    };
+    let command = async {
+        match (&p.backup, backup) {
+            (Some(job), Some(target)) => Some(clients.ssm.back_up(&p.instance_id, job, target, until).await),
+            _ => None,
+        }
+    };
+    let record = clients.ec2.tag(&p.instance_id, &p.record.0, &p.record.1);
+    let early = async {
+        match &p.early_launch {
+            Some(launch) => Some(clients.ec2.launch(launch).await),
+            None => None,
+        }
+    };
+    let (snapshot, command, record, early) = tokio::join!(snapshot, command, record, early);
+
+    match record {
+        Ok(()) => outcome.step(format!("recorded {}={} on {}", p.record.0, p.record.1, p.instance_id)),
+        Err(e) => outcome.fail("record", e),
+    }
+    match snapshot {
+        Some(Ok(id)) => {
+            let volume = p.snapshot.as_ref().map(|s| s.volume_id.as_str()).unwrap_or_default();
+            outcome.step(format!("spot-final snapshot {id} of {volume} started"));
+            outcome.snapshot_id = Some(id);
+        }
+        Some(Err(e)) => outcome.fail("snapshot", e),
+        None => {}
+    }
+    match command {
+        Some(Ok(result)) => {
+            match result.status.as_str() {
+                "Success" => outcome.step(format!("backup {} uploaded (command {})", key_of(p), result.command_id)),
+                "Pending" | "InProgress" | "Delayed" => outcome.step(format!(
+                    "backup command {} still {} when the window closed",
+                    result.command_id, result.status
+                )),
+                other => outcome.fail(
+                    "backup",
+                    format!("command {} ended {other}: {}", result.command_id, result.stderr_tail.trim()),
+                ),
+            }
+            outcome.backup = Some(result);
+        }
+        Some(Err(e)) => outcome.fail("backup", e),
+        None => {}
+    }
+    match early {
+        Some(Ok(launched)) => record_launch(&mut outcome, &launched, "early replacement"),
+        Some(Err(e)) => outcome.fail("early-launch", e),
+        None => {}
+    }
+    outcome
+}
+
+fn key_of(p: &Prepare) -> &str {
+    p.backup.as_ref().map(|b| b.archive_key.as_str()).unwrap_or_default()
+}
+
+pub fn signal_words(p: &Prepare) -> String {
+    match p.signal {
+        crate::plan::Signal::Warning(action) => {
+            format!(
+                "Spot interruption warning ({})",
+                serde_json::to_value(action).unwrap_or_default().as_str().unwrap_or("")
+            )
+        }
+        crate::plan::Signal::Rebalance => "rebalance recommendation".to_owned(),
+    }
+}
+
+fn record_launch(outcome: &mut Outcome, launched: &Launched, what: &str) {
+    if let Some(spot_error) = &launched.spot_error {
+        outcome.step(format!("no Spot capacity ({spot_error})"));
+    }
+    outcome.step(format!("{what} {} launched ({})", launched.instance_id, launched.purchase.as_str()));
+    outcome.replacement = Some(launched.instance_id.clone());
+    outcome.purchase = Some(launched.purchase);
+}
+
+/// The replacement, in order: instance, volume, address, alarms.
+pub async fn replace(
+    clients: &Clients,
+    r: &Replace,
+    health_timeout: Duration,
+    event_time: DateTime<Utc>,
+    deadline: Instant,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    if let Some(warned) = r.warned_at.as_deref().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
+        outcome.step_at(warned, format!("Spot interruption warning for {}", r.old_instance));
+    }
+    outcome.step_at(event_time, format!("{} {} ({})", r.old_instance, r.old_state, r.evidence));
+
+    let new = match &r.replacement {
+        Replacement::Existing { instance_id } => {
+            outcome.step(format!("replacement {instance_id} already launched (found by its openclaw:replaces tag)"));
+            outcome.replacement = Some(instance_id.clone());
+            instance_id.clone()
+        }
+        Replacement::Impossible { reason } => {
+            outcome.fail("launch", reason.clone());
+            return outcome;
+        }
+        Replacement::Launch(launch) => {
+            // Narrows the window in which two deliveries could both launch: look again right before.
+            match clients.ec2.replacements(&r.old_instance).await {
+                Ok(found) if found.iter().any(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down")) => {
+                    let id = found.into_iter().map(|i| i.id).min().unwrap_or_default();
+                    outcome.step(format!("replacement {id} launched meanwhile by another delivery"));
+                    outcome.replacement = Some(id.clone());
+                    id
+                }
+                Ok(_) => match clients.ec2.launch(launch).await {
+                    Ok(launched) => {
+                        record_launch(&mut outcome, &launched, &format!("replacement in {}", launch.az));
+                        launched.instance_id
+                    }
+                    Err(e) => {
+                        outcome.fail("launch", e);
+                        return outcome;
+                    }
+                },
+                Err(e) => {
+                    outcome.fail("launch", e.to_string());
+                    return outcome;
+                }
+            }
+        }
+    };
+    if let Err(e) = clients.ec2.tag(&r.old_instance, REPLACED_BY, &new).await {
+        outcome.fail("record", e);
+    }
+    let running = clients.ec2.wait_running(&new, deadline).await;
+    match &running {
+        Ok(()) => outcome.step(format!("{new} running")),
+        Err(e) => outcome.fail("replacement", e.clone()),
+    }
+
+    if running.is_ok() {
+        move_volume(clients, r, &new, deadline, &mut outcome).await;
+    }
+
+    match &r.address {
+        Address::None => {}
+        Address::ElasticIp { allocation_id } => match clients.ec2.associate_address(allocation_id, &new).await {
+            Ok(ip) => {
+                outcome.step(format!("Elastic IP {ip} ({allocation_id}) moved to {new}"));
+                outcome.address = Some(ip);
+            }
+            Err(e) => outcome.fail("address", e),
+        },
+        Address::TargetGroup { arn } => {
+            match clients.target_group.register(arn, &new).await {
+                Ok(()) => outcome.step(format!("{new} registered in the target group")),
+                Err(e) => outcome.fail("address", e),
+            }
+            match clients.target_group.deregister(arn, &r.old_instance).await {
+                Ok(()) => outcome.step(format!("{} deregistered", r.old_instance)),
+                Err(e) => outcome.fail("address", e),
+            }
+            outcome.address = Some(arn.clone());
+            let until = deadline.min(Instant::now() + health_timeout);
+            match clients.target_group.wait_healthy(arn, &new, until).await {
+                Ok(state) => {
+                    outcome.step(format!("target {new}: {state}"));
+                    outcome.target_health = Some(state);
+                }
+                Err(e) => outcome.fail("health", e),
+            }
+        }
+    }
+
+    if let Some(prefix) = &r.alarm_name_prefix {
+        match clients.alarms.repoint_all(prefix, &r.old_instance, &new).await {
+            Ok(names) => {
+                outcome.step(format!("{} alarm(s) re-pointed to {new}", names.len()));
+                outcome.alarms = names;
+            }
+            Err(e) => outcome.fail("alarms", e),
+        }
+    }
+    outcome
+}
+
+async fn move_volume(clients: &Clients, r: &Replace, new: &str, deadline: Instant, outcome: &mut Outcome) {
+    let (volume, device) = match &r.volume {
+        VolumeStep::Attached { volume_id, device } => {
+            outcome.step(format!("data volume {volume_id} already attached to {new} at {device}"));
+            outcome.volume_id = Some(volume_id.clone());
+            return;
+        }
+        VolumeStep::Missing { reason } => {
+            outcome.fail("volume", format!("the replacement runs WITHOUT OpenClaw's data: {reason}"));
+            return;
+        }
+        VolumeStep::Move { volume_id, device, detach_from } => {
+            if let Some(old) = detach_from {
+                match clients.ec2.detach(volume_id, old).await {
+                    Ok(()) => outcome.step(format!("data volume {volume_id} detached from the stopped {old}")),
+                    Err(e) => {
+                        outcome.fail("volume", e);
+                        return;
+                    }
+                }
+            }
+            (volume_id.clone(), device.clone())
+        }
+        VolumeStep::Restore { snapshot_id, az, device, tags } => {
+            match clients.ec2.restore_volume(snapshot_id, az, tags).await {
+                Ok(id) => {
+                    outcome.step(format!(
+                        "THE DATA VOLUME WAS GONE: {id} created in {az} from snapshot {snapshot_id}; changes since \
+                         that snapshot are lost"
+                    ));
+                    outcome.restored_from = Some(snapshot_id.clone());
+                    (id, device.clone())
+                }
+                Err(e) => {
+                    outcome.fail("volume", e);
+                    return;
+                }
+            }
+        }
+    };
+    match clients.ec2.wait_available(&volume, deadline).await {
+        Ok(()) => outcome.step(format!("data volume {volume} available")),
+        Err(e) => {
+            outcome.fail("volume", e);
+            return;
+        }
+    }
+    match clients.ec2.attach(&volume, new, &device).await {
+        Ok(()) => {
+            outcome.step(format!("data volume {volume} attached to {new} at {device}"));
+            outcome.volume_id = Some(volume);
+        }
+        Err(e) => outcome.fail("volume", e),
+    }
+}

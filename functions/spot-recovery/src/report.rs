@@ -1,0 +1,204 @@
+//! The run's report: the handler's response, its log line, EMF metrics and the notifications.
+
+use chrono::{DateTime, Utc};
+use openclaw_ops_shared::metrics::Metrics;
+use openclaw_ops_shared::notification::{Notification, Severity, Table};
+use serde::Serialize;
+
+use crate::FUNCTION;
+use crate::apply::{Outcome, signal_words};
+use crate::ec2::Purchase;
+use crate::event::Event;
+use crate::plan::{Plan, Prepare, Replace, Signal};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub function: &'static str,
+    pub event: Event,
+    pub dry_run: bool,
+    pub plan: Plan,
+    /// `None` when nothing was applied (dry run, or nothing to do).
+    pub outcome: Option<Outcome>,
+}
+
+impl Report {
+    pub fn failure_summary(&self) -> Option<String> {
+        let failed = &self.outcome.as_ref()?.failed;
+        let first = failed.first()?;
+        Some(format!("{} step(s) failed (first: {}: {})", failed.len(), first.step, first.error))
+    }
+
+    pub fn log(&self) {
+        let json = serde_json::to_string(self).expect("a report always serialises");
+        let failed = self.outcome.as_ref().map_or(0, |o| o.failed.len());
+        tracing::info!(event = self.event.name(), instance = self.event.instance_id(), failed, dry_run = self.dry_run, report = %json, "spot-recovery run");
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let outcome = self.outcome.as_ref();
+        let replaced = matches!(self.plan, Plan::Replace(_)) && outcome.is_some_and(|o| o.replacement.is_some());
+        let mut m = Metrics::new(FUNCTION)
+            .count(
+                "SpotWarnings",
+                usize::from(
+                    matches!(&self.plan, Plan::Prepare(p) if matches!(p.signal, Signal::Warning(_)) && !p.duplicate),
+                ),
+            )
+            .count("Replacements", usize::from(replaced))
+            .count("OnDemandFallbacks", usize::from(outcome.is_some_and(|o| o.purchase == Some(Purchase::OnDemand))))
+            .count("RecoveryFailures", outcome.map_or(0, |o| o.failed.len()));
+        if let (Plan::Replace(_), Some(o)) = (&self.plan, outcome)
+            && let (Some(first), Some(last)) = (o.timeline.first(), o.timeline.last())
+        {
+            m = m.value("RecoverySeconds", (last.at - first.at).num_milliseconds() as f64 / 1000.0, "Seconds");
+        }
+        m
+    }
+
+    /// What a human should hear at the end of the run.
+    pub fn notification(&self) -> Option<Notification> {
+        match &self.plan {
+            Plan::Ignore { notify: false, .. } => None,
+            Plan::Ignore { instance_id, reason, notify: true } => Some(
+                Notification::new(
+                    FUNCTION,
+                    format!("{FUNCTION}:{instance_id}:{}:ignored", self.event.name()),
+                    Severity::Warning,
+                    format!("Spot interruption of {instance_id}: not replaced"),
+                )
+                .text(reason.clone())
+                .field("instance", instance_id.clone()),
+            ),
+            Plan::Prepare(p) => self.prepare_failures(p),
+            Plan::Replace(r) => Some(self.replaced(r)),
+        }
+    }
+
+    /// Sent at once, beside the warning's other steps: the two minutes are for them, not for waiting.
+    pub fn early_notice(event: &Event, p: &Prepare, dry_run: bool) -> Option<Notification> {
+        if p.duplicate {
+            return None;
+        }
+        let (severity, title) = match p.signal {
+            Signal::Warning(action) => (
+                Severity::Warning,
+                format!(
+                    "Spot interruption in ~2 min: {} will be {}",
+                    p.gateway,
+                    match action {
+                        crate::event::InstanceAction::Terminate => "terminated",
+                        crate::event::InstanceAction::Stop => "stopped",
+                        crate::event::InstanceAction::Hibernate => "hibernated",
+                    }
+                ),
+            ),
+            Signal::Rebalance => (Severity::Info, format!("Spot rebalance recommendation for {}", p.gateway)),
+        };
+        let mut steps = Vec::new();
+        if let Some(s) = &p.snapshot {
+            steps.push(format!("snapshot of {}", s.volume_id));
+        }
+        if let Some(b) = &p.backup {
+            steps.push(format!("backup to {}", b.archive_key));
+        }
+        if p.early_launch.is_some() {
+            steps.push("starting the replacement early".to_owned());
+        }
+        let mut text =
+            if steps.is_empty() { "Nothing to save.".to_owned() } else { format!("Now: {}.", steps.join("; ")) };
+        if dry_run {
+            text.push_str(" (dry run: nothing is changed)");
+        }
+        for note in &p.notes {
+            text.push_str(&format!("\n{note}"));
+        }
+        Some(
+            Notification::new(
+                FUNCTION,
+                format!("{FUNCTION}:{}:{}:notice", p.instance_id, event.name()),
+                severity,
+                title,
+            )
+            .text(text)
+            .field("instance", p.instance_id.clone())
+            .field("at", p.at.clone()),
+        )
+    }
+
+    fn prepare_failures(&self, p: &Prepare) -> Option<Notification> {
+        let outcome = self.outcome.as_ref()?;
+        if outcome.failed.is_empty() {
+            return None;
+        }
+        let mut n = Notification::new(
+            FUNCTION,
+            format!("{FUNCTION}:{}:{}:failed", p.instance_id, self.event.name()),
+            Severity::Critical,
+            format!("Last-minute protection of {} incomplete", p.gateway),
+        )
+        .text(format!("On the {}, some steps failed; the data volume may hold the only copy.", signal_words(p)));
+        for f in &outcome.failed {
+            n = n.field(f.step, f.error.clone());
+        }
+        Some(n.table(timeline_table(&outcome.timeline)))
+    }
+
+    fn replaced(&self, r: &Replace) -> Notification {
+        let id = format!("{FUNCTION}:{}:replace", r.old_instance);
+        let Some(outcome) = &self.outcome else {
+            return Notification::new(
+                FUNCTION,
+                id,
+                Severity::Info,
+                format!("Dry run: {} would be replaced", r.gateway),
+            )
+            .text(format!("{} was {} ({}); nothing was changed.", r.old_instance, r.old_state, r.evidence));
+        };
+        let trouble = !outcome.failed.is_empty() || outcome.restored_from.is_some();
+        let severity = if trouble { Severity::Critical } else { Severity::Info };
+        let title = match (&outcome.replacement, outcome.failed.is_empty()) {
+            (Some(new), true) => format!("Gateway {} replaced after a Spot interruption: {new}", r.gateway),
+            (_, _) => format!("Gateway {} replacement INCOMPLETE after a Spot interruption", r.gateway),
+        };
+        let mut text = format!("{} was {} ({}).", r.old_instance, r.old_state, r.evidence);
+        if let Some(snapshot) = &outcome.restored_from {
+            text.push_str(&format!(
+                " The data volume was gone: a new one was made from snapshot {snapshot}; what changed after it is lost."
+            ));
+        }
+        for f in &outcome.failed {
+            text.push_str(&format!("\n{} failed: {}", f.step, f.error));
+        }
+        let mut n =
+            Notification::new(FUNCTION, id, severity, title).text(text).field("old instance", r.old_instance.clone());
+        if let Some(new) = &outcome.replacement {
+            n = n.field("replacement", new.clone());
+        }
+        if let Some(p) = outcome.purchase {
+            n = n.field("purchase option", p.as_str());
+        }
+        if let Some(v) = &outcome.volume_id {
+            n = n.field("data volume", v.clone());
+        }
+        if let Some(a) = &outcome.address {
+            n = n.field("address", a.clone());
+        }
+        if let Some(h) = &outcome.target_health {
+            n = n.field("target health", h.clone());
+        }
+        n.table(timeline_table(&outcome.timeline))
+    }
+}
+
+/// `T+seconds` from the first entry, and what happened.
+pub fn timeline_table(timeline: &[crate::apply::Step]) -> Table {
+    let start: Option<DateTime<Utc>> = timeline.first().map(|s| s.at);
+    let rows = timeline
+        .iter()
+        .map(|s| {
+            let offset = start.map(|t0| (s.at - t0).num_milliseconds() as f64 / 1000.0).unwrap_or_default();
+            vec![s.at.format("%H:%M:%S").to_string(), format!("T+{offset:.0}s"), s.what.clone()]
+        })
+        .collect();
+    Table { columns: vec!["time".into(), "since".into(), "step".into()], rows }
+}
