@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::emulator::{Emulator, Keys};
-use crate::template::Template;
+use crate::template::{Statement, Template};
 
 pub struct Principal {
     pub user: String,
@@ -24,17 +24,38 @@ impl Principal {
     /// An IAM user named after the function, holding its template policy (actions as granted).
     pub async fn for_function(emulator: &Emulator, logical_id: &str) -> anyhow::Result<Self> {
         let statements = Template::load()?.function_statements(logical_id)?;
+        Self::holding(emulator, logical_id, &statements, |_| Ok(json!("*"))).await
+    }
+
+    /// A user holding a managed policy of the template: the gateway's instance role, say. moto does
+    /// evaluate S3 resource ARNs, so `resource` may resolve those (`BackupBucket.Arn`...) for real.
+    pub async fn for_managed_policy(
+        emulator: &Emulator,
+        logical_id: &str,
+        resource: impl Fn(&Statement) -> anyhow::Result<serde_json::Value>,
+    ) -> anyhow::Result<Self> {
+        let statements = Template::load()?.managed_policy_statements(logical_id)?;
+        Self::holding(emulator, logical_id, &statements, resource).await
+    }
+
+    async fn holding(
+        emulator: &Emulator,
+        logical_id: &str,
+        statements: &[Statement],
+        resource: impl Fn(&Statement) -> anyhow::Result<serde_json::Value>,
+    ) -> anyhow::Result<Self> {
         let granted: BTreeSet<String> = statements.iter().flat_map(|s| s.actions.iter().cloned()).collect();
         let widened: Vec<_> = statements
             .iter()
-            .map(|s| json!({"Sid": s.sid, "Effect": s.effect, "Action": s.actions, "Resource": "*"}))
-            .map(|mut v| {
+            .map(|s| Ok(json!({"Sid": s.sid, "Effect": s.effect, "Action": s.actions, "Resource": resource(s)?})))
+            .map(|v: anyhow::Result<serde_json::Value>| {
+                let mut v = v?;
                 if v["Sid"].is_null() {
                     v.as_object_mut().unwrap().remove("Sid");
                 }
-                v
+                Ok(v)
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let iam = aws_sdk_iam::Client::new(&emulator.admin().await);
         iam.create_user().user_name(logical_id).send().await.context("CreateUser")?;
         iam.put_user_policy()

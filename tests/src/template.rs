@@ -43,29 +43,19 @@ impl Template {
             .ok_or_else(|| anyhow!("{logical_id} has no Policies list"))?;
         let mut out = Vec::new();
         for policy in policies {
-            let statements = policy
-                .get("Statement")
-                .and_then(Value::as_sequence)
-                .ok_or_else(|| anyhow!("{logical_id}: only inline policy documents are supported, got {policy:?}"))?;
-            for s in statements {
-                let actions = match s.get("Action") {
-                    Some(Value::String(a)) => vec![a.clone()],
-                    Some(Value::Sequence(list)) => list
-                        .iter()
-                        .map(|a| a.as_str().map(str::to_owned).ok_or_else(|| anyhow!("action {a:?}")))
-                        .collect::<Result<_, _>>()?,
-                    other => return Err(anyhow!("{logical_id}: statement without Action: {other:?}")),
-                };
-                out.push(Statement {
-                    sid: s.get("Sid").and_then(Value::as_str).map(str::to_owned),
-                    effect: s.get("Effect").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                    actions,
-                    resource: s.get("Resource").cloned().unwrap_or(Value::Null),
-                    condition: s.get("Condition").cloned(),
-                });
-            }
+            out.extend(statements(logical_id, policy)?);
         }
         Ok(out)
+    }
+
+    /// The statements of an `AWS::IAM::ManagedPolicy` (e.g. the one the gateway's instance role gets).
+    pub fn managed_policy_statements(&self, logical_id: &str) -> anyhow::Result<Vec<Statement>> {
+        let document = self
+            .resource(logical_id)?
+            .get("Properties")
+            .and_then(|p| p.get("PolicyDocument"))
+            .ok_or_else(|| anyhow!("{logical_id} has no PolicyDocument"))?;
+        statements(logical_id, document)
     }
 
     /// Names of the environment variables the template sets for a function.
@@ -79,4 +69,30 @@ impl Template {
             .ok_or_else(|| anyhow!("{logical_id} has no Environment.Variables"))?;
         Ok(vars.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
     }
+}
+
+fn statements(logical_id: &str, document: &Value) -> anyhow::Result<Vec<Statement>> {
+    let list = document
+        .get("Statement")
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| anyhow!("{logical_id}: only inline policy documents are supported, got {document:?}"))?;
+    let mut out = Vec::new();
+    for s in list {
+        let actions = match s.get("Action") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Sequence(list)) => list
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned).ok_or_else(|| anyhow!("action {a:?}")))
+                .collect::<Result<_, _>>()?,
+            other => return Err(anyhow!("{logical_id}: statement without Action: {other:?}")),
+        };
+        out.push(Statement {
+            sid: s.get("Sid").and_then(Value::as_str).map(str::to_owned),
+            effect: s.get("Effect").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            actions,
+            resource: s.get("Resource").cloned().unwrap_or(Value::Null),
+            condition: s.get("Condition").cloned(),
+        });
+    }
+    Ok(out)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use integration_tests::account::ops_topic_with_capture;
-use integration_tests::backup_bucket::configure_like_the_template;
+use integration_tests::backup_bucket::{configure_like_the_template, resolve};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::{StateDir, state_dir};
@@ -19,6 +19,7 @@ const LOGICAL_ID: &str = "S3BackupFunction";
 struct Bed {
     emulator: Emulator,
     principal: Principal,
+    instance_role: Principal,
     s3: aws_sdk_s3::Client,
     topic_arn: String,
     queue_url: String,
@@ -55,16 +56,18 @@ impl Bed {
             .await
             .unwrap();
         let instance = run.instances()[0].instance_id().unwrap().to_owned();
-        // The machine plays the gateway; its "instance role" is the test bed's administrator.
+        // The machine plays the gateway; its instance role holds exactly GatewayBackupPolicy (its S3
+        // resources resolved: moto evaluates those, so a write outside the prefix is refused).
+        let instance_role = instance_role(&emulator).await;
         let mut env = serde_json::Map::new();
-        for (k, v) in emulator.function_env(&emulator.admin_keys()) {
+        for (k, v) in emulator.function_env(&instance_role.keys) {
             env.insert(k, json!(v));
         }
         env.insert("HOME".into(), json!(std::env::temp_dir()));
         emulator.register_instance(&instance, env).await.unwrap();
 
         let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
-        Bed { emulator, principal, s3, topic_arn, queue_url, state: state_dir(name), key_id }
+        Bed { emulator, principal, instance_role, s3, topic_arn, queue_url, state: state_dir(name), key_id }
     }
 
     async fn function(&self, state_dir: &str) -> Function {
@@ -87,6 +90,22 @@ impl Bed {
         let calls = self.emulator.calls_by(&self.principal.keys).await.unwrap();
         calls.iter().filter(|c| c.action == "ssm:SendCommand").count()
     }
+}
+
+async fn instance_role(emulator: &Emulator) -> Principal {
+    let names = std::collections::HashMap::from([
+        ("BackupBucket.Arn", format!("arn:aws:s3:::{BUCKET}")),
+        ("BackupPrefix", "openclaw/".to_owned()),
+    ]);
+    Principal::for_managed_policy(emulator, "GatewayBackupPolicy", |statement| {
+        if statement.actions.iter().all(|a| a.starts_with("s3:")) {
+            resolve(&statement.resource, &names)
+        } else {
+            Ok(json!("*"))
+        }
+    })
+    .await
+    .unwrap()
 }
 
 fn scheduled() -> Value {
@@ -135,6 +154,15 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     let manual = function.invoke(&json!({"action": "backup", "reason": "before upgrade"})).await.unwrap().response();
     assert_eq!(manual["reason"], "before upgrade");
     assert_eq!(manual["backed_up"].as_array().unwrap().len(), 1);
+
+    // The instance role wrote only what it may, and can write nothing outside the backup prefix.
+    let role_calls = bed.emulator.calls_by(&bed.instance_role.keys).await.unwrap();
+    assert!(role_calls.iter().all(|c| c.allowed), "{role_calls:?}");
+    assert!(role_calls.iter().any(|c| c.action == "s3:PutObject"));
+    let as_instance = aws_sdk_s3::Client::new(&bed.emulator.sdk_config(&bed.instance_role.keys).await);
+    let outside = as_instance.put_object().bucket(BUCKET).key("elsewhere/x").body(b"x".to_vec().into()).send().await;
+    let refused = outside.expect_err("the instance role may not write outside its prefix");
+    assert_eq!(refused.as_service_error().and_then(|e| e.meta().code()), Some("AccessDenied"), "{refused:?}");
 
     // Least privilege: everything used was granted; of the grants, only the key goes unused
     // (S3 and SNS use it on the function's behalf) and Publish (nothing failed).
