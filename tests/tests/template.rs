@@ -216,3 +216,127 @@ fn cost_check_runs_monthly_on_the_2nd_and_weekly_with_the_documented_inputs() {
         assert_eq!(a, b, "the sample event is what the schedule sends");
     }
 }
+
+#[test]
+fn spot_recovery_grants_are_scoped_to_the_gateway_its_template_and_what_it_creates() {
+    let template = Template::load().unwrap();
+    let statements = template.function_statements("SpotRecoveryFunction").unwrap();
+    for s in &statements {
+        assert_eq!(s.effect, "Allow", "{s:?}");
+        let mutating: Vec<_> = s.actions.iter().filter(|a| !is_read_only(a)).collect();
+        if !mutating.is_empty() {
+            assert!(!is_wildcard(&s.resource), "{:?}: {mutating:?} on Resource \"*\"", s.sid);
+        }
+    }
+    let with = |action: &str| statements.iter().filter(|s| s.actions.iter().any(|a| a == action)).collect::<Vec<_>>();
+    let resource = |s: &Statement| format!("{:?}", s.resource);
+
+    // Writes on existing instances and volumes: only the gateway's.
+    for action in ["ec2:AttachVolume", "ec2:DetachVolume", "ssm:SendCommand"] {
+        for s in
+            with(action).into_iter().filter(|s| resource(s).contains("instance/*") || resource(s).contains("volume/*"))
+        {
+            let tag = condition_value(s, "aws:ResourceTag/openclaw:role")
+                .or_else(|| condition_value(s, "ssm:resourceTag/openclaw:role"));
+            assert_eq!(tag.as_deref(), Some("gateway"), "{action} {:?}", s.sid);
+        }
+    }
+    let tags = with("ec2:CreateTags");
+    assert_eq!(tags.len(), 2);
+    assert!(tags.iter().all(|s| condition_value(s, "aws:ResourceTag/openclaw:role").as_deref() == Some("gateway")
+        || format!("{:?}", s.condition).contains("RunInstances")));
+    let snapshot_volumes: Vec<_> =
+        with("ec2:CreateSnapshot").into_iter().filter(|s| resource(s).contains("volume/*")).collect();
+    assert_eq!(condition_value(snapshot_volumes[0], "aws:ResourceTag/openclaw:role").as_deref(), Some("gateway"));
+    let associate: Vec<_> =
+        with("ec2:AssociateAddress").into_iter().filter(|s| resource(s).contains("instance/*")).collect();
+    assert_eq!(associate.len(), 1);
+    assert_eq!(condition_value(associate[0], "aws:ResourceTag/openclaw:role").as_deref(), Some("gateway"));
+    assert!(
+        with("ec2:AssociateAddress").iter().any(|s| resource(s).contains("elastic-ip/${GatewayElasticIpAllocationId}"))
+    );
+
+    // What it creates carries the ownership tag; it launches from the configured template only.
+    let launches = with("ec2:RunInstances");
+    let instance = launches.iter().find(|s| resource(s).contains("instance/*")).unwrap();
+    assert_eq!(condition_value(instance, "aws:RequestTag/openclaw:managed-by").as_deref(), Some("openclaw-ops"));
+    let parts = launches.iter().find(|s| resource(s).contains("subnet/*")).unwrap();
+    assert!(format!("{:?}", parts.condition).contains("ec2:LaunchTemplate"), "{parts:?}");
+    let volumes: Vec<_> = with("ec2:CreateVolume");
+    assert_eq!(volumes.len(), 2);
+    assert!(volumes.iter().all(|s| format!("{:?}", s.condition).contains("openclaw:managed-by")));
+    for s in with("ec2:CreateSnapshot").into_iter().filter(|s| resource(s).contains("snapshot/*")) {
+        assert_eq!(condition_value(s, "aws:RequestTag/openclaw:managed-by").as_deref(), Some("openclaw-ops"));
+    }
+    assert_eq!(condition_value(with("iam:PassRole")[0], "iam:PassedToService").as_deref(), Some("ec2.amazonaws.com"));
+
+    // Only the stack's gateway alarms are re-pointed; only the configured target group is changed.
+    assert!(resource(with("cloudwatch:PutMetricAlarm")[0]).contains(":alarm:${AWS::StackName}-gateway-*"));
+    assert!(resource(with("elasticloadbalancing:RegisterTargets")[0]).contains("GatewayTargetGroupArn"));
+    for s in &statements {
+        if s.actions.iter().any(|a| a.starts_with("sns:") || a.starts_with("kms:")) {
+            assert!(!is_wildcard(&s.resource), "{:?} must name the topic or key", s.sid);
+        }
+    }
+}
+
+#[test]
+fn spot_recovery_gets_exactly_the_configuration_it_reads_and_the_three_events() {
+    let template = Template::load().unwrap();
+    let got: BTreeSet<String> = template.function_environment("SpotRecoveryFunction").unwrap().into_iter().collect();
+    let want: BTreeSet<String> = [
+        "NOTIFY_TOPIC_ARN",
+        "GATEWAY_TAG",
+        "SNAPSHOT_TAG",
+        "LAUNCH_TEMPLATE_ID",
+        "LAUNCH_TEMPLATE_VERSION",
+        "SUBNET_IDS",
+        "ELASTIC_IP_ALLOCATION_ID",
+        "TARGET_GROUP_ARN",
+        "REPLACE_ON_STOP",
+        "EARLY_REPLACE",
+        "DATA_DEVICE",
+        "ALARM_NAME_PREFIX",
+        "HEALTH_TIMEOUT_SECONDS",
+        "BACKUP_BUCKET",
+        "BACKUP_PREFIX",
+        "BACKUP_KMS_KEY_ID",
+        "STATE_DIR",
+        "DRY_RUN",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(got, want);
+
+    let function = template.resource("SpotRecoveryFunction").unwrap();
+    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("spot-recovery"));
+    let timeout = function["Properties"]["Timeout"].as_u64().unwrap();
+    assert!((240..=900).contains(&timeout), "long enough for the bounded waits: {timeout}");
+    let events = &function["Properties"]["Events"];
+    let mut detail_types = BTreeSet::new();
+    for (_, e) in events.as_mapping().unwrap() {
+        assert_eq!(e["Type"].as_str(), Some("EventBridgeRule"));
+        assert_eq!(e["Properties"]["Pattern"]["source"][0].as_str(), Some("aws.ec2"));
+        for t in e["Properties"]["Pattern"]["detail-type"].as_sequence().unwrap() {
+            detail_types.insert(t.as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        detail_types,
+        [
+            "EC2 Spot Instance Interruption Warning",
+            "EC2 Instance Rebalance Recommendation",
+            "EC2 Instance State-change Notification"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<BTreeSet<_>>()
+    );
+    let states = format!("{:?}", events["StateChange"]["Properties"]["Pattern"]["detail"]["state"]);
+    assert!(states.contains("stopped") && states.contains("terminated") && !states.contains("running"), "{states}");
+    let on_failure = &function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"].as_str(), Some("SNS"));
+    assert_eq!(template.resource("SpotRecoveryLogGroup").unwrap()["Properties"]["RetentionInDays"].as_u64(), Some(30));
+    assert!(format!("{:?}", template.doc["Rules"]["OneGatewayAddress"]).contains("GatewayTargetGroupArn"));
+}
