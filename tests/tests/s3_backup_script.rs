@@ -227,3 +227,111 @@ async fn a_restore_never_writes_over_anything() {
     assert!(!state.root.join("restored").exists());
     std::fs::remove_dir_all(&existing).unwrap();
 }
+
+/// A stand-in for OpenClaw's CLI with the documented interface of `openclaw backup create --verify
+/// --json --output DIR` (docs.openclaw.ai/cli/backup): a tar.gz with the state directory under the
+/// archive root, and a JSON summary naming it. `FAKE_OPENCLAW_FAIL=1` makes it fail as with a bad config.
+const FAKE_OPENCLAW: &str = r#"#!/bin/bash
+set -euo pipefail
+if [ "${1:-}" = "--version" ]; then echo "OpenClaw 2026.11.2"; exit 0; fi
+[ "${1:-} ${2:-}" = "backup create" ] || { echo "unknown command $*" >&2; exit 2; }
+shift 2
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --help) echo "Usage: openclaw backup create [options]"; exit 0 ;;
+    --output) out="$2"; shift 2 ;;
+    --verify|--json|--no-include-workspace) shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+if [ "${FAKE_OPENCLAW_FAIL:-}" = 1 ]; then echo "Config invalid: openclaw.json line 1" >&2; exit 1; fi
+root="2026-11-25T02-30-00.000Z-openclaw-backup"
+inside="payload/posix${OPENCLAW_STATE_DIR}"
+tmp=$(mktemp -d); mkdir -p "$tmp/$root/$inside"
+(cd "$OPENCLAW_STATE_DIR" && find . -type f ! -name '*.sqlite*' -print0 | tar --null -cf - -T -) | (cd "$tmp/$root/$inside" && tar -xf -)
+(cd "$OPENCLAW_STATE_DIR" && find . -type f -name '*.sqlite' -print0) | while IFS= read -r -d '' db; do
+  mkdir -p "$tmp/$root/$inside/$(dirname "$db")"
+  python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("vacuum into ?", (sys.argv[2],))' "$OPENCLAW_STATE_DIR/$db" "$tmp/$root/$inside/$db"
+done
+echo '{"archivePath": "ignored"}' > "$tmp/$root/manifest.json"
+tar -czf "$out/$root.tar.gz" -C "$tmp" "$root"
+rm -rf "$tmp"
+echo "Backing up..."
+printf '{"createdAt": "2026-11-25T02:30:00.000Z", "archiveRoot": "%s", "archivePath": "%s", "dryRun": false, "verified": true, "assets": [{"kind": "state", "sourcePath": "%s", "archivePath": "%s"}], "skipped": []}\n' \
+  "$root" "$out/$root.tar.gz" "$OPENCLAW_STATE_DIR" "$inside"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure_falls_back() {
+    let emulator = Emulator::start().await.unwrap();
+    let admin = emulator.admin().await;
+    let s3 = aws_sdk_s3::Client::new(&admin);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let state = state_dir("cli");
+    let bin = std::env::temp_dir().join(format!("openclaw-fake-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    let cli = bin.join("openclaw");
+    std::fs::write(&cli, FAKE_OPENCLAW).unwrap();
+    std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    for (instance, fail, method) in
+        [("i-0c11c11c11c11c11c", "0", "openclaw-cli"), ("i-0fa11fa11fa11fa11", "1", "sqlite-backup")]
+    {
+        let mut env = serde_json::Map::new();
+        env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
+        env.insert("AWS_DEFAULT_REGION".into(), json!(emulator.region));
+        env.insert("HOME".into(), json!(std::env::temp_dir()));
+        env.insert("PATH".into(), json!(format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())));
+        env.insert("FAKE_OPENCLAW_FAIL".into(), json!(fail));
+        for (k, v) in emulator.function_env(&emulator.admin_keys()) {
+            env.insert(k, json!(v));
+        }
+        emulator.register_instance(instance, env).await.unwrap();
+        let backup = Backup {
+            state_dir: state.root.to_string_lossy().into_owned(),
+            bucket: BUCKET.into(),
+            archive_key: format!("openclaw/daily/{instance}/a.tar.gz"),
+            manifest_key: format!("openclaw/daily/{instance}/a.manifest.json"),
+            kms_key_id: None,
+            trigger: "manual".into(),
+            instance_id: instance.into(),
+            gateway: instance.into(),
+            include_logs_and_media: false,
+        };
+        let (out, err) = run_script(&emulator, instance, backup.script()).await.expect("the backup succeeds");
+        assert!(parse_result(&out).is_some(), "{out}");
+        assert_eq!(fail == "1", err.contains("'openclaw backup create --verify' failed"), "{err}");
+        let get = |key: String| {
+            let s3 = s3.clone();
+            async move {
+                s3.get_object().bucket(BUCKET).key(key).send().await.unwrap().body.collect().await.unwrap().to_vec()
+            }
+        };
+        let manifest: Value = serde_json::from_slice(&get(backup.manifest_key.clone()).await).unwrap();
+        assert_eq!(manifest["method"], method);
+        assert_eq!(manifest["openclaw_version"], "OpenClaw 2026.11.2");
+
+        // The same layout either way: the state directory's files at the archive's root.
+        let unpacked = std::env::temp_dir().join(format!("openclaw-cli-{instance}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&unpacked);
+        untar(&get(backup.archive_key.clone()).await, &unpacked);
+        let got = files_under(&unpacked);
+        let original = files_under(&state.root);
+        for (path, content) in &original {
+            if path.starts_with("logs/") || path.starts_with("media/") || path.contains(".sqlite") {
+                continue;
+            }
+            assert_eq!(got.get(path), Some(content), "{method}: {path}");
+        }
+        assert!(got.keys().all(|p| !p.starts_with("logs/") && !p.starts_with("media/") && !p.ends_with("-wal")));
+        let check = Command::new("sqlite3")
+            .arg(unpacked.join("state/openclaw.sqlite"))
+            .arg("pragma integrity_check; select count(*) > 100 from events;")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&check.stdout), "ok\n1\n", "{method}");
+        std::fs::remove_dir_all(&unpacked).unwrap();
+    }
+    std::fs::remove_dir_all(&bin).unwrap();
+}

@@ -1,8 +1,10 @@
 //! The bash script that SSM Run Command (`AWS-RunShellScript`) runs on the gateway to make a backup.
 //!
-//! It copies the state directory without the live SQLite files, takes a consistent copy of each
-//! database with SQLite's backup API (`sqlite3 … ".backup …"`, or Python's binding where the CLI is
-//! missing), leaves logs and media caches out unless asked, packs a tar.gz, writes a manifest (every
+//! Where the gateway's OpenClaw CLI has `openclaw backup create --verify`, OpenClaw makes the
+//! snapshot (it knows its databases and volatile files) and the script repacks its state directory.
+//! Otherwise it copies the state directory without the live SQLite files and takes a consistent copy
+//! of each database with SQLite's backup API (`sqlite3 … ".backup …"`, or Python's binding where the
+//! CLI is missing). Either way it leaves logs and media caches out unless asked, packs a tar.gz, writes a manifest (every
 //! file with its size and SHA-256, the archive's, the OpenClaw version, host, time, trigger), uploads
 //! the archive and then the manifest with SSE-KMS, and prints one result line for the function.
 //! Everything it is told comes in as single-quoted shell words: no value can run as code.
@@ -73,25 +75,72 @@ trap 'rm -rf "$work"' EXIT
 stage="$work/state"
 mkdir -p "$stage"
 
-# Everything but live databases (and, by default, logs and media caches), as it is on disk.
-(cd "$STATE_DIR" && find . -type f ! -name '*.sqlite' ! -name '*.sqlite-wal' ! -name '*.sqlite-shm' \
-   ! -name '*.sqlite-journal' {excludes}-print0 | tar --null -cf - -T -) | (cd "$stage" && tar -xf -)
-
-# Each database through SQLite's backup API: a consistent copy while the gateway keeps writing.
-while IFS= read -r -d '' db; do
-  mkdir -p "$stage/$(dirname "$db")"
-  # To a plain temporary name first: the database's own path never has to be quoted for SQLite.
-  if command -v sqlite3 >/dev/null 2>&1; then
-    sqlite3 "$STATE_DIR/$db" ".timeout 10000" ".backup $work/copy.sqlite"
-    mv "$work/copy.sqlite" "$stage/$db"
-  else
-    python3 -c 'import sqlite3, sys
+# Everything but live databases (and, by default, logs and media caches), as it is on disk, and
+# each database through SQLite's backup API: a consistent copy while the gateway keeps writing.
+copy_with_sqlite() {{
+  (cd "$STATE_DIR" && find . -type f ! -name '*.sqlite' ! -name '*.sqlite-wal' ! -name '*.sqlite-shm' \
+     ! -name '*.sqlite-journal' {excludes}-print0 | tar --null -cf - -T -) | (cd "$stage" && tar -xf -)
+  while IFS= read -r -d '' db; do
+    mkdir -p "$stage/$(dirname "$db")"
+    # To a plain temporary name first: the database's own path never has to be quoted for SQLite.
+    if command -v sqlite3 >/dev/null 2>&1; then
+      sqlite3 "$STATE_DIR/$db" ".timeout 10000" ".backup $work/copy.sqlite"
+      mv "$work/copy.sqlite" "$stage/$db"
+    else
+      python3 -c 'import sqlite3, sys
 src = sqlite3.connect(sys.argv[1], timeout=10)
 dst = sqlite3.connect(sys.argv[2])
 src.backup(dst)
 dst.close(); src.close()' "$STATE_DIR/$db" "$stage/$db"
+    fi
+  done < <(cd "$STATE_DIR" && find . -type f -name '*.sqlite' {excludes}-print0)
+}}
+
+# OpenClaw's own snapshot where its CLI has one (`openclaw backup create --verify`: it knows its
+# databases and which files are volatile), unpacked so every backup has the same layout. Called in
+# an `if`, where `set -e` does not apply: every step says `|| return 1`, and a failure falls back.
+copy_with_openclaw_cli() {{
+  command -v openclaw >/dev/null 2>&1 || return 1
+  openclaw backup create --help >/dev/null 2>&1 || return 1
+  mkdir -p "$work/cli" "$work/cli-unpacked" || return 1
+  if ! OPENCLAW_STATE_DIR="$STATE_DIR" openclaw backup create --verify --json --no-include-workspace \
+       --output "$work/cli" >"$work/cli.json" 2>"$work/cli.err"; then
+    echo "openclaw-backup: 'openclaw backup create --verify' failed, using sqlite3 .backup: $(tail -n 3 "$work/cli.err")" >&2
+    return 1
   fi
-done < <(cd "$STATE_DIR" && find . -type f -name '*.sqlite' {excludes}-print0)
+  local fields
+  fields=$(python3 - "$work/cli.json" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+result = json.loads(text[text.index("{{"):])
+state = [a for a in result.get("assets", []) if a.get("kind") == "state"]
+if not result.get("verified") or not state:
+    sys.exit("not verified, or no state directory in it")
+print(result["archivePath"]); print(result.get("archiveRoot", "")); print(state[0]["archivePath"])
+PY
+  ) || {{ echo "openclaw-backup: cannot use the CLI's archive ($(cat "$work/cli.json" | head -c 300)), using sqlite3 .backup" >&2; return 1; }}
+  local archive root inside source=""
+  {{ read -r archive; read -r root; read -r inside; }} <<<"$fields"
+  tar -xzf "$archive" -C "$work/cli-unpacked" || return 1
+  for candidate in "$work/cli-unpacked/$inside" "$work/cli-unpacked/$root/$inside"; do
+    if [ -d "$candidate" ]; then source="$candidate"; break; fi
+  done
+  if [ -z "$source" ]; then
+    echo "openclaw-backup: the state directory is not at $inside in the CLI's archive, using sqlite3 .backup" >&2
+    return 1
+  fi
+  (cd "$source" && find . -type f {excludes}-print0 | tar --null -cf - -T -) | (cd "$stage" && tar -xf -) || return 1
+  rm -rf "$work/cli" "$work/cli-unpacked"
+}}
+
+if copy_with_openclaw_cli; then
+  method=openclaw-cli
+else
+  rm -rf "$stage" && mkdir -p "$stage"
+  copy_with_sqlite
+  method=sqlite-backup
+fi
+export METHOD="$method"
 
 version=$( (openclaw --version 2>/dev/null || echo unknown) | head -n 1)
 tar -C "$stage" -czf "$work/archive.tar.gz" .
@@ -123,6 +172,7 @@ manifest = {{
     "gateway": env["GATEWAY"],
     "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     "trigger": env["TRIGGER"],
+    "method": env["METHOD"],
 }}
 with open(manifest_path, "w") as f:
     json.dump(manifest, f, indent=1)
