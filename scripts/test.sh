@@ -9,8 +9,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "test bed (Python venv: moto server, freezegun, cfn-lint)"
 ./testbed/setup.sh
 
-step "cfn-lint template.yaml"
-.venv/bin/cfn-lint template.yaml
+step "cfn-lint template.yaml stacks/*.yaml"
+.venv/bin/cfn-lint template.yaml stacks/*.yaml
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

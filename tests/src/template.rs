@@ -23,9 +23,14 @@ pub struct Template {
 
 impl Template {
     pub fn load() -> anyhow::Result<Self> {
-        let path = workspace_root().join("template.yaml");
+        Self::load_file("template.yaml")
+    }
+
+    /// Another template of the project, by its path from the workspace root.
+    pub fn load_file(relative: &str) -> anyhow::Result<Self> {
+        let path = workspace_root().join(relative);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Template { doc: serde_norway::from_str(&text).context("parsing template.yaml")? })
+        Ok(Template { doc: serde_norway::from_str(&text).with_context(|| format!("parsing {relative}"))? })
     }
 
     pub fn resource(&self, logical_id: &str) -> anyhow::Result<&Value> {

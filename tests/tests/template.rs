@@ -86,6 +86,7 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
                 "BACKUP_BUCKET",
                 "BACKUP_PREFIX",
                 "BACKUP_KMS_KEY_ID",
+                "BACKUP_DAILY_RETENTION_DAYS",
                 "STATE_DIR",
                 "DRY_RUN",
             ],
@@ -339,4 +340,25 @@ fn spot_recovery_gets_exactly_the_configuration_it_reads_and_the_three_events() 
     assert_eq!(on_failure["Type"].as_str(), Some("SNS"));
     assert_eq!(template.resource("SpotRecoveryLogGroup").unwrap()["Properties"]["RetentionInDays"].as_u64(), Some(30));
     assert!(format!("{:?}", template.doc["Rules"]["OneGatewayAddress"]).contains("GatewayTargetGroupArn"));
+}
+
+#[test]
+fn the_dr_replica_is_encrypted_with_its_own_key_and_kept_like_the_original() {
+    let template = Template::load().unwrap();
+    let bucket = template.resource("BackupBucket").unwrap();
+    let replication = format!("{:?}", bucket["Properties"]["ReplicationConfiguration"]);
+    assert!(replication.contains("ReplicateBackups"), "off unless asked: {replication}");
+    assert!(replication.contains("SseKmsEncryptedObjects"), "KMS-encrypted backups are replicated");
+    assert!(replication.contains("ReplicaKmsKeyID"), "replicas are encrypted with the DR region's key");
+    assert!(replication.contains("Prefix"), "only the backups are replicated");
+    for id in ["BackupReplicationRole", "BackupReplicationPolicy"] {
+        assert_eq!(template.resource(id).unwrap()["Condition"], Value::from("ReplicateBackups"), "{id}");
+    }
+
+    let replica = Template::load_file("stacks/backup-replica.yaml").unwrap();
+    let replica_bucket = &replica.resource("ReplicaBucket").unwrap()["Properties"];
+    for setting in ["LifecycleConfiguration", "VersioningConfiguration", "PublicAccessBlockConfiguration"] {
+        assert_eq!(replica_bucket[setting], bucket["Properties"][setting], "{setting}");
+    }
+    assert_eq!(replica.resource("ReplicaKey").unwrap()["Properties"]["EnableKeyRotation"], Value::from(true));
 }
