@@ -69,8 +69,12 @@ pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, 
         names.insert(p, parameter_default(&template, p)?);
     }
     names.insert("OpsKey.Arn", key_arn.to_owned());
-    let props =
-        resolve(template.resource("BackupBucket")?.get("Properties").context("BackupBucket Properties")?, &names)?;
+    let all = template.resource("BackupBucket")?.get("Properties").context("BackupBucket Properties")?;
+    let mut props = serde_json::Map::new();
+    for setting in ["VersioningConfiguration", "BucketEncryption", "LifecycleConfiguration"] {
+        props.insert(setting.to_owned(), resolve(all.get(setting).with_context(|| setting.to_owned())?, &names)?);
+    }
+    let props = Value::Object(props);
 
     if props["VersioningConfiguration"]["Status"] == "Enabled" {
         let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();

@@ -29,6 +29,11 @@ struct Bed {
 
 impl Bed {
     async fn start(name: &str) -> Bed {
+        Self::start_with(name, &[]).await
+    }
+
+    /// With more environment for the instance's scripts (a `PATH` with a stand-in tool, say).
+    async fn start_with(name: &str, instance_env: &[(&str, String)]) -> Bed {
         let emulator = Emulator::start().await.unwrap();
         let admin = emulator.admin().await;
         let s3 = aws_sdk_s3::Client::new(&admin);
@@ -64,6 +69,9 @@ impl Bed {
             env.insert(k, json!(v));
         }
         env.insert("HOME".into(), json!(std::env::temp_dir()));
+        for (k, v) in instance_env {
+            env.insert((*k).to_owned(), json!(v));
+        }
         emulator.register_instance(&instance, env).await.unwrap();
 
         let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
@@ -370,4 +378,39 @@ async fn a_hand_edited_bucket_is_reported_and_the_backup_still_made() {
     assert!(notes[0]["title"].as_str().unwrap().contains("differs from the template"));
     assert!(notes[0]["fields"]["versioning 1"].as_str().unwrap().contains("Suspended"));
     assert!(notes[0]["fields"]["lifecycle 2"].as_str().unwrap().contains("never expired"));
+}
+
+/// An `aws` that damages every archive on its way up (a flipped byte), as a bad disk, a broken proxy
+/// or a buggy client would; everything else goes to the real AWS CLI.
+const CORRUPTING_AWS: &str = r#"#!/bin/bash
+if [ "$1 $2" = "s3 cp" ] && [[ "$3" == *.tar.gz ]]; then
+  damaged=$(mktemp); cp "$3" "$damaged"
+  printf '\xff' | dd of="$damaged" bs=1 seek=100 count=1 conv=notrunc status=none
+  set -- "$1" "$2" "$damaged" "${@:4}"
+fi
+exec "$REAL_AWS" "$@"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_upload_is_caught_by_reading_it_back() {
+    let bin = std::env::temp_dir().join(format!("openclaw-corrupting-aws-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("aws"), CORRUPTING_AWS).unwrap();
+    std::fs::set_permissions(bin.join("aws"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let real_aws = integration_tests::workspace_root().join(".venv/bin/aws");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let bed = Bed::start_with("corrupt", &[("PATH", path), ("REAL_AWS", real_aws.display().to_string())]).await;
+    let function = bed.function(&bed.state.root.to_string_lossy()).await;
+
+    let (error_type, message) = function.invoke(&scheduled()).await.unwrap().error();
+    assert_eq!(error_type, "IncompleteRun");
+    assert!(message.contains("does not verify"), "{message}");
+    assert!(message.contains("the manifest says"), "{message}");
+    let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["severity"], "critical");
+    // Nothing unverified is promoted to monthly/, and no freshness is claimed.
+    assert!(bed.keys().await.iter().all(|k| !k.contains("/monthly/")));
+    assert!(!function.output().contains("BackupAgeHours"));
+    std::fs::remove_dir_all(&bin).unwrap();
 }
