@@ -45,6 +45,12 @@ What it adds to moto (everything here, nothing elsewhere):
 * S3 `GetBucketVersioning` answered with the `VersioningConfiguration` root element AWS sends: moto
   5.2.5 serialises it as `GetBucketVersioningResponse`, which the Rust SDK refuses to parse.
 
+* EC2 reclaiming a Spot instance, which moto cannot do by itself:
+  `POST /_testbed/ec2/spot-interruption {"instance_id": "i-...", "action": "terminate" | "stop"}`
+  terminates (releasing its volumes, as moto's TerminateInstances does) or stops the instance and
+  gives it the state reason EC2 gives (`Server.SpotInstanceTermination` / `Server.SpotInstanceShutdown`).
+  Tests then deliver the EventBridge event themselves.
+
 State is per process: every test starts its own emulator, so tests run in parallel without sharing
 state or clocks.
 """
@@ -267,6 +273,10 @@ class Testbed:
             with _ssm_lock:
                 _ssm_instances[request["instance_id"]] = {k: str(v) for k, v in request.get("env", {}).items()}
             return "200 OK", {}
+        if path == "/_testbed/ec2/spot-interruption" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            return "200 OK", _interrupt_spot(request["instance_id"], request["action"])
         if path == "/_testbed/calls" and method == "GET":
             with _calls_lock:
                 return "200 OK", list(_calls)
@@ -275,6 +285,25 @@ class Testbed:
                 _calls.clear()
             return "200 OK", {}
         return "404 Not Found", {"error": f"no testbed route {method} {path}"}
+
+
+def _interrupt_spot(instance_id: str, action: str) -> dict:
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models.instances import StateReason
+
+    backend = get_backend("ec2")[DEFAULT_ACCOUNT_ID][REGION]
+    instance = backend.get_instance(instance_id)
+    if action == "terminate":
+        instance.terminate()
+        code, message = "Server.SpotInstanceTermination", "Spot instance termination"
+    elif action == "stop":
+        instance.stop()
+        code, message = "Server.SpotInstanceShutdown", "Spot instance shutdown"
+    else:
+        raise ValueError(f"action must be terminate or stop, not {action!r}")
+    instance.state_reason = StateReason(f"{code}: {message}", code)
+    return {"instance_id": instance_id, "state": instance.state, "state_reason": code}
 
 
 def _now() -> str:

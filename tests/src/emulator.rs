@@ -179,6 +179,13 @@ impl Emulator {
         self.post("/_testbed/ssm/instances", serde_json::json!({"instance_id": instance_id, "env": env})).await
     }
 
+    /// EC2 reclaiming a Spot instance: `action` is `terminate` or `stop`; the instance gets EC2's
+    /// Spot state reason (the test then delivers the EventBridge event itself).
+    pub async fn spot_interruption(&self, instance_id: &str, action: &str) -> anyhow::Result<()> {
+        self.post("/_testbed/ec2/spot-interruption", serde_json::json!({"instance_id": instance_id, "action": action}))
+            .await
+    }
+
     /// Every authorization evaluated so far, in order.
     pub async fn calls(&self) -> anyhow::Result<Vec<Call>> {
         Ok(self.http.get(format!("{}/_testbed/calls", self.url)).send().await?.error_for_status()?.json().await?)

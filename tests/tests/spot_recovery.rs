@@ -1,0 +1,574 @@
+//! spot-recovery end to end: its real bootstrap, against the emulator, as an IAM user holding exactly
+//! the template's policy for it. The emulator cannot reclaim a Spot instance by itself: the test bed
+//! does it the way EC2 does (state reason included), and the test delivers EC2's EventBridge events.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{
+    DomainType, Filter, Instance, InstanceMarketOptionsRequest, LaunchTemplateSpecification, MarketType,
+    RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, VolumeType,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use integration_tests::account::{drain, ops_topic_with_capture};
+use integration_tests::emulator::Emulator;
+use integration_tests::iam::Principal;
+use integration_tests::openclaw_state::{StateDir, state_dir};
+use integration_tests::runtime::Function;
+use serde_json::{Value, json};
+
+const LOGICAL_ID: &str = "SpotRecoveryFunction";
+const BUCKET: &str = "openclaw-backups-spot";
+/// The data volume's zone; the gateway's subnet there is the one a replacement must use.
+const AZ: &str = "us-east-1b";
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+fn tags_of(i: &Instance) -> BTreeMap<String, String> {
+    i.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap_or_default().to_owned())).collect()
+}
+
+/// How the gateway's address is moved in a test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Budget,
+    Full,
+}
+
+struct Bed {
+    emulator: Emulator,
+    ec2: aws_sdk_ec2::Client,
+    principal: Principal,
+    gateway: String,
+    data_volume: String,
+    foreign: String,
+    foreign_volume: String,
+    subnets: BTreeMap<String, String>,
+    allocation_id: String,
+    target_group: Option<String>,
+    queue_url: String,
+    topic_arn: String,
+    template_id: String,
+}
+
+impl Bed {
+    async fn start(tier: Tier) -> Bed {
+        let emulator = Emulator::start().await.unwrap();
+        let admin = emulator.admin().await;
+        let ec2 = aws_sdk_ec2::Client::new(&admin);
+        let image =
+            ec2.describe_images().owners("amazon").send().await.unwrap().images.unwrap()[0].image_id.clone().unwrap();
+        let template_id = ec2
+            .create_launch_template()
+            .launch_template_name("openclaw-gateway")
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id(&image)
+                    .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .launch_template
+            .unwrap()
+            .launch_template_id
+            .unwrap();
+        let subnets: BTreeMap<String, String> = ec2
+            .describe_subnets()
+            .filters(Filter::builder().name("default-for-az").values("true").build())
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+            .iter()
+            .map(|s| (s.availability_zone().unwrap().to_owned(), s.subnet_id().unwrap().to_owned()))
+            .collect();
+
+        let spot = |az: &str, name: &str, gateway: bool| {
+            let mut spec = TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("Name", name))
+                .tags(tag("team", "ops"));
+            if gateway {
+                spec = spec.tags(tag("openclaw:role", "gateway"));
+            }
+            ec2.run_instances()
+                .launch_template(LaunchTemplateSpecification::builder().launch_template_id(&template_id).build())
+                .min_count(1)
+                .max_count(1)
+                .subnet_id(&subnets[az])
+                .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build())
+                .tag_specifications(spec.build())
+                .send()
+        };
+        let gateway =
+            spot(AZ, "openclaw-gateway", true).await.unwrap().instances()[0].instance_id().unwrap().to_owned();
+        let foreign =
+            spot("us-east-1a", "other-app", false).await.unwrap().instances()[0].instance_id().unwrap().to_owned();
+
+        let volume = |az: &'static str, tags: &'static [(&'static str, &'static str)]| {
+            let spec = tags
+                .iter()
+                .fold(TagSpecification::builder().resource_type(ResourceType::Volume), |b, (k, v)| b.tags(tag(k, v)))
+                .build();
+            ec2.create_volume()
+                .availability_zone(az)
+                .size(20)
+                .volume_type(VolumeType::Gp3)
+                .encrypted(true)
+                .tag_specifications(spec)
+                .send()
+        };
+        let data_volume =
+            volume(AZ, &[("Name", "openclaw-data"), ("openclaw:snapshot", "daily"), ("openclaw:role", "gateway")])
+                .await
+                .unwrap()
+                .volume_id
+                .unwrap();
+        let foreign_volume = volume("us-east-1a", &[("Name", "other-data")]).await.unwrap().volume_id.unwrap();
+        for (v, i) in [(&data_volume, &gateway), (&foreign_volume, &foreign)] {
+            ec2.attach_volume().volume_id(v).instance_id(i).device("/dev/sdf").send().await.unwrap();
+        }
+
+        let allocation_id = ec2.allocate_address().domain(DomainType::Vpc).send().await.unwrap().allocation_id.unwrap();
+        ec2.associate_address().allocation_id(&allocation_id).instance_id(&gateway).send().await.unwrap();
+        let target_group = if tier == Tier::Full {
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&admin);
+            let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0].vpc_id().unwrap().to_owned();
+            let arn = elb
+                .create_target_group()
+                .name("openclaw-gateway")
+                .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+                .port(8787)
+                .vpc_id(vpc)
+                .health_check_port("18789")
+                .health_check_path("/healthz")
+                .send()
+                .await
+                .unwrap()
+                .target_groups()[0]
+                .target_group_arn()
+                .unwrap()
+                .to_owned();
+            let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&gateway).build();
+            elb.register_targets().target_group_arn(&arn).targets(target).send().await.unwrap();
+            Some(arn)
+        } else {
+            None
+        };
+        aws_sdk_s3::Client::new(&admin).create_bucket().bucket(BUCKET).send().await.unwrap();
+        let (topic_arn, queue_url) = ops_topic_with_capture(&admin).await.unwrap();
+        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        Bed {
+            emulator,
+            ec2,
+            principal,
+            gateway,
+            data_volume,
+            foreign,
+            foreign_volume,
+            subnets,
+            allocation_id,
+            target_group,
+            queue_url,
+            topic_arn,
+            template_id,
+        }
+    }
+
+    async fn function(&self, extra: &[(&str, &str)]) -> Function {
+        let mut env = self.emulator.function_env(&self.principal.keys);
+        let subnets = self.subnets.values().cloned().collect::<Vec<_>>().join(",");
+        env.extend([
+            ("NOTIFY_TOPIC_ARN".to_owned(), self.topic_arn.clone()),
+            ("LAUNCH_TEMPLATE_ID".to_owned(), self.template_id.clone()),
+            ("SUBNET_IDS".to_owned(), subnets),
+        ]);
+        match &self.target_group {
+            Some(arn) => env.push(("TARGET_GROUP_ARN".to_owned(), arn.clone())),
+            None => env.push(("ELASTIC_IP_ALLOCATION_ID".to_owned(), self.allocation_id.clone())),
+        }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Function::start("spot-recovery", &env).await.unwrap()
+    }
+
+    async fn instances(&self) -> Vec<Instance> {
+        let out = self.ec2.describe_instances().send().await.unwrap();
+        out.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
+    }
+
+    async fn instance(&self, id: &str) -> Instance {
+        self.instances().await.into_iter().find(|i| i.instance_id() == Some(id)).unwrap()
+    }
+
+    async fn replacements(&self) -> Vec<Instance> {
+        let old = self.gateway.clone();
+        self.instances().await.into_iter().filter(|i| tags_of(i).get("openclaw:replaces") == Some(&old)).collect()
+    }
+
+    async fn attached_to(&self, volume: &str) -> Option<(String, String)> {
+        let out = self.ec2.describe_volumes().volume_ids(volume).send().await.unwrap();
+        let v = out.volumes().first()?;
+        v.attachments().first().map(|a| (a.instance_id().unwrap().to_owned(), a.device().unwrap().to_owned()))
+    }
+
+    async fn eip_instance(&self) -> Option<String> {
+        let out = self.ec2.describe_addresses().allocation_ids(&self.allocation_id).send().await.unwrap();
+        out.addresses()[0].instance_id().map(str::to_owned)
+    }
+
+    async fn notifications(&self) -> Vec<Value> {
+        drain(&self.emulator.admin().await, &self.queue_url).await.unwrap()
+    }
+
+    async fn mutating_calls(&self) -> Vec<String> {
+        let calls = self.emulator.calls_by(&self.principal.keys).await.unwrap();
+        calls
+            .into_iter()
+            .map(|c| c.action)
+            .filter(|a| !["Describe", "List", "Get"].iter().any(|p| a.split(':').nth(1).unwrap_or("").starts_with(p)))
+            .collect()
+    }
+
+    async fn snapshots(&self) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        let out = self.ec2.describe_snapshots().send().await.unwrap();
+        out.snapshots().to_vec()
+    }
+}
+
+fn ec2_event(detail_type: &str, id: &str, time: DateTime<Utc>, detail: Value) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": detail_type, "source": "aws.ec2", "account": "123456789012",
+        "time": time.to_rfc3339_opts(SecondsFormat::Secs, true), "region": "us-east-1",
+        "resources": [format!("arn:aws:ec2:us-east-1:123456789012:instance/{}", detail["instance-id"].as_str().unwrap())],
+        "detail": detail
+    })
+}
+
+fn warning(instance: &str, time: DateTime<Utc>) -> Value {
+    ec2_event(
+        "EC2 Spot Instance Interruption Warning",
+        "warning-1",
+        time,
+        json!({"instance-id": instance, "instance-action": "terminate"}),
+    )
+}
+
+fn rebalance(instance: &str, time: DateTime<Utc>) -> Value {
+    ec2_event("EC2 Instance Rebalance Recommendation", "rebalance-1", time, json!({"instance-id": instance}))
+}
+
+fn state_change(instance: &str, state: &str, time: DateTime<Utc>) -> Value {
+    ec2_event(
+        "EC2 Instance State-change Notification",
+        "state-1",
+        time,
+        json!({"instance-id": instance, "state": state}),
+    )
+}
+
+/// The machine plays the gateway for SSM, with its state directory; its "instance role" is the admin.
+async fn play_the_gateway(bed: &Bed) -> StateDir {
+    let state = state_dir("spot");
+    let mut env = serde_json::Map::new();
+    for (k, v) in bed.emulator.function_env(&bed.emulator.admin_keys()) {
+        env.insert(k, json!(v));
+    }
+    env.insert("HOME".into(), json!(std::env::temp_dir()));
+    bed.emulator.register_instance(&bed.gateway, env).await.unwrap();
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once() {
+    let bed = Bed::start(Tier::Budget).await;
+    let state = play_the_gateway(&bed).await;
+    let function = bed.function(&[("BACKUP_BUCKET", BUCKET), ("STATE_DIR", &state.root.to_string_lossy())]).await;
+    let before = bed.instances().await.len();
+    let now = Utc::now();
+
+    let report = function.invoke(&warning(&bed.gateway, now)).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "prepare", "{report}");
+    let outcome = &report["outcome"];
+    assert_eq!(outcome["failed"], json!([]), "{report}");
+    assert_eq!(outcome["backup"]["status"], "Success", "{report}");
+
+    // The spot-final snapshot of the gateway's data volume, tagged as the contract says.
+    let snapshot_id = outcome["snapshot_id"].as_str().unwrap();
+    let snapshots = bed.snapshots().await;
+    let snapshot = snapshots.iter().find(|s| s.snapshot_id() == Some(snapshot_id)).unwrap();
+    assert_eq!(snapshot.volume_id(), Some(bed.data_volume.as_str()));
+    let tags: BTreeMap<_, _> = snapshot.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert_eq!(tags["openclaw:kind"], "spot-final");
+    assert_eq!(tags["openclaw:managed-by"], "openclaw-ops");
+    assert_eq!(tags["openclaw:instance-id"], bed.gateway);
+    assert_eq!(tags["openclaw:device"], "/dev/sdf");
+
+    // The backup really ran on the "instance" and landed where s3-backup's layout puts it.
+    let archive = report["plan"]["backup"]["archive_key"].as_str().unwrap();
+    assert!(archive.starts_with("openclaw/daily/openclaw-gateway/"), "{archive}");
+    let s3 = aws_sdk_s3::Client::new(&bed.emulator.admin().await);
+    let manifest_key = report["plan"]["backup"]["manifest_key"].as_str().unwrap();
+    let manifest = s3.get_object().bucket(BUCKET).key(manifest_key).send().await.unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(manifest["trigger"], "spot-warning");
+    assert_eq!(manifest["instance_id"], bed.gateway);
+    assert!(s3.head_object().bucket(BUCKET).key(archive).send().await.is_ok());
+
+    // The warning is recorded on the instance; nobody was launched; the notice went out.
+    let gw = tags_of(&bed.instance(&bed.gateway).await);
+    assert_eq!(gw["openclaw:spot-warning"], now.to_rfc3339_opts(SecondsFormat::Secs, true));
+    assert_eq!(bed.instances().await.len(), before);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["severity"], "warning");
+    assert!(notes[0]["title"].as_str().unwrap().starts_with("Spot interruption in ~2 min: openclaw-gateway"));
+
+    // The same warning again: nothing is saved twice, nobody is told twice.
+    let again = function.invoke(&warning(&bed.gateway, now)).await.unwrap().response();
+    assert_eq!(again["plan"]["duplicate"], true);
+    assert_eq!(again["outcome"]["snapshot_id"], Value::Null);
+    let spot_finals = bed
+        .snapshots()
+        .await
+        .iter()
+        .filter(|s| s.tags().iter().any(|t| t.key() == Some("openclaw:kind") && t.value() == Some("spot-final")))
+        .count();
+    assert_eq!(spot_finals, 1);
+    assert_eq!(bed.notifications().await, Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_termination_is_replaced_in_the_volumes_zone_with_the_volume_the_address_and_the_tags() {
+    let bed = Bed::start(Tier::Budget).await;
+    let state = play_the_gateway(&bed).await;
+    let function = bed.function(&[("BACKUP_BUCKET", BUCKET), ("STATE_DIR", &state.root.to_string_lossy())]).await;
+    let warned_at = Utc::now();
+    function.invoke(&warning(&bed.gateway, warned_at)).await.unwrap().response();
+    bed.notifications().await;
+
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let terminated_at = Utc::now();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", terminated_at)).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "replace", "{report}");
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+
+    let replacements = bed.replacements().await;
+    assert_eq!(replacements.len(), 1);
+    let new = &replacements[0];
+    let new_id = new.instance_id().unwrap().to_owned();
+    assert_eq!(report["outcome"]["replacement"], new_id);
+    assert_eq!(report["outcome"]["purchase"], "spot");
+    assert_eq!(new.placement().unwrap().availability_zone(), Some(AZ));
+    assert_eq!(new.subnet_id(), Some(bed.subnets[AZ].as_str()));
+    assert_eq!(new.instance_lifecycle().map(|l| l.as_str()), Some("spot"));
+    let tags = tags_of(new);
+    assert_eq!(tags["Name"], "openclaw-gateway");
+    assert_eq!(tags["openclaw:role"], "gateway", "the next interruption is handled too");
+    assert_eq!(tags["team"], "ops");
+    assert_eq!(tags["openclaw:managed-by"], "openclaw-ops");
+    assert!(!tags.contains_key("openclaw:spot-warning"), "the old instance's history stays with it: {tags:?}");
+    // aws:* keys are EC2's own (it tags what it launches from a template); none was asked for.
+    let asked = report["plan"]["replacement"]["tags"].as_array().unwrap();
+    assert!(asked.iter().all(|kv| !kv[0].as_str().unwrap().starts_with("aws:")), "{asked:?}");
+    assert!(tags.keys().filter(|k| k.starts_with("aws:")).all(|k| k.starts_with("aws:ec2launchtemplate:")), "{tags:?}");
+    assert_eq!(tags["aws:ec2launchtemplate:id"], bed.template_id);
+
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id.clone(), "/dev/sdf".to_owned())));
+    assert_eq!(bed.eip_instance().await.as_deref(), Some(new_id.as_str()));
+    assert_eq!(tags_of(&bed.instance(&bed.gateway).await)["openclaw:replaced-by"], new_id);
+
+    // The foreign instance and its volume were never touched.
+    assert_eq!(bed.instance(&bed.foreign).await.state().unwrap().name().unwrap().as_str(), "running");
+    assert_eq!(bed.attached_to(&bed.foreign_volume).await, Some((bed.foreign.clone(), "/dev/sdf".to_owned())));
+
+    // The timeline, as a human receives it.
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0];
+    assert_eq!(note["severity"], "info");
+    assert_eq!(note["fields"]["replacement"], new_id);
+    assert_eq!(note["fields"]["purchase option"], "Spot");
+    let steps: Vec<&str> = note["table"]["rows"].as_array().unwrap().iter().map(|r| r[2].as_str().unwrap()).collect();
+    assert!(steps[0].starts_with("Spot interruption warning for"), "{steps:?}");
+    assert!(steps[1].contains("terminated (state reason Server.SpotInstanceTermination)"), "{steps:?}");
+    assert!(steps.iter().any(|s| s.contains("attached to") && s.contains("/dev/sdf")), "{steps:?}");
+    assert!(steps.iter().any(|s| s.starts_with("Elastic IP")), "{steps:?}");
+    let table: Vec<String> = note["table"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("| {} | {} | {} |", r[0].as_str().unwrap(), r[1].as_str().unwrap(), r[2].as_str().unwrap()))
+        .collect();
+    eprintln!("recovery timeline:\n{}", table.join("\n"));
+
+    // Least privilege: everything it did was granted.
+    let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
+    assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_and_out_of_order_events_start_exactly_one_replacement() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let t = Utc::now();
+
+    // The termination first (no warning was recorded: the state reason is the evidence)...
+    let first = function.invoke(&state_change(&bed.gateway, "terminated", t)).await.unwrap().response();
+    assert_eq!(first["outcome"]["failed"], json!([]), "{first}");
+    let new_id = first["outcome"]["replacement"].as_str().unwrap().to_owned();
+    // ...then the warning, late, and the termination twice more, and a stale "stopped".
+    for event in [
+        warning(&bed.gateway, t - chrono::TimeDelta::seconds(120)),
+        state_change(&bed.gateway, "terminated", t),
+        state_change(&bed.gateway, "terminated", t),
+        state_change(&bed.gateway, "stopped", t - chrono::TimeDelta::seconds(30)),
+    ] {
+        let report = function.invoke(&event).await.unwrap().response();
+        if report["plan"]["action"] == "replace" {
+            assert_eq!(report["plan"]["replacement"]["kind"], "existing", "{report}");
+            assert_eq!(report["plan"]["replacement"]["instance_id"], new_id);
+            assert_eq!(report["plan"]["volume"]["kind"], "attached", "{report}");
+        }
+    }
+    assert_eq!(bed.replacements().await.len(), 1);
+    let running =
+        bed.instances().await.into_iter().filter(|i| i.state().unwrap().name().unwrap().as_str() == "running");
+    let gateways: Vec<String> = running
+        .filter(|i| tags_of(i).get("openclaw:role").map(String::as_str) == Some("gateway"))
+        .map(|i| i.instance_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(gateways, std::slice::from_ref(&new_id), "never two running gateways");
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id, "/dev/sdf".to_owned())));
+    let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
+    assert_eq!(launches, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_tier_moves_the_target_and_reports_its_health() {
+    let bed = Bed::start(Tier::Full).await;
+    let function = bed.function(&[]).await;
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let new_id = report["outcome"]["replacement"].as_str().unwrap();
+    assert_eq!(report["outcome"]["target_health"], "healthy");
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.emulator.admin().await);
+    let health =
+        elb.describe_target_health().target_group_arn(bed.target_group.as_ref().unwrap()).send().await.unwrap();
+    let targets: Vec<&str> =
+        health.target_health_descriptions().iter().filter_map(|d| d.target().and_then(|t| t.id())).collect();
+    assert_eq!(targets, [new_id]);
+    assert_ne!(bed.eip_instance().await.as_deref(), Some(new_id), "the Elastic IP is not the full tier's address");
+    let note = &bed.notifications().await[0];
+    assert_eq!(note["fields"]["target health"], "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_data_volume_is_restored_from_the_newest_snapshot_and_said_loudly() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    let warned = function.invoke(&warning(&bed.gateway, Utc::now())).await.unwrap().response();
+    let snapshot_id = warned["outcome"]["snapshot_id"].as_str().unwrap().to_owned();
+    bed.notifications().await;
+
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    bed.ec2.delete_volume().volume_id(&bed.data_volume).send().await.unwrap();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    assert_eq!(report["plan"]["volume"]["kind"], "restore");
+    assert_eq!(report["outcome"]["restored_from"], snapshot_id);
+
+    let new_id = report["outcome"]["replacement"].as_str().unwrap();
+    let restored = report["outcome"]["volume_id"].as_str().unwrap();
+    let out = bed.ec2.describe_volumes().volume_ids(restored).send().await.unwrap();
+    let v = &out.volumes()[0];
+    assert_eq!(v.snapshot_id(), Some(snapshot_id.as_str()));
+    assert_eq!(v.availability_zone(), Some(AZ));
+    let tags: BTreeMap<_, _> = v.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert_eq!(tags["openclaw:role"], "gateway");
+    assert_eq!(tags["openclaw:snapshot"], "daily", "ebs-snapshots keeps protecting it");
+    assert_eq!(tags["openclaw:restored-from"], snapshot_id);
+    assert_eq!(bed.attached_to(restored).await, Some((new_id.to_owned(), "/dev/sdf".to_owned())));
+
+    let notes = bed.notifications().await;
+    assert_eq!(notes[0]["severity"], "critical");
+    assert!(notes[0]["text"].as_str().unwrap().contains("The data volume was gone"), "{notes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_stop_is_replaced_only_with_replace_on_stop_and_the_volume_is_detached_first() {
+    let bed = Bed::start(Tier::Budget).await;
+    bed.emulator.spot_interruption(&bed.gateway, "stop").await.unwrap();
+    let event = state_change(&bed.gateway, "stopped", Utc::now());
+
+    let off = bed.function(&[]).await;
+    let report = off.invoke(&event).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "ignore");
+    assert_eq!(bed.replacements().await.len(), 0);
+    let note = &bed.notifications().await[0];
+    assert!(note["text"].as_str().unwrap().contains("REPLACE_ON_STOP"), "{note}");
+    drop(off);
+
+    let on = bed.function(&[("REPLACE_ON_STOP", "true")]).await;
+    let report = on.invoke(&event).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let new_id = report["outcome"]["replacement"].as_str().unwrap();
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id.to_owned(), "/dev/sdf".to_owned())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_stopping_or_terminating_the_gateway_or_maintenance_is_never_replaced() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[("REPLACE_ON_STOP", "true")]).await;
+    bed.ec2.stop_instances().instance_ids(&bed.gateway).send().await.unwrap();
+    let report = function.invoke(&state_change(&bed.gateway, "stopped", Utc::now())).await.unwrap().response();
+    assert!(report["plan"]["reason"].as_str().unwrap().contains("on purpose"), "{report}");
+
+    bed.ec2.create_tags().resources(&bed.gateway).tags(tag("openclaw:maintenance", "true")).send().await.unwrap();
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert!(report["plan"]["reason"].as_str().unwrap().contains("openclaw:maintenance=true"), "{report}");
+
+    assert_eq!(bed.replacements().await.len(), 0);
+    let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
+    assert_eq!(launches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_instances_events_and_bad_input_change_nothing_at_all() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[("EARLY_REPLACE", "true"), ("REPLACE_ON_STOP", "true")]).await;
+    let before = bed.instances().await.len();
+    let now = Utc::now();
+    for event in [warning(&bed.foreign, now), rebalance(&bed.foreign, now)] {
+        let report = function.invoke(&event).await.unwrap().response();
+        assert_eq!(report["plan"]["action"], "ignore", "{report}");
+        assert!(report["plan"]["reason"].as_str().unwrap().contains("not the gateway"));
+    }
+    bed.emulator.spot_interruption(&bed.foreign, "terminate").await.unwrap();
+    let report = function.invoke(&state_change(&bed.foreign, "terminated", now)).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "ignore", "{report}");
+
+    for bad in [
+        json!({"dry_run": true}),
+        state_change("i-0123; rm -rf /", "terminated", now),
+        json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-25T03:00:00Z", "detail": {}}),
+    ] {
+        let (kind, message) = function.invoke(&bad).await.unwrap().error();
+        assert_eq!(kind, "InputError", "{message}");
+    }
+
+    assert_eq!(bed.mutating_calls().await, Vec::<String>::new(), "no change at all");
+    assert_eq!(bed.instances().await.len(), before);
+    assert_eq!(bed.attached_to(&bed.foreign_volume).await, None, "released by its own termination only");
+    assert_eq!(bed.eip_instance().await.as_deref(), Some(bed.gateway.as_str()));
+    assert_eq!(bed.notifications().await, Vec::<Value>::new());
+    let reads: Vec<String> =
+        bed.emulator.calls_by(&bed.principal.keys).await.unwrap().into_iter().map(|c| c.action).collect();
+    assert!(reads.iter().all(|a| a == "ec2:DescribeInstances"), "one read per foreign event: {reads:?}");
+}
