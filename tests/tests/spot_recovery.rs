@@ -572,3 +572,27 @@ async fn a_foreign_instances_events_and_bad_input_change_nothing_at_all() {
         bed.emulator.calls_by(&bed.principal.keys).await.unwrap().into_iter().map(|c| c.action).collect();
     assert!(reads.iter().all(|a| a == "ec2:DescribeInstances"), "one read per foreign event: {reads:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_recommendation_starts_a_standby_that_takes_over_at_the_interruption() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[("EARLY_REPLACE", "true")]).await;
+    let report = function.invoke(&rebalance(&bed.gateway, Utc::now())).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let standby = report["outcome"]["replacement"].as_str().unwrap().to_owned();
+    let tags = tags_of(&bed.instance(&standby).await);
+    assert_eq!(tags["openclaw:replaces"], bed.gateway);
+    assert!(!tags.contains_key("openclaw:role"), "not the gateway before it has the data: {tags:?}");
+    assert_eq!(bed.attached_to(&bed.data_volume).await.unwrap().0, bed.gateway, "the volume stays until the end");
+
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    assert_eq!(report["outcome"]["replacement"], standby);
+    assert_eq!(bed.replacements().await.len(), 1);
+    assert_eq!(tags_of(&bed.instance(&standby).await)["openclaw:role"], "gateway");
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((standby.clone(), "/dev/sdf".to_owned())));
+    assert_eq!(bed.eip_instance().await, Some(standby));
+    let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
+    assert_eq!(launches, 1);
+}

@@ -243,9 +243,13 @@ fn spot_recovery_grants_are_scoped_to_the_gateway_its_template_and_what_it_creat
         }
     }
     let tags = with("ec2:CreateTags");
-    assert_eq!(tags.len(), 2);
-    assert!(tags.iter().all(|s| condition_value(s, "aws:ResourceTag/openclaw:role").as_deref() == Some("gateway")
-        || format!("{:?}", s.condition).contains("RunInstances")));
+    assert_eq!(tags.len(), 3);
+    for s in tags {
+        let gateway = condition_value(s, "aws:ResourceTag/openclaw:role").as_deref() == Some("gateway");
+        let owned = condition_value(s, "aws:ResourceTag/openclaw:managed-by").as_deref() == Some("openclaw-ops");
+        let at_creation = format!("{:?}", s.condition).contains("ec2:CreateAction");
+        assert!(gateway || owned || at_creation, "{s:?}");
+    }
     let snapshot_volumes: Vec<_> =
         with("ec2:CreateSnapshot").into_iter().filter(|s| resource(s).contains("volume/*")).collect();
     assert_eq!(condition_value(snapshot_volumes[0], "aws:ResourceTag/openclaw:role").as_deref(), Some("gateway"));

@@ -190,7 +190,7 @@ pub async fn replace(
     outcome.step_at(event_time, format!("{} {} ({})", r.old_instance, r.old_state, r.evidence));
 
     let new = match &r.replacement {
-        Replacement::Existing { instance_id } => {
+        Replacement::Existing { instance_id, .. } => {
             outcome.step(format!("replacement {instance_id} already launched (found by its openclaw:replaces tag)"));
             outcome.replacement = Some(instance_id.clone());
             instance_id.clone()
@@ -236,6 +236,15 @@ pub async fn replace(
 
     if running.is_ok() {
         move_volume(clients, r, &new, deadline, &mut outcome).await;
+    }
+
+    if let Replacement::Existing { instance_id, tags } = &r.replacement
+        && !tags.is_empty()
+    {
+        match clients.ec2.tag_all(instance_id, tags).await {
+            Ok(()) => outcome.step(format!("{instance_id} takes over: tagged as the gateway")),
+            Err(e) => outcome.fail("record", e),
+        }
     }
 
     match &r.address {

@@ -194,6 +194,18 @@ impl Ec2 {
             .map_err(|e| format!("ec2:CreateTags {resource}: {}", SdkErrorDisplay(&e)))
     }
 
+    pub async fn tag_all(&self, resource: &str, tags: &[(String, String)]) -> Result<(), String> {
+        let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+        self.client
+            .create_tags()
+            .resources(resource)
+            .set_tags(Some(tags.collect()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("ec2:CreateTags {resource}: {}", SdkErrorDisplay(&e)))
+    }
+
     /// One instance from the launch template: Spot first, On-Demand when Spot has no capacity.
     pub async fn launch(&self, launch: &Launch) -> Result<Launched, String> {
         let spot_error = match self.run(launch, Purchase::Spot).await {

@@ -161,9 +161,11 @@ pub struct Replace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Replacement {
-    /// Found by its tag: launched by an earlier delivery (or early, on a rebalance recommendation).
+    /// Found by its tag: launched by an earlier delivery (or early, on a rebalance recommendation,
+    /// without the gateway tag until it takes over: `tags` are the gateway's tags it still lacks).
     Existing {
         instance_id: String,
+        tags: Vec<(String, String)>,
     },
     Launch(Launch),
     /// Cannot launch (no launch template configured, no zone known).
@@ -297,8 +299,11 @@ fn replace_or_ignore(instance: &Instance, state: &str, evidence: String, observe
     let existing = observed.replacements.iter().filter(|r| !r.is_gone()).min_by(|a, b| a.id.cmp(&b.id));
     let (volume, volume_az) = volume_step(instance, state, existing, observed, config);
     let replacement = match existing {
-        Some(r) => Replacement::Existing { instance_id: r.id.clone() },
-        None => match launch(instance, volume_az.as_deref(), observed, config) {
+        Some(r) => Replacement::Existing {
+            instance_id: r.id.clone(),
+            tags: carried_tags(instance).into_iter().filter(|(k, v)| r.tags.get(k) != Some(v)).collect(),
+        },
+        None => match launch(instance, volume_az.as_deref(), observed, config, Launching::Now) {
             Ok(l) => Replacement::Launch(l),
             Err(reason) => Replacement::Impossible { reason },
         },
@@ -376,7 +381,7 @@ fn prepare(
                 notes.push(format!("replacement {} already started", r.id));
                 None
             } else {
-                match launch(instance, data.map(|v| v.az.as_str()), observed, config) {
+                match launch(instance, data.map(|v| v.az.as_str()), observed, config, Launching::Standby) {
                     Ok(l) => Some(l),
                     Err(reason) => {
                         notes.push(format!("no early replacement: {reason}"));
@@ -401,12 +406,35 @@ fn prepare(
     }
 }
 
+/// The gateway's tags a replacement carries: not EC2's own, not the old instance's history.
+fn carried_tags(instance: &Instance) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = instance
+        .tags
+        .iter()
+        .filter(|(k, _)| !tags::is_reserved(k) && !NOT_CARRIED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    tags.push((REPLACES.to_owned(), instance.id.clone()));
+    tags.push((tags::MANAGED_BY.to_owned(), tags::MANAGED_BY_VALUE.to_owned()));
+    tags
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Launching {
+    /// The gateway is gone: the replacement is the gateway from the start.
+    Now,
+    /// Early, while the gateway still runs: without the gateway tag, so nothing takes it for the
+    /// gateway (s3-backup's backups, the next interruption's lookup) before it has the data volume.
+    Standby,
+}
+
 /// How the replacement is launched: from the launch template, in the data volume's zone.
 fn launch(
     instance: &Instance,
     volume_az: Option<&str>,
     observed: &Observed,
     config: &Config,
+    launching: Launching,
 ) -> Result<Launch, String> {
     let template_id = config.launch_template_id.clone().ok_or("LAUNCH_TEMPLATE_ID is not set")?;
     let az = volume_az
@@ -419,14 +447,10 @@ fn launch(
         .find(|s| s.az == az && config.subnet_ids.contains(&s.id))
         .map(|s| s.id.clone())
         .or_else(|| instance.subnet_id.clone().filter(|_| instance.az.as_deref() == Some(az.as_str())));
-    let mut tags: Vec<(String, String)> = instance
-        .tags
-        .iter()
-        .filter(|(k, _)| !tags::is_reserved(k) && !NOT_CARRIED.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    tags.push((REPLACES.to_owned(), instance.id.clone()));
-    tags.push((tags::MANAGED_BY.to_owned(), tags::MANAGED_BY_VALUE.to_owned()));
+    let mut tags = carried_tags(instance);
+    if launching == Launching::Standby {
+        tags.retain(|(k, _)| *k != config.gateway_tag.key);
+    }
     Ok(Launch {
         template_id,
         template_version: config.launch_template_version.clone(),

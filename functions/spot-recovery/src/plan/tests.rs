@@ -271,15 +271,16 @@ fn a_replacement_found_by_its_tag_is_never_launched_twice() {
     let mut existing = gateway("running");
     existing.id = NEW.into();
     existing.tags.insert(REPLACES.into(), OLD.into());
+    existing.tags.insert("openclaw:managed-by".into(), "openclaw-ops".into());
     o.replacements = vec![existing.clone()];
     let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
-    assert_eq!(r.replacement, Replacement::Existing { instance_id: NEW.into() });
+    assert_eq!(r.replacement, Replacement::Existing { instance_id: NEW.into(), tags: vec![] });
     assert!(matches!(r.volume, VolumeStep::Move { .. }), "the earlier run may not have attached it yet");
 
     // A later delivery after everything was done: the volume is on the replacement already.
     o.volumes = vec![data_volume(Some(NEW))];
     let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
-    assert_eq!(r.replacement, Replacement::Existing { instance_id: NEW.into() });
+    assert_eq!(r.replacement, Replacement::Existing { instance_id: NEW.into(), tags: vec![] });
     assert_eq!(r.volume, VolumeStep::Attached { volume_id: "vol-data".into(), device: "/dev/sdg".into() });
 
     // A replacement that is itself gone does not count.
@@ -560,6 +561,19 @@ fn a_rebalance_recommendation_saves_and_starts_early_only_when_configured() {
     let l = p.early_launch.unwrap();
     assert_eq!((l.az.as_str(), l.subnet_id.as_deref()), ("us-east-1b", Some("subnet-b")));
     assert!(l.tags.contains(&(REPLACES.to_owned(), OLD.to_owned())));
+    assert!(!l.tags.iter().any(|(k, _)| k == "openclaw:role"), "a standby is not the gateway yet: {:?}", l.tags);
+
+    // At the interruption it takes over, and gets the gateway's tags it lacks.
+    let mut standby = gateway("running");
+    standby.id = NEW.into();
+    standby.tags = l.tags.iter().cloned().collect();
+    let mut interrupted = observed(reclaimed("terminated"), vec![data_volume(None)]);
+    interrupted.replacements = vec![standby];
+    let r = replace(plan(&state_change("terminated"), &interrupted, &early));
+    assert_eq!(
+        r.replacement,
+        Replacement::Existing { instance_id: NEW.into(), tags: vec![("openclaw:role".into(), "gateway".into())] }
+    );
 
     let mut with_replacement = o.clone();
     let mut r = gateway("running");
