@@ -11,7 +11,10 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Transition,
     TransitionStorageClass, VersioningConfiguration,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::emulator::Emulator;
+use crate::iam::Principal;
 
 use crate::template::Template;
 
@@ -136,4 +139,22 @@ pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, 
     }
     s3.put_bucket_lifecycle_configuration().bucket(bucket).lifecycle_configuration(lifecycle.build()?).send().await?;
     Ok(())
+}
+
+/// The gateway's instance role as a user holding exactly `GatewayBackupPolicy`, its S3 resources
+/// resolved for `bucket` (moto evaluates those, so a write outside the backup prefix is refused).
+pub async fn gateway_instance_role(emulator: &Emulator, bucket: &str) -> anyhow::Result<Principal> {
+    let template = Template::load()?;
+    let names = HashMap::from([
+        ("BackupBucket.Arn", format!("arn:aws:s3:::{bucket}")),
+        ("BackupPrefix", parameter_default(&template, "BackupPrefix")?),
+    ]);
+    Principal::for_managed_policy(emulator, "GatewayBackupPolicy", |statement| {
+        if statement.actions.iter().all(|a| a.starts_with("s3:")) {
+            resolve(&statement.resource, &names)
+        } else {
+            Ok(json!("*"))
+        }
+    })
+    .await
 }

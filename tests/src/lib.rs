@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod backup_bucket;
+pub mod costs;
 pub mod emulator;
 pub mod iam;
 pub mod openclaw_state;

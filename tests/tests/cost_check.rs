@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use integration_tests::account::ops_topic_with_capture;
+use integration_tests::costs::{FULL_ON_BUDGET, full_with_nat_overrun, groups};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::runtime::Function;
@@ -13,27 +14,6 @@ use integration_tests::workspace_root;
 use serde_json::{Value, json};
 
 const LOGICAL_ID: &str = "CostCheckFunction";
-
-fn groups(lines: &[(&str, &str, &str)]) -> Value {
-    let groups: Vec<Value> = lines
-        .iter()
-        .map(|(service, usage, amount)| {
-            json!({"Keys": [service, usage], "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}})
-        })
-        .collect();
-    json!({"ResultsByTime": [{"TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"}, "Total": {}, "Groups": groups, "Estimated": false}]})
-}
-
-const FULL_ON_BUDGET: &[(&str, &str, &str)] = &[
-    ("Amazon Elastic Compute Cloud - Compute", "EUC1-BoxUsage:t3.small", "15.3312"),
-    ("EC2 - Other", "EUC1-EBS:VolumeUsage.gp3", "1.6"),
-    ("EC2 - Other", "EUC1-NatGateway-Hours", "32.4"),
-    ("Amazon Elastic Load Balancing", "EUC1-LoadBalancerUsage", "16.2"),
-    ("AWS Secrets Manager", "EUC1-AWSSecretsManager-Secrets", "1.2"),
-    ("Amazon Simple Storage Service", "EUC1-TimedStorage-ByteHrs", "0.4987"),
-    ("AmazonCloudWatch", "EUC1-CW:AlarmMonitorUsage", "2.9"),
-    ("AWS Key Management Service", "EUC1-KMS-Keys", "1"),
-];
 
 const BUDGET_MONTH_TO_DATE: &[(&str, &str, &str)] = &[
     ("Amazon Elastic Compute Cloud - Compute", "EUC1-BoxUsage:t3.micro", "4.10"),
@@ -135,9 +115,7 @@ async fn full_tier_on_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_tier_nat_overrun() {
-    let mut lines = FULL_ON_BUDGET.to_vec();
-    lines[2].2 = "45.00";
-    lines.push(("EC2 - Other", "EUC1-NatGateway-Bytes", "6.75"));
+    let lines = full_with_nat_overrun();
     let got = run(Case {
         name: "full-nat-overrun",
         tier: "full",

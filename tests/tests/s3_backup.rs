@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use integration_tests::account::ops_topic_with_capture;
-use integration_tests::backup_bucket::{configure_like_the_template, resolve};
+use integration_tests::backup_bucket::{configure_like_the_template, gateway_instance_role};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::{StateDir, state_dir};
@@ -63,7 +63,7 @@ impl Bed {
         let instance = run.instances()[0].instance_id().unwrap().to_owned();
         // The machine plays the gateway; its instance role holds exactly GatewayBackupPolicy (its S3
         // resources resolved: moto evaluates those, so a write outside the prefix is refused).
-        let instance_role = instance_role(&emulator).await;
+        let instance_role = gateway_instance_role(&emulator, BUCKET).await.unwrap();
         let mut env = serde_json::Map::new();
         for (k, v) in emulator.function_env(&instance_role.keys) {
             env.insert(k, json!(v));
@@ -98,22 +98,6 @@ impl Bed {
         let calls = self.emulator.calls_by(&self.principal.keys).await.unwrap();
         calls.iter().filter(|c| c.action == "ssm:SendCommand").count()
     }
-}
-
-async fn instance_role(emulator: &Emulator) -> Principal {
-    let names = std::collections::HashMap::from([
-        ("BackupBucket.Arn", format!("arn:aws:s3:::{BUCKET}")),
-        ("BackupPrefix", "openclaw/".to_owned()),
-    ]);
-    Principal::for_managed_policy(emulator, "GatewayBackupPolicy", |statement| {
-        if statement.actions.iter().all(|a| a.starts_with("s3:")) {
-            resolve(&statement.resource, &names)
-        } else {
-            Ok(json!("*"))
-        }
-    })
-    .await
-    .unwrap()
 }
 
 fn scheduled() -> Value {

@@ -1,14 +1,19 @@
 //! The suite's main job on the embedded emulator: seeds a small OpenClaw account and runs
 //! ebs-snapshots over simulated days — a dry run first, then for real, then through a stretch of
-//! failing days — printing what happened each day. Run it with scripts/demo.sh.
+//! failing days — printing what happened each day; then s3-backup backs up a live state directory,
+//! and restores it after a bad update; cost-check compares a month with the seed's estimate; and
+//! telegram-notify shows what reached the phone. Run it with scripts/demo.sh.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 use chrono::{NaiveDate, TimeDelta};
 use integration_tests::account::{OpenClawAccount, tag_value};
+use integration_tests::backup_bucket::{configure_like_the_template, gateway_instance_role};
+use integration_tests::costs::{full_with_nat_overrun, groups};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
+use integration_tests::openclaw_state::state_dir;
 use integration_tests::runtime::{Function, Outcome};
 use integration_tests::schedule::{day, scheduled_at, scheduled_event};
 use serde_json::{Value, json};
@@ -152,9 +157,9 @@ async fn show_telegram(demo: &Demo) -> anyhow::Result<()> {
                 .await?;
         }
     }
-    // The last failing day's notification and the alarm: what a phone shows.
-    let shown: Vec<Value> = records.iter().rev().take(2).rev().cloned().collect();
-    println!("telegram-notify: the ops topic held {} messages; the last two, as a phone shows them:", records.len());
+    // The last failing day's snapshot note, the restore, the cost overrun and the alarm.
+    let shown: Vec<Value> = records.iter().rev().take(4).rev().cloned().collect();
+    println!("telegram-notify: the ops topic held {} messages; the last four, as a phone shows them:", records.len());
     function.invoke(&json!({ "Records": shown })).await?.response();
     for message in received.lock().unwrap().iter() {
         let text = visible_text(message["text"].as_str().unwrap_or_default());
@@ -166,6 +171,114 @@ async fn show_telegram(demo: &Demo) -> anyhow::Result<()> {
         println!("  └─");
     }
     println!();
+    Ok(())
+}
+
+const BACKUP_BUCKET: &str = "openclaw-backups-demo";
+
+/// s3-backup on the gateway (this machine plays it, through SSM Run Command): the daily backup of a
+/// state directory whose database is being written to, a duplicate delivery, then a restore after an
+/// update mangled the config.
+async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
+    println!("s3-backup: OpenClaw's state, backed up, verified, and restored after a bad update");
+    let admin = &demo.account.admin;
+    let s3 = aws_sdk_s3::Client::new(admin);
+    s3.create_bucket().bucket(BACKUP_BUCKET).send().await?;
+    let key = aws_sdk_kms::Client::new(admin).create_key().send().await?.key_metadata.context("key")?;
+    let key_arn = key.arn.context("key arn")?;
+    configure_like_the_template(&s3, BACKUP_BUCKET, &key_arn).await?;
+    let state = state_dir("demo");
+    let role = gateway_instance_role(&demo.emulator, BACKUP_BUCKET).await?;
+    let mut instance_env: serde_json::Map<String, Value> =
+        demo.emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
+    instance_env.insert("HOME".into(), json!(std::env::temp_dir()));
+    demo.emulator.register_instance(&demo.account.instance_id, instance_env).await?;
+
+    let principal = Principal::for_function(&demo.emulator, "S3BackupFunction").await?;
+    let mut env = demo.emulator.function_env(&principal.keys);
+    env.extend([
+        ("NOTIFY_TOPIC_ARN".to_owned(), demo.account.topic_arn.clone()),
+        ("BACKUP_BUCKET".to_owned(), BACKUP_BUCKET.to_owned()),
+        ("BACKUP_KMS_KEY_ID".to_owned(), key_arn),
+        ("STATE_DIR".to_owned(), state.root.to_string_lossy().into_owned()),
+        ("RUST_LOG".to_owned(), "off".to_owned()),
+    ]);
+    let function = Function::start("s3-backup", &env).await?;
+    let today = chrono::Utc::now().format("%Y-%m-%dT02:30:00Z").to_string();
+    let event = json!({"version": "0", "id": "demo", "detail-type": "Scheduled Event", "source": "aws.events",
+                       "account": "123456789012", "time": today, "region": "us-east-1", "resources": [], "detail": {}});
+    let report = function.invoke(&event).await?.response();
+    let done = &report["backed_up"][0];
+    println!("  daily backup     {}", done["archive_key"].as_str().unwrap_or_default());
+    println!(
+        "                   {} files, {} bytes, read back and verified (SHA-256 {}…)",
+        done["files"],
+        done["size"],
+        done["sha256"].as_str().unwrap_or_default().get(..12).unwrap_or_default()
+    );
+    if let Some(monthly) = done["monthly_copy"].as_str() {
+        println!("  month's first    also kept for a year as {monthly}");
+    }
+    println!(
+        "  bucket drift     {} finding(s): versioning, encryption and lifecycle as the template set them",
+        count(&report, "drift")
+    );
+    let again = function.invoke(&event).await?.response();
+    println!("  same event again already done ({} backup made)", count(&again, "backed_up"));
+
+    let config = state.root.join("openclaw.json");
+    let before = std::fs::read(&config)?;
+    std::fs::write(&config, b"{ this is not JSON: an update went wrong")?;
+    println!("  an update mangles openclaw.json; the operator asks for a restore of the latest verified backup:");
+    let restore = json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"});
+    let restored = function.invoke(&restore).await?.response();
+    let target = std::path::PathBuf::from(restored["target_dir"].as_str().unwrap_or_default());
+    println!(
+        "  restored         {} files into {} (the live state untouched)",
+        restored["restored"]["files"],
+        target.display()
+    );
+    let same = std::fs::read(target.join("openclaw.json"))? == before;
+    println!("  openclaw.json there is the one from before the update: {}", if same { "yes" } else { "NO" });
+    println!("  to switch over:");
+    for step in restored["switch_over"].as_array().into_iter().flatten() {
+        println!("    {}", step.as_str().unwrap_or_default());
+    }
+    std::fs::remove_dir_all(&target)?;
+    println!();
+    Ok(())
+}
+
+/// cost-check on the 2nd of the month: last month against the seed's full-tier estimate, line by
+/// line, with the NAT Gateway running over.
+async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
+    demo.emulator.queue_cost_and_usage(vec![groups(&full_with_nat_overrun())]).await?;
+    let principal = Principal::for_function(&demo.emulator, "CostCheckFunction").await?;
+    let mut env = demo.emulator.function_env(&principal.keys);
+    env.extend([
+        ("NOTIFY_TOPIC_ARN".to_owned(), demo.account.topic_arn.clone()),
+        ("COST_TIER".to_owned(), "full".to_owned()),
+        ("RUST_LOG".to_owned(), "off".to_owned()),
+    ]);
+    let function = Function::start("cost-check", &env).await?;
+    let report = function.invoke(&json!({"check": "monthly", "as_of": "2026-11-02"})).await?.response();
+    println!(
+        "cost-check: October 2026 against the seed's full-tier estimate ({} Cost Explorer request(s)):",
+        report["requests"]
+    );
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    for line in report["comparison"]["lines"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<52} estimate {:>7}  actual {:>7}  {:>8} %  {}",
+            text(&line["name"]),
+            text(&line["estimate"]),
+            text(&line["actual"]),
+            text(&line["pct"]).replace("null", "—"),
+            text(&line["status"])
+        );
+    }
+    let drivers: Vec<String> = report["comparison"]["drivers"].as_array().into_iter().flatten().map(text).collect();
+    println!("  driving the overrun: {}\n", drivers.join("; "));
     Ok(())
 }
 
@@ -283,6 +396,8 @@ async fn main() -> anyhow::Result<()> {
     println!("Each failing day published a critical notification and failed the invocation (so Lambda retries");
     println!("it and the Errors alarm fires); the floor kept the newest 3 snapshots of each volume.\n");
 
+    show_backup(&demo).await?;
+    show_cost(&demo).await?;
     show_telegram(&demo).await?;
 
     println!("Result:");

@@ -1,0 +1,31 @@
+//! The README's first command runs the demo; this keeps it working: it must finish and show what the
+//! README says it shows.
+
+use integration_tests::runtime::binary;
+
+#[test]
+fn the_demo_shows_each_function_working() {
+    // The demo's own binary is built with the functions (cargo build --workspace --bins).
+    let demo = binary("demo").unwrap();
+    let out = std::process::Command::new(demo).current_dir(integration_tests::workspace_root()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for shown in [
+        "changed nothing",
+        "Same event again (EventBridge is at-least-once): created 0",
+        "openclaw-data  3 snapshot(s)",
+        "scratch        0 snapshot(s)",
+        "snapshots that are not ours: 1301 (untouched)",
+        "read back and verified",
+        "bucket drift     0 finding(s)",
+        "same event again already done (0 backup made)",
+        "openclaw.json there is the one from before the update: yes",
+        "NAT Gateway",
+        "alert",
+        "as a phone shows them",
+        "Backup restored beside the live state",
+        "ALARM · openclaw-gateway-cpu-high",
+    ] {
+        assert!(stdout.contains(shown), "the demo no longer shows {shown:?}:\n{stdout}");
+    }
+}
