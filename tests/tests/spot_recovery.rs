@@ -378,7 +378,22 @@ async fn a_spot_termination_is_replaced_in_the_volumes_zone_with_the_volume_the_
 
     assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id.clone(), "/dev/sdf".to_owned())));
     assert_eq!(bed.eip_instance().await.as_deref(), Some(new_id.as_str()));
-    assert_eq!(tags_of(&bed.instance(&bed.gateway).await)["openclaw:replaced-by"], new_id);
+    let old = tags_of(&bed.instance(&bed.gateway).await);
+    assert_eq!(old["openclaw:replaced-by"], new_id);
+    assert_eq!(old["openclaw:role"], "replaced", "retired: nothing takes it for the gateway again");
+
+    // One EMF line per run, counting the replacement.
+    let emf: Vec<Value> = function
+        .output()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 2);
+    assert_eq!(emf[0]["SpotWarnings"], 1.0);
+    assert_eq!(emf[1]["Replacements"], 1.0);
+    assert_eq!(emf[1]["RecoveryFailures"], 0.0);
+    assert!(emf[1]["RecoverySeconds"].as_f64().unwrap() >= 0.0);
 
     // The foreign instance and its volume were never touched.
     assert_eq!(bed.instance(&bed.foreign).await.state().unwrap().name().unwrap().as_str(), "running");
@@ -428,12 +443,10 @@ async fn duplicate_and_out_of_order_events_start_exactly_one_replacement() {
         state_change(&bed.gateway, "stopped", t - chrono::TimeDelta::seconds(30)),
     ] {
         let report = function.invoke(&event).await.unwrap().response();
-        if report["plan"]["action"] == "replace" {
-            assert_eq!(report["plan"]["replacement"]["kind"], "existing", "{report}");
-            assert_eq!(report["plan"]["replacement"]["instance_id"], new_id);
-            assert_eq!(report["plan"]["volume"]["kind"], "attached", "{report}");
-        }
+        assert_eq!(report["plan"]["action"], "ignore", "{report}");
+        assert_eq!(report["plan"]["reason"], format!("already replaced by {new_id}"));
     }
+    assert_eq!(bed.notifications().await.len(), 1, "the replacement's timeline, once");
     assert_eq!(bed.replacements().await.len(), 1);
     let running =
         bed.instances().await.into_iter().filter(|i| i.state().unwrap().name().unwrap().as_str() == "running");
@@ -519,6 +532,10 @@ async fn a_spot_stop_is_replaced_only_with_replace_on_stop_and_the_volume_is_det
     assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
     let new_id = report["outcome"]["replacement"].as_str().unwrap();
     assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id.to_owned(), "/dev/sdf".to_owned())));
+    // The stopped one no longer counts as the gateway, should EC2 start it again.
+    let old = bed.instance(&bed.gateway).await;
+    assert_eq!(old.state().unwrap().name().unwrap().as_str(), "stopped");
+    assert_eq!(tags_of(&old)["openclaw:role"], "replaced");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -593,6 +610,35 @@ async fn a_rebalance_recommendation_starts_a_standby_that_takes_over_at_the_inte
     assert_eq!(tags_of(&bed.instance(&standby).await)["openclaw:role"], "gateway");
     assert_eq!(bed.attached_to(&bed.data_volume).await, Some((standby.clone(), "/dev/sdf".to_owned())));
     assert_eq!(bed.eip_instance().await, Some(standby));
+    let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
+    assert_eq!(launches, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_finished_by_lambdas_retry_without_a_second_launch() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let event = state_change(&bed.gateway, "terminated", Utc::now());
+
+    bed.principal.deny(&bed.emulator, &["ec2:AttachVolume"]).await.unwrap();
+    let (kind, message) = function.invoke(&event).await.unwrap().error();
+    assert_eq!(kind, "IncompleteRun");
+    assert!(message.contains("volume") && message.contains("AttachVolume"), "{message}");
+    let failed = bed.notifications().await;
+    assert_eq!(failed[0]["severity"], "critical");
+    assert!(failed[0]["title"].as_str().unwrap().contains("INCOMPLETE"), "{failed:?}");
+    assert_eq!(tags_of(&bed.instance(&bed.gateway).await)["openclaw:role"], "gateway", "not retired yet");
+    let new_id = bed.replacements().await[0].instance_id().unwrap().to_owned();
+    assert_eq!(bed.eip_instance().await.as_deref(), Some(new_id.as_str()), "the steps after the failure still ran");
+
+    // Lambda retries the same event once the cause is gone.
+    bed.principal.restore(&bed.emulator).await.unwrap();
+    let report = function.invoke(&event).await.unwrap().response();
+    assert_eq!(report["plan"]["replacement"], json!({"kind": "existing", "instance_id": new_id, "tags": []}));
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id, "/dev/sdf".to_owned())));
+    assert_eq!(tags_of(&bed.instance(&bed.gateway).await)["openclaw:role"], "replaced");
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
     assert_eq!(launches, 1);
 }

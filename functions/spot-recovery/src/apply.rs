@@ -11,7 +11,7 @@ use crate::alarms::Alarms;
 use crate::command::{CommandResult, Ssm};
 use crate::config::{Address, BackupTarget};
 use crate::ec2::{Ec2, Launched, Purchase};
-use crate::plan::{Prepare, REPLACED_BY, Replace, Replacement, VolumeStep};
+use crate::plan::{Prepare, REPLACED_BY, RETIRED, Replace, Replacement, VolumeStep};
 use crate::target::TargetGroup;
 
 /// A warning comes two minutes before the end: a backup still running then is left to its fate.
@@ -284,6 +284,13 @@ pub async fn replace(
                 outcome.alarms = names;
             }
             Err(e) => outcome.fail("alarms", e),
+        }
+    }
+    // Last, and only when all went well: a retry of a failed run must still see the gateway.
+    if outcome.failed.is_empty() {
+        match clients.ec2.tag(&r.old_instance, &r.gateway_tag_key, RETIRED).await {
+            Ok(()) => outcome.step(format!("{} retired ({}={RETIRED})", r.old_instance, r.gateway_tag_key)),
+            Err(e) => outcome.fail("record", e),
         }
     }
     outcome

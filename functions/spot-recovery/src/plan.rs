@@ -17,6 +17,9 @@ use crate::event::{Event, InstanceAction};
 pub const REPLACES: &str = "openclaw:replaces";
 /// On the old instance, once replaced.
 pub const REPLACED_BY: &str = "openclaw:replaced-by";
+/// The old instance's gateway tag value once its replacement is complete: nothing takes it for the
+/// gateway again (s3-backup, this function, EC2 starting a stopped one later).
+pub const RETIRED: &str = "replaced";
 /// On an instance: when its Spot interruption warning came (RFC 3339).
 pub const SPOT_WARNING: &str = "openclaw:spot-warning";
 /// On an instance: when its rebalance recommendation came (RFC 3339).
@@ -156,6 +159,8 @@ pub struct Replace {
     pub volume: VolumeStep,
     pub address: Address,
     pub alarm_name_prefix: Option<String>,
+    /// Set to [`RETIRED`] on the old instance once everything else is done.
+    pub gateway_tag_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -222,6 +227,11 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
     let Some(instance) = &observed.instance else {
         return ignore(id, "EC2 does not know this instance (another region, or gone long ago)", false);
     };
+    if instance.tags.get(&config.gateway_tag.key).map(String::as_str) == Some(RETIRED)
+        && let Some(by) = instance.tags.get(REPLACED_BY)
+    {
+        return ignore(id, format!("already replaced by {by}"), false);
+    }
     if !instance.has(&config.gateway_tag) {
         return ignore(id, format!("not the gateway (no {} tag): left alone", config.gateway_tag), false);
     }
@@ -318,6 +328,7 @@ fn replace_or_ignore(instance: &Instance, state: &str, evidence: String, observe
         volume,
         address: config.address.clone(),
         alarm_name_prefix: config.alarm_name_prefix.clone(),
+        gateway_tag_key: config.gateway_tag.key.clone(),
     })
 }
 

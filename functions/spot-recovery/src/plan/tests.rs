@@ -148,6 +148,23 @@ fn a_foreign_instances_events_change_nothing() {
 }
 
 #[test]
+fn a_retired_gateway_is_not_replaced_again() {
+    let mut i = reclaimed("terminated");
+    i.tags.insert("openclaw:role".into(), "replaced".into());
+    i.tags.insert(REPLACED_BY.into(), NEW.into());
+    for event in [warning(InstanceAction::Terminate), state_change("terminated")] {
+        let (reason, notify) = ignored(plan(&event, &observed(i.clone(), vec![]), &config(&[])));
+        assert_eq!(reason, format!("already replaced by {NEW}"));
+        assert!(!notify);
+    }
+    // Retired by hand without a replacement: simply not the gateway.
+    i.tags.remove(REPLACED_BY);
+    assert!(
+        ignored(plan(&state_change("terminated"), &observed(i, vec![]), &config(&[]))).0.contains("not the gateway")
+    );
+}
+
+#[test]
 fn an_unknown_instance_changes_nothing() {
     let none = Observed { instance: None, ..Observed::default() };
     let (reason, notify) = ignored(plan(&state_change("terminated"), &none, &config(&[])));
