@@ -6,11 +6,22 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "test bed (Python venv: moto server, freezegun, cfn-lint)"
+step "test bed (Python venvs: moto server, freezegun, cfn-lint; checkov, SAM translator)"
 ./testbed/setup.sh
 
 step "cfn-lint template.yaml stacks/*.yaml"
 .venv/bin/cfn-lint template.yaml stacks/*.yaml
+
+# What CloudFormation would receive: template.yaml through the SAM transform with the gateway on,
+# and the gateway stack once per tier with its conditions resolved (no S3, no AWS account needed).
+step "gateway stack rendered offline (SAM translator, both tiers): cfn-lint, checkov"
+rendered=target/gateway-stack
+.venv-checkov/bin/python testbed/render_gateway.py "$rendered"
+.venv/bin/cfn-lint "$rendered"/*.json
+for tier in full budget; do
+  echo "checkov, $tier tier:"
+  .venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f "$rendered/gateway-$tier.json"
+done
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Makes .venv at the repository root with the test bed's pinned Python tools (moto server, freezegun,
-# cfn-lint). Does nothing when .venv already matches testbed/requirements.txt.
+# Makes the test bed's pinned Python venvs at the repository root: .venv (moto server, freezegun,
+# cfn-lint, AWS CLI) from testbed/requirements.txt, and .venv-checkov (checkov and the AWS SAM
+# translator, apart because checkov pins an old boto3) from testbed/checkov-requirements.txt.
+# Does nothing for a venv that already matches its requirements file.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-venv="$root/.venv"
-requirements="$root/testbed/requirements.txt"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
 
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
-fi
-echo "testbed: installing Python tools into $venv" >&2
-python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-echo "$want" > "$stamp"
+ensure_venv() {
+  local venv="$1" requirements="$2"
+  local stamp="$venv/.requirements.sha256"
+  local want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  echo "testbed: installing Python tools into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+}
+
+ensure_venv "$root/.venv" "$root/testbed/requirements.txt"
+ensure_venv "$root/.venv-checkov" "$root/testbed/checkov-requirements.txt"
