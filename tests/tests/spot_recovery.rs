@@ -642,3 +642,22 @@ async fn a_failed_run_is_finished_by_lambdas_retry_without_a_second_launch() {
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
     assert_eq!(launches, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_plans_and_reports_but_changes_nothing() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[("DRY_RUN", "true")]).await;
+    let report = function.invoke(&warning(&bed.gateway, Utc::now())).await.unwrap().response();
+    assert_eq!((report["plan"]["action"].as_str(), report["dry_run"].as_bool()), (Some("prepare"), Some(true)));
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "replace", "{report}");
+    assert_eq!(report["plan"]["replacement"]["kind"], "launch");
+    assert_eq!(report["outcome"], Value::Null);
+
+    assert_eq!(bed.mutating_calls().await, ["sns:Publish", "sns:Publish"]);
+    assert_eq!(bed.replacements().await.len(), 0);
+    let notes = bed.notifications().await;
+    assert!(notes[0]["text"].as_str().unwrap().contains("dry run"), "{notes:?}");
+    assert!(notes[1]["title"].as_str().unwrap().starts_with("Dry run: openclaw-gateway would be replaced"));
+}

@@ -202,3 +202,140 @@ pub fn timeline_table(timeline: &[crate::apply::Step]) -> Table {
         .collect();
     Table { columns: vec!["time".into(), "since".into(), "step".into()], rows }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::apply::{Failure, Step};
+    use crate::config::Address;
+    use crate::event::InstanceAction;
+    use crate::plan::{Launch, Replacement, VolumeStep};
+
+    fn at(s: i64) -> DateTime<Utc> {
+        "2026-11-25T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + TimeDelta::seconds(s)
+    }
+
+    fn event() -> Event {
+        Event::StateChange { id: "e".into(), time: at(0), instance_id: "i-old".into(), state: "terminated".into() }
+    }
+
+    fn replace_plan() -> Replace {
+        Replace {
+            old_instance: "i-old".into(),
+            gateway: "openclaw-gateway".into(),
+            old_state: "terminated".into(),
+            evidence: "state reason Server.SpotInstanceTermination".into(),
+            warned_at: None,
+            replacement: Replacement::Launch(Launch {
+                template_id: "lt-1".into(),
+                template_version: "$Default".into(),
+                az: "us-east-1b".into(),
+                subnet_id: None,
+                client_token: "t".into(),
+                tags: vec![],
+            }),
+            volume: VolumeStep::Move { volume_id: "vol-1".into(), device: "/dev/sdf".into(), detach_from: None },
+            address: Address::None,
+            alarm_name_prefix: None,
+            gateway_tag_key: "openclaw:role".into(),
+        }
+    }
+
+    fn report(outcome: Option<Outcome>) -> Report {
+        Report {
+            function: FUNCTION,
+            event: event(),
+            dry_run: outcome.is_none(),
+            plan: Plan::Replace(replace_plan()),
+            outcome,
+        }
+    }
+
+    fn done() -> Outcome {
+        Outcome {
+            timeline: vec![
+                Step { at: at(0), what: "i-old terminated".into() },
+                Step { at: at(42), what: "replacement launched".into() },
+            ],
+            replacement: Some("i-new".into()),
+            purchase: Some(Purchase::OnDemand),
+            volume_id: Some("vol-1".into()),
+            ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn a_completed_replacement_is_news_with_its_timeline() {
+        let r = report(Some(done()));
+        let n = r.notification().unwrap();
+        assert_eq!(n.severity, Severity::Info);
+        assert_eq!(n.title, "Gateway openclaw-gateway replaced after a Spot interruption: i-new");
+        assert_eq!(n.fields["purchase option"], "On-Demand");
+        assert_eq!(n.fields["data volume"], "vol-1");
+        let table = n.table.unwrap();
+        assert_eq!(table.rows[1], ["10:00:42", "T+42s", "replacement launched"]);
+        assert_eq!(r.failure_summary(), None);
+        let emf = r.metrics().to_emf(at(50));
+        assert_eq!((emf["Replacements"].as_f64(), emf["OnDemandFallbacks"].as_f64()), (Some(1.0), Some(1.0)));
+        assert_eq!(emf["RecoverySeconds"], 42.0);
+    }
+
+    #[test]
+    fn a_failed_or_restored_replacement_is_critical_and_fails_the_run() {
+        let mut o = done();
+        o.failed.push(Failure { step: "volume", error: "AttachVolume: denied".into() });
+        let r = report(Some(o));
+        let n = r.notification().unwrap();
+        assert_eq!(n.severity, Severity::Critical);
+        assert!(n.title.contains("INCOMPLETE"), "{}", n.title);
+        assert!(n.text.contains("volume failed: AttachVolume: denied"), "{}", n.text);
+        assert_eq!(r.failure_summary().unwrap(), "1 step(s) failed (first: volume: AttachVolume: denied)");
+
+        let mut o = done();
+        o.restored_from = Some("snap-1".into());
+        let n = report(Some(o)).notification().unwrap();
+        assert_eq!(n.severity, Severity::Critical);
+        assert!(n.text.contains("snapshot snap-1"), "{}", n.text);
+    }
+
+    #[test]
+    fn a_dry_run_says_what_would_happen() {
+        let n = report(None).notification().unwrap();
+        assert_eq!(n.severity, Severity::Info);
+        assert!(n.title.starts_with("Dry run"), "{}", n.title);
+    }
+
+    #[test]
+    fn nothing_to_do_is_quiet_unless_a_human_should_know() {
+        let mut r = report(None);
+        r.plan = Plan::Ignore { instance_id: "i-x".into(), reason: "not the gateway".into(), notify: false };
+        assert_eq!(r.notification(), None);
+        r.plan = Plan::Ignore { instance_id: "i-x".into(), reason: "REPLACE_ON_STOP is off".into(), notify: true };
+        let n = r.notification().unwrap();
+        assert_eq!((n.severity, n.text.as_str()), (Severity::Warning, "REPLACE_ON_STOP is off"));
+    }
+
+    #[test]
+    fn the_notice_names_what_ec2_will_do_and_is_not_repeated() {
+        let mut p = Prepare {
+            instance_id: "i-old".into(),
+            gateway: "openclaw-gateway".into(),
+            signal: Signal::Warning(InstanceAction::Hibernate),
+            at: "2026-11-25T10:00:00Z".into(),
+            record: ("openclaw:spot-warning".into(), "2026-11-25T10:00:00Z".into()),
+            duplicate: false,
+            snapshot: None,
+            backup: None,
+            early_launch: None,
+            notes: vec!["BACKUP_BUCKET is not set: no last-minute backup".into()],
+        };
+        let n = Report::early_notice(&event(), &p, false).unwrap();
+        assert_eq!(n.title, "Spot interruption in ~2 min: openclaw-gateway will be hibernated");
+        assert_eq!(n.severity, Severity::Warning);
+        assert!(n.text.contains("BACKUP_BUCKET"), "{}", n.text);
+        p.duplicate = true;
+        assert_eq!(Report::early_notice(&event(), &p, false), None);
+    }
+}
