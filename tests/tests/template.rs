@@ -274,6 +274,17 @@ fn spot_recovery_grants_are_scoped_to_the_gateway_its_template_and_what_it_creat
         assert_eq!(condition_value(s, "aws:RequestTag/openclaw:managed-by").as_deref(), Some("openclaw-ops"));
     }
     assert_eq!(condition_value(with("iam:PassRole")[0], "iam:PassedToService").as_deref(), Some("ec2.amazonaws.com"));
+    for s in statements.iter().filter(|s| s.actions.iter().any(|a| a.starts_with("kms:") && a != "kms:GenerateDataKey"))
+    {
+        if s.actions.iter().any(|a| a == "kms:CreateGrant" || a == "kms:GenerateDataKeyWithoutPlaintext") {
+            assert!(
+                format!("{:?}", s.condition).contains("kms:ViaService"),
+                "EBS's use of the key through EC2 only: {s:?}"
+            );
+        }
+    }
+    let grant = with("kms:CreateGrant");
+    assert_eq!(condition_value(grant[0], "kms:GrantIsForAWSResource").as_deref(), Some("true"));
 
     // Only the stack's gateway alarms are re-pointed; only the configured target group is changed.
     assert!(resource(with("cloudwatch:PutMetricAlarm")[0]).contains(":alarm:${AWS::StackName}-gateway-*"));
