@@ -42,6 +42,8 @@ What it adds to moto (everything here, nothing elsewhere):
 
 * S3 default encryption checked under its IAM action names (`s3:GetEncryptionConfiguration`,
   `s3:PutEncryptionConfiguration`): moto's action map lacks `?encryption` and checks `s3:ListBucket`.
+* EC2 `DescribeSnapshots` pages by `MaxResults`/`NextToken` as EC2 does (moto answers everything in
+  one page), so a benchmark counts the pages a function really asks for.
 * S3 `GetBucketVersioning` answered with the `VersioningConfiguration` root element AWS sends: moto
   5.2.5 serialises it as `GetBucketVersioningResponse`, which the Rust SDK refuses to parse.
 
@@ -220,6 +222,32 @@ def _s3_versioning_as_aws_answers() -> None:
     S3Response.get_bucket_versioning = get_bucket_versioning
 
 
+def _paginate_snapshots() -> None:
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    original = ElasticBlockStore.describe_snapshots
+
+    def describe_snapshots(self):  # noqa: ANN001, ANN202
+        page_size = self._get_param("MaxResults")
+        if not page_size:
+            return original(self)
+        snapshots = sorted(
+            self.ec2_backend.describe_snapshots(
+                snapshot_ids=self._get_param("SnapshotIds", []), filters=self._filters_from_querystring()
+            ),
+            key=lambda snapshot: snapshot.id,
+        )
+        start = int(self._get_param("NextToken") or 0)
+        end = start + int(page_size)
+        result = {"Snapshots": snapshots[start:end]}
+        if end < len(snapshots):
+            result["NextToken"] = str(end)
+        return ActionResult(result)
+
+    ElasticBlockStore.describe_snapshots = describe_snapshots
+
+
 def _s3_encryption_actions() -> None:
     from moto.s3.responses import ACTION_MAP
 
@@ -351,6 +379,7 @@ def main() -> None:
     _run_shell_scripts_for_real()
     _s3_versioning_as_aws_answers()
     _s3_encryption_actions()
+    _paginate_snapshots()
 
     app = Testbed(DomainDispatcherApplication(create_backend_app), clock)
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)

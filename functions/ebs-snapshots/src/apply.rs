@@ -1,15 +1,35 @@
 //! Carries out a plan. Each write stands alone: a failure is recorded and the rest go on.
 
+use std::time::Duration;
+
 use futures::stream::{self, StreamExt};
 use openclaw_ops_shared::snapshot::SnapshotKind;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::ec2::{DeleteOutcome, Ec2};
 use crate::plan::{DeleteReason, Plan, Skip};
 
-/// Writes in flight at once: enough to finish thousands of deletes within the function's timeout,
-/// few enough to stay inside EC2's per-account request rate (the SDK backs off on throttling).
+/// Writes in flight at once: enough to keep up the paced rate at real API latencies.
 pub const CONCURRENCY: usize = 4;
+
+/// How fast writes go out, and until when. EC2 refills an account's mutating-request bucket at about
+/// five tokens a second (after a burst); a backlog of thousands of expired snapshots (pruning turned
+/// on after a long gap) sent as fast as the SDK allows would be throttled, and would throttle the
+/// operator's own tools. So each write has a slot, `1 / rate` after the previous one, and writes
+/// whose slot falls after the deadline are left for the next run (they are still expired then).
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    pub per_second: u32,
+    pub deadline: Instant,
+}
+
+impl Pacing {
+    fn slot(&self, start: Instant, index: usize) -> Option<Instant> {
+        let at = start + Duration::from_secs_f64(index as f64 / f64::from(self.per_second.max(1)));
+        (at < self.deadline).then_some(at)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Outcome {
@@ -18,6 +38,8 @@ pub struct Outcome {
     /// Deletes AWS refused for a reason that is not a failure (an AMI uses the snapshot).
     pub skipped: Vec<Skip>,
     pub failed: Vec<Failure>,
+    /// Expired snapshots not deleted this run: their turn came after the deadline.
+    pub deferred: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,27 +64,47 @@ pub struct Failure {
     pub error: String,
 }
 
-pub async fn apply(ec2: &Ec2, plan: &Plan) -> Outcome {
+pub async fn apply(ec2: &Ec2, plan: &Plan, pacing: Pacing) -> Outcome {
     let mut outcome = Outcome::default();
+    let start = Instant::now();
 
-    let creates = stream::iter(&plan.create)
-        .map(|source| async move { (source, ec2.create_snapshot(source, SnapshotKind::Daily, plan.date).await) })
+    // Creates take the first slots: today's snapshots matter more than old ones going.
+    let creates = stream::iter(plan.create.iter().enumerate())
+        .map(|(i, source)| async move {
+            let Some(slot) = pacing.slot(start, i) else { return (source, None) };
+            tokio::time::sleep_until(slot).await;
+            (source, Some(ec2.create_snapshot(source, SnapshotKind::Daily, plan.date).await))
+        })
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
     for (source, result) in creates {
         match result {
-            Ok(snapshot_id) => outcome.created.push(Created { volume_id: source.volume_id.clone(), snapshot_id }),
-            Err(error) => outcome.failed.push(Failure { action: "create", id: source.volume_id.clone(), error }),
+            Some(Ok(snapshot_id)) => outcome.created.push(Created { volume_id: source.volume_id.clone(), snapshot_id }),
+            Some(Err(error)) => outcome.failed.push(Failure { action: "create", id: source.volume_id.clone(), error }),
+            None => outcome.failed.push(Failure {
+                action: "create",
+                id: source.volume_id.clone(),
+                error: "not attempted: the run reached its deadline".into(),
+            }),
         }
     }
 
-    let deletes = stream::iter(&plan.delete)
-        .map(|deletion| async move { (deletion, ec2.delete_snapshot(&deletion.snapshot_id).await) })
+    let first_delete = plan.create.len();
+    let deletes = stream::iter(plan.delete.iter().enumerate())
+        .map(|(i, deletion)| async move {
+            let Some(slot) = pacing.slot(start, first_delete + i) else { return (deletion, None) };
+            tokio::time::sleep_until(slot).await;
+            (deletion, Some(ec2.delete_snapshot(&deletion.snapshot_id).await))
+        })
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
     for (deletion, result) in deletes {
+        let Some(result) = result else {
+            outcome.deferred.push(deletion.snapshot_id.clone());
+            continue;
+        };
         let deleted = |already_gone| Deleted {
             snapshot_id: deletion.snapshot_id.clone(),
             volume_id: deletion.volume_id.clone(),
@@ -83,5 +125,69 @@ pub async fn apply(ec2: &Ec2, plan: &Plan) -> Outcome {
     outcome.deleted.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
     outcome.skipped.sort_by(|a, b| a.id.cmp(&b.id));
     outcome.failed.sort_by(|a, b| (a.action, &a.id).cmp(&(b.action, &b.id)));
+    outcome.deferred.sort();
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_ec2::Client;
+    use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use openclaw_ops_shared::snapshot::SnapshotKind;
+
+    use super::*;
+    use crate::plan::{DeleteReason, Deletion};
+
+    fn plan(deletes: usize) -> Plan {
+        let date = "2026-11-25".parse().unwrap();
+        Plan {
+            date,
+            create: vec![],
+            present: vec![],
+            delete: (0..deletes)
+                .map(|i| Deletion {
+                    snapshot_id: format!("snap-{i:03}"),
+                    volume_id: "vol-a".into(),
+                    kind: SnapshotKind::Daily,
+                    date,
+                    reason: DeleteReason::Expired,
+                })
+                .collect(),
+            keep_by_floor: vec![],
+            skip: vec![],
+        }
+    }
+
+    /// With time paused, every request is stamped with the (virtual) time it went out at.
+    #[tokio::test(start_paused = true)]
+    async fn writes_go_out_at_the_paced_rate_and_what_misses_the_deadline_waits_for_the_next_run() {
+        let start = Instant::now();
+        let sent: Arc<Mutex<Vec<Duration>>> = Arc::default();
+        let log = sent.clone();
+        let delete = mock!(Client::delete_snapshot).then_output(move || {
+            log.lock().unwrap().push(Instant::now() - start);
+            DeleteSnapshotOutput::builder().build()
+        });
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&delete]));
+
+        let pacing = Pacing { per_second: 4, deadline: start + Duration::from_millis(2_100) };
+        let outcome = apply(&ec2, &plan(12), pacing).await;
+
+        assert_eq!(outcome.deleted.len(), 9, "slots at 0, 0.25 … 2.0 s are before the deadline");
+        assert_eq!(outcome.deferred, ["snap-009", "snap-010", "snap-011"]);
+        assert!(outcome.failed.is_empty());
+        let mut times = sent.lock().unwrap().clone();
+        times.sort();
+        for (i, at) in times.iter().enumerate() {
+            assert!(*at >= Duration::from_millis(250 * i as u64), "request {i} went out early, at {at:?}");
+        }
+        // Never more than `per_second` requests in any one-second window.
+        for (i, at) in times.iter().enumerate() {
+            let window = times[i..].iter().filter(|t| **t < *at + Duration::from_secs(1)).count();
+            assert!(window <= 4, "{window} requests within a second of {at:?}");
+        }
+    }
 }

@@ -14,6 +14,8 @@ pub struct Config {
     pub snapshot_tag: TagFilter,
     pub policy: Policy,
     pub dry_run: bool,
+    /// Snapshot writes (create, delete) per second: under EC2's refill of mutating requests.
+    pub write_rate: u32,
 }
 
 impl Config {
@@ -30,6 +32,7 @@ impl Config {
             snapshot_tag: config::tag_filter(env, "SNAPSHOT_TAG", DEFAULT_SNAPSHOT_TAG)?,
             policy,
             dry_run: config::flag(env, "DRY_RUN", false)?,
+            write_rate: config::parsed(env, "EC2_WRITE_RATE", 4)?,
         })
     }
 }

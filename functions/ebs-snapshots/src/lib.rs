@@ -30,6 +30,8 @@ pub struct Handler {
     publisher: Publisher,
 }
 
+const REPORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Handler {
     pub fn new(config: Config, ec2: aws_sdk_ec2::Client, sns: aws_sdk_sns::Client) -> Self {
         let publisher = Publisher::new(sns, &config.topic_arn);
@@ -46,7 +48,13 @@ impl Handler {
 
         let plan = plan::plan(&volumes, &snapshots, &self.config.policy, now);
 
-        let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan).await) };
+        // Kept back from Lambda's deadline to report and notify.
+        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let pacing = apply::Pacing {
+            per_second: self.config.write_rate,
+            deadline: tokio::time::Instant::now() + remaining.saturating_sub(REPORT_RESERVE),
+        };
+        let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan, pacing).await) };
 
         let event_id = match &trigger {
             Trigger::Schedule { event_id, .. } => Some(event_id.clone()),

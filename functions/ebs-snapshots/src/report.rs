@@ -29,6 +29,9 @@ pub struct Report {
     pub kept_by_floor: Vec<Kept>,
     pub skipped: Vec<Skip>,
     pub failed: Vec<Failure>,
+    /// Expired snapshots left for the next run: deleting them all would have outrun the write rate
+    /// within this run's time.
+    pub deferred: usize,
     /// Dry run only: what a real run would do.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_create: Vec<SnapshotSource>,
@@ -61,6 +64,7 @@ impl Report {
             kept_by_floor: plan.keep_by_floor,
             skipped,
             failed: outcome.failed,
+            deferred: outcome.deferred.len(),
             would_create: if dry_run { plan.create } else { Vec::new() },
             would_delete: if dry_run { plan.delete } else { Vec::new() },
         }
