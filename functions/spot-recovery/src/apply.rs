@@ -90,48 +90,54 @@ pub async fn prepare(
     let mut outcome = Outcome::default();
     outcome.step_at(event_time, format!("{} for {} ({})", signal_words(p), p.instance_id, p.gateway));
     let until = deadline.min(Instant::now() + WARNING_WINDOW);
+    // Each step's own finishing time goes into the timeline, not the time they were all done.
     let snapshot = async {
         match &p.snapshot {
-            Some(source) => Some(clients.ec2.create_snapshot(source, event_time.date_naive()).await),
+            Some(source) => Some((clients.ec2.create_snapshot(source, event_time.date_naive()).await, Utc::now())),
             None => None,
         }
     };
     let command = async {
         match (&p.backup, backup) {
-            (Some(job), Some(target)) => Some(clients.ssm.back_up(&p.instance_id, job, target, until).await),
+            (Some(job), Some(target)) => {
+                Some((clients.ssm.back_up(&p.instance_id, job, target, until).await, Utc::now()))
+            }
             _ => None,
         }
     };
-    let record = clients.ec2.tag(&p.instance_id, &p.record.0, &p.record.1);
+    let record = async { (clients.ec2.tag(&p.instance_id, &p.record.0, &p.record.1).await, Utc::now()) };
     let early = async {
         match &p.early_launch {
-            Some(launch) => Some(clients.ec2.launch(launch).await),
+            Some(launch) => Some((clients.ec2.launch(launch).await, Utc::now())),
             None => None,
         }
     };
     let (snapshot, command, record, early) = tokio::join!(snapshot, command, record, early);
 
     match record {
-        Ok(()) => outcome.step(format!("recorded {}={} on {}", p.record.0, p.record.1, p.instance_id)),
-        Err(e) => outcome.fail("record", e),
+        (Ok(()), at) => outcome.step_at(at, format!("recorded {}={} on {}", p.record.0, p.record.1, p.instance_id)),
+        (Err(e), _) => outcome.fail("record", e),
     }
     match snapshot {
-        Some(Ok(id)) => {
+        Some((Ok(id), at)) => {
             let volume = p.snapshot.as_ref().map(|s| s.volume_id.as_str()).unwrap_or_default();
-            outcome.step(format!("spot-final snapshot {id} of {volume} started"));
+            outcome.step_at(at, format!("spot-final snapshot {id} of {volume} started"));
             outcome.snapshot_id = Some(id);
         }
-        Some(Err(e)) => outcome.fail("snapshot", e),
+        Some((Err(e), _)) => outcome.fail("snapshot", e),
         None => {}
     }
     match command {
-        Some(Ok(result)) => {
+        Some((Ok(result), at)) => {
             match result.status.as_str() {
-                "Success" => outcome.step(format!("backup {} uploaded (command {})", key_of(p), result.command_id)),
-                "Pending" | "InProgress" | "Delayed" => outcome.step(format!(
-                    "backup command {} still {} when the window closed",
-                    result.command_id, result.status
-                )),
+                "Success" => outcome.step_at(
+                    at,
+                    format!("backup {} uploaded by the script (command {})", key_of(p), result.command_id),
+                ),
+                "Pending" | "InProgress" | "Delayed" => outcome.step_at(
+                    at,
+                    format!("backup command {} still {} when the window closed", result.command_id, result.status),
+                ),
                 other => outcome.fail(
                     "backup",
                     format!("command {} ended {other}: {}", result.command_id, result.stderr_tail.trim()),
@@ -139,14 +145,15 @@ pub async fn prepare(
             }
             outcome.backup = Some(result);
         }
-        Some(Err(e)) => outcome.fail("backup", e),
+        Some((Err(e), _)) => outcome.fail("backup", e),
         None => {}
     }
     match early {
-        Some(Ok(launched)) => record_launch(&mut outcome, &launched, "early replacement"),
-        Some(Err(e)) => outcome.fail("early-launch", e),
+        Some((Ok(launched), _)) => record_launch(&mut outcome, &launched, "standby"),
+        Some((Err(e), _)) => outcome.fail("early-launch", e),
         None => {}
     }
+    outcome.timeline.sort_by_key(|s| s.at);
     outcome
 }
 
