@@ -104,6 +104,11 @@ def resolve(node, params, template, conditions):
             return resolve(chosen, params, template, conditions)
         if node == {"Ref": "AWS::NoValue"}:
             return NO_VALUE
+        # A tier's settings come from Mappings keyed by the Tier parameter.
+        if len(node) == 1 and "Fn::FindInMap" in node:
+            keys = [value_of(k, params, template) for k in node["Fn::FindInMap"]]
+            if all(isinstance(k, str) for k in keys):
+                return template["Mappings"][keys[0]][keys[1]][keys[2]]
         out = {}
         for key, value in node.items():
             value = resolve(value, params, template, conditions)
@@ -149,6 +154,8 @@ def render_tier(template, tier):
     for name in list(out["Parameters"]):
         if f'"Ref": "{name}"' not in body and "${" + name + "}" not in body:
             del out["Parameters"][name]
+    if "Fn::FindInMap" not in body:
+        out.pop("Mappings", None)
     dangling = [r for r in resources if any(dep not in resources for dep in depends_on(resources[r]))]
     if dangling:
         raise Unresolved(f"{tier}: DependsOn names a resource of the other tier: {dangling}")

@@ -1,0 +1,549 @@
+//! The gateway stack (stacks/gateway.yaml) as CloudFormation would receive it: rendered offline by
+//! testbed/render_gateway.py (template.yaml through the SAM translator with DeployGateway=true, the
+//! gateway stack once per tier with its conditions resolved), then held to the seed architecture's
+//! network rules and cost estimate, and to the contracts the suite's functions rely on.
+
+use std::{
+    collections::BTreeSet,
+    io::Write,
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::OnceLock,
+};
+
+use integration_tests::workspace_root;
+use serde_json::Value;
+
+const TIERS: [&str; 2] = ["full", "budget"];
+
+/// The rendered templates, once per test run.
+fn rendered_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = workspace_root();
+        let python = root.join(".venv-checkov/bin/python");
+        assert!(python.exists(), "{} is missing: run ./testbed/setup.sh", python.display());
+        let dir = std::env::temp_dir().join(format!("openclaw-gateway-stack-{}", std::process::id()));
+        let out = Command::new(python).arg(root.join("testbed/render_gateway.py")).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "render_gateway.py: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+fn load(file: &str) -> Value {
+    let path = rendered_dir().join(file);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn tier(name: &str) -> Value {
+    load(&format!("gateway-{name}.json"))
+}
+
+fn resources<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), &r["Properties"]))
+        .collect()
+}
+
+fn resource<'a>(template: &'a Value, id: &str) -> &'a Value {
+    template["Resources"].get(id).unwrap_or_else(|| panic!("no resource {id}"))
+}
+
+fn reference(v: &Value) -> Option<&str> {
+    v.get("Ref").and_then(Value::as_str)
+}
+
+fn number(v: &Value) -> i64 {
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn tags(props: &Value) -> BTreeSet<(String, String)> {
+    props["Tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|t| (t["Key"].as_str().unwrap().to_owned(), t["Value"].as_str().unwrap().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug)]
+struct Ingress {
+    group: String,
+    cidr: Option<String>,
+    source_group: Option<String>,
+    from: i64,
+    to: i64,
+}
+
+/// Every ingress rule of a tier: inline in security groups and as separate resources.
+fn ingress_rules(template: &Value) -> Vec<Ingress> {
+    let rule = |group: &str, r: &Value| {
+        let (from, to) =
+            if r["IpProtocol"] == "-1" { (0, 65535) } else { (number(&r["FromPort"]), number(&r["ToPort"])) };
+        Ingress {
+            group: group.to_owned(),
+            cidr: r.get("CidrIp").or_else(|| r.get("CidrIpv6")).and_then(Value::as_str).map(str::to_owned),
+            source_group: r.get("SourceSecurityGroupId").and_then(reference).map(str::to_owned),
+            from,
+            to,
+        }
+    };
+    let mut out = Vec::new();
+    for (id, props) in resources(template, "AWS::EC2::SecurityGroup") {
+        for r in props["SecurityGroupIngress"].as_array().into_iter().flatten() {
+            out.push(rule(id, r));
+        }
+    }
+    for (_, props) in resources(template, "AWS::EC2::SecurityGroupIngress") {
+        out.push(rule(reference(&props["GroupId"]).expect("GroupId names a group of the stack"), props));
+    }
+    out
+}
+
+/// Where the default route of the instance's subnet goes: "NatGatewayId" or "GatewayId" (the IGW).
+fn instance_route(template: &Value) -> String {
+    let subnet = reference(&resource(template, "GatewayInstance")["Properties"]["SubnetId"]).unwrap().to_owned();
+    let table = resources(template, "AWS::EC2::SubnetRouteTableAssociation")
+        .into_iter()
+        .find(|(_, a)| reference(&a["SubnetId"]) == Some(subnet.as_str()))
+        .and_then(|(_, a)| reference(&a["RouteTableId"]).map(str::to_owned))
+        .expect("the instance's subnet has a route table");
+    let (_, route) = resources(template, "AWS::EC2::Route")
+        .into_iter()
+        .find(|(_, r)| {
+            reference(&r["RouteTableId"]) == Some(table.as_str()) && r["DestinationCidrBlock"] == "0.0.0.0/0"
+        })
+        .expect("a default route");
+    ["NatGatewayId", "GatewayId"].into_iter().find(|k| route.get(*k).is_some()).unwrap().to_owned()
+}
+
+fn contains_key(v: &Value, key: &str) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key(key) || m.values().any(|x| contains_key(x, key)),
+        Value::Array(a) => a.iter().any(|x| contains_key(x, key)),
+        _ => false,
+    }
+}
+
+#[test]
+fn the_seeds_network_rules_hold_in_both_tiers() {
+    for name in TIERS {
+        let t = tier(name);
+        let rules = ingress_rules(&t);
+        assert!(!rules.is_empty(), "{name}: no ingress rules found at all");
+        for r in &rules {
+            assert!(!(r.from <= 22 && 22 <= r.to), "{name}: port 22 is open: {r:?}");
+        }
+        let open_to_the_world: BTreeSet<(String, i64, i64)> = rules
+            .iter()
+            .filter(|r| matches!(r.cidr.as_deref(), Some("0.0.0.0/0" | "::/0")))
+            .map(|r| (r.group.clone(), r.from, r.to))
+            .collect();
+        let want: BTreeSet<(String, i64, i64)> = match name {
+            "full" => [("AlbSecurityGroup".to_owned(), 443, 443)].into(),
+            // 80 only for Let's Encrypt's HTTP-01 challenge and the redirect (the exception).
+            _ => [("GatewaySecurityGroup".to_owned(), 443, 443), ("GatewaySecurityGroup".to_owned(), 80, 80)].into(),
+        };
+        assert_eq!(open_to_the_world, want, "{name}: what 0.0.0.0/0 reaches");
+        for r in rules.iter().filter(|r| r.cidr.is_some()) {
+            assert!(matches!(r.cidr.as_deref(), Some("0.0.0.0/0" | "::/0")), "{name}: unexpected CIDR rule {r:?}");
+        }
+
+        let launch = &resource(&t, "GatewayLaunchTemplate")["Properties"]["LaunchTemplateData"];
+        assert_eq!(launch["MetadataOptions"]["HttpTokens"], "required", "{name}: IMDSv2 only");
+        assert!(!contains_key(&t["Resources"], "KeyName"), "{name}: no key pair anywhere");
+        for (id, subnet) in resources(&t, "AWS::EC2::Subnet") {
+            assert_eq!(subnet["MapPublicIpOnLaunch"], false, "{name}: {id} hands out public addresses");
+        }
+        assert!(
+            !serde_json::to_string(&t["Resources"]).unwrap().contains("\"AssociatePublicIpAddress\":true"),
+            "{name}: an interface asks for a public IP"
+        );
+        let flow_logs = resources(&t, "AWS::EC2::FlowLog");
+        assert_eq!(flow_logs.len(), 1, "{name}: VPC Flow Logs");
+        assert_eq!(flow_logs[0].1["TrafficType"], "ALL");
+    }
+}
+
+#[test]
+fn full_tier_keeps_the_instance_private_behind_the_alb() {
+    let t = tier("full");
+    for r in ingress_rules(&t).iter().filter(|r| r.group == "GatewaySecurityGroup") {
+        assert_eq!(r.source_group.as_deref(), Some("AlbSecurityGroup"), "only the ALB reaches the instance: {r:?}");
+        assert!([8787, 18789].contains(&r.from) && r.from == r.to, "webhook and health check only: {r:?}");
+    }
+    assert_eq!(instance_route(&t), "NatGatewayId", "outbound through the NAT Gateway only");
+    assert!(resources(&t, "AWS::EC2::EIPAssociation").is_empty(), "no address on the instance");
+    for (id, eip) in resources(&t, "AWS::EC2::EIP") {
+        assert!(eip.get("InstanceId").is_none(), "{id} is on the instance");
+        let used_by_nat =
+            resources(&t, "AWS::EC2::NatGateway").iter().any(|(_, n)| n["AllocationId"]["Fn::GetAtt"][0] == id);
+        assert!(used_by_nat, "{id}: the full tier's only Elastic IP is the NAT Gateway's");
+    }
+
+    let listeners = resources(&t, "AWS::ElasticLoadBalancingV2::Listener");
+    assert_eq!(listeners.len(), 1);
+    let listener = listeners[0].1;
+    assert_eq!((listener["Protocol"].as_str(), number(&listener["Port"])), (Some("HTTPS"), 443), "HTTPS only");
+    assert!(listener["SslPolicy"].as_str().unwrap().contains("TLS13"), "a TLS 1.3 policy");
+    let alb = &resource(&t, "LoadBalancer")["Properties"];
+    let subnets = alb["Subnets"].as_array().unwrap();
+    assert_eq!(subnets.len(), 2, "an ALB needs two zones");
+    let cidr_of =
+        |s: &Value| resource(&t, reference(s).unwrap())["Properties"]["CidrBlock"].as_str().unwrap().to_owned();
+    assert_eq!(
+        subnets.iter().map(cidr_of).collect::<BTreeSet<_>>(),
+        ["10.0.1.0/24", "10.0.2.0/24"].map(String::from).into()
+    );
+    assert_eq!(cidr_of(&resource(&t, "GatewayInstance")["Properties"]["SubnetId"]), "10.0.10.0/24");
+
+    let (_, group) = resources(&t, "AWS::ElasticLoadBalancingV2::TargetGroup").pop().unwrap();
+    assert_eq!(number(&group["Port"]), 8787, "traffic to the Telegram webhook listener");
+    assert_eq!(number(&group["HealthCheckPort"]), 18789);
+    assert_eq!(group["HealthCheckPath"], "/healthz");
+    let (_, association) = resources(&t, "AWS::WAFv2::WebACLAssociation").pop().expect("WAF on the ALB");
+    assert_eq!(reference(&association["ResourceArn"]), Some("LoadBalancer"));
+    let (_, acl) = resources(&t, "AWS::WAFv2::WebACL").pop().unwrap();
+    let rules = serde_json::to_string(&acl["Rules"]).unwrap();
+    assert!(rules.contains("RateBasedStatement") && rules.contains("GeoMatchStatement"), "{rules}");
+    let alarms = resources(&t, "AWS::CloudWatch::Alarm");
+    assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "UnHealthyHostCount"), "an UnHealthyHostCount alarm");
+}
+
+#[test]
+fn budget_tier_is_the_instance_with_an_elastic_ip_and_nginx() {
+    let t = tier("budget");
+    assert_eq!(instance_route(&t), "GatewayId", "straight out through the Internet Gateway");
+    let (_, association) = resources(&t, "AWS::EC2::EIPAssociation").pop().expect("an Elastic IP");
+    assert_eq!(reference(&association["InstanceId"]), Some("GatewayInstance"));
+    for kind in ["AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::EC2::NatGateway", "AWS::WAFv2::WebACL"] {
+        assert!(resources(&t, kind).is_empty(), "budget tier has no {kind}");
+    }
+    let script = user_data(&t);
+    for needle in [
+        "limit_req_zone",
+        "limit_req zone=webhook",
+        "/.well-known/acme-challenge/",
+        "return 301 https://",
+        "certbot certonly",
+    ] {
+        assert!(script.contains(needle), "nginx / Let's Encrypt setup lacks {needle:?}");
+    }
+    assert_eq!(cidr_of_instance_subnet(&t), "10.0.1.0/24");
+}
+
+fn cidr_of_instance_subnet(t: &Value) -> String {
+    let subnet = reference(&resource(t, "GatewayInstance")["Properties"]["SubnetId"]).unwrap();
+    resource(t, subnet)["Properties"]["CidrBlock"].as_str().unwrap().to_owned()
+}
+
+/// The instance's user data with every `${...}` of its Fn::Sub given a plausible value, as the
+/// instance receives it.
+fn user_data(t: &Value) -> String {
+    let sub =
+        &resource(t, "GatewayLaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"];
+    let (text, vars) = (sub[0].as_str().unwrap(), &sub[1]);
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').unwrap();
+        let name = &rest[start + 2..end];
+        let value = if let Some(literal) = name.strip_prefix('!') {
+            format!("${{{literal}}}")
+        } else if let Some(v) = vars.get(name).and_then(Value::as_str) {
+            v.to_owned()
+        } else if let Some(v) = t["Parameters"].get(name).and_then(|p| p["Default"].as_str()) {
+            v.to_owned()
+        } else {
+            assert!(
+                name.starts_with("AWS::") || t["Resources"].get(name).is_some() || t["Parameters"].get(name).is_some(),
+                "user data names {name}, which the template does not have"
+            );
+            format!("x-{}", name.replace("::", "-").to_lowercase())
+        };
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn bash_parses(what: &str, script: &str) {
+    let mut child = Command::new("bash").arg("-n").stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{what} is not valid bash: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_user_data_and_the_scripts_it_installs_are_valid_bash() {
+    for name in TIERS {
+        let script = user_data(&tier(name));
+        assert!(script.len() < 16 * 1024, "{name}: EC2 takes at most 16 KB of user data, got {}", script.len());
+        bash_parses(&format!("{name}: user data"), &script);
+        let mut installed = Vec::new();
+        let mut rest = script.as_str();
+        while let Some(start) = rest.find("cat > /usr/local/libexec/") {
+            let header_end = start + rest[start..].find('\n').unwrap();
+            let path = rest[start + "cat > ".len()..header_end].split_whitespace().next().unwrap().to_owned();
+            let body_end = header_end + rest[header_end..].find("\nEOF\n").expect("heredoc ends");
+            bash_parses(&format!("{name}: {path}"), &rest[header_end + 1..body_end]);
+            installed.push(path);
+            rest = &rest[body_end..];
+        }
+        assert_eq!(
+            installed,
+            [
+                "/usr/local/libexec/openclaw-secrets",
+                "/usr/local/libexec/openclaw-start",
+                "/usr/local/libexec/openclaw-tls"
+            ],
+            "{name}"
+        );
+        for needle in [
+            "/etc/systemd/system/openclaw-gateway.service",
+            "systemctl enable --now openclaw-gateway.service",
+            "ExecStartPre=+/usr/local/libexec/openclaw-secrets",
+            "openclaw gateway --port 18789",
+            "amazon-cloudwatch-agent-ctl",
+            "mem_used_percent",
+            "disk_used_percent",
+            "state_dir=/home/openclaw/.openclaw",
+            "LABEL=openclaw-data $state_dir xfs",
+            "nodejs22",
+        ] {
+            assert!(script.contains(needle), "{name}: user data lacks {needle:?}");
+        }
+    }
+}
+
+#[test]
+fn the_instance_and_its_data_volume_carry_what_the_suite_relies_on() {
+    let template = load("template.json");
+    let snapshot_tag = template["Parameters"]["SnapshotTag"]["Default"].as_str().unwrap().split_once('=').unwrap();
+    let snapshot_tag = (snapshot_tag.0.to_owned(), snapshot_tag.1.to_owned());
+    let gateway = ("openclaw:role".to_owned(), "gateway".to_owned());
+    let managed = ("openclaw:managed-by".to_owned(), "openclaw-ops".to_owned());
+    for name in TIERS {
+        let t = tier(name);
+        let instance = &resource(&t, "GatewayInstance")["Properties"];
+        assert!(tags(instance).contains(&gateway) && tags(instance).contains(&managed), "{name}: instance tags");
+        let launch = &resource(&t, "GatewayLaunchTemplate")["Properties"]["LaunchTemplateData"];
+        let launch_tags = serde_json::to_string(&launch["TagSpecifications"]).unwrap();
+        assert!(
+            launch_tags.contains("\"openclaw:role\"") && launch_tags.contains("openclaw-ops"),
+            "{name}: a replacement's tags"
+        );
+
+        // The data volume is a volume of its own, attached: terminating the instance never deletes it.
+        let volumes = resources(&t, "AWS::EC2::Volume");
+        assert_eq!(volumes.len(), 1, "{name}");
+        let (id, volume) = volumes[0];
+        let volume_tags = tags(volume);
+        for tag in [&gateway, &snapshot_tag, &managed] {
+            assert!(volume_tags.contains(tag), "{name}: data volume lacks {tag:?}");
+        }
+        assert_eq!(
+            (number(&volume["Size"]), volume["VolumeType"].as_str(), &volume["Encrypted"]),
+            (20, Some("gp3"), &Value::Bool(true))
+        );
+        assert_eq!(volume["KmsKeyId"]["Fn::GetAtt"][0], "GatewayKey", "{name}: encrypted with the stack's key");
+        assert_eq!(resource(&t, id)["DeletionPolicy"], "Snapshot", "{name}: deleting the stack keeps a snapshot");
+        let (_, attachment) = resources(&t, "AWS::EC2::VolumeAttachment").pop().unwrap();
+        assert_eq!(reference(&attachment["VolumeId"]), Some(id));
+        let mappings = launch["BlockDeviceMappings"].as_array().unwrap();
+        assert_eq!(mappings.len(), 1, "{name}: only the root volume comes with the launch");
+        let root = &mappings[0]["Ebs"];
+        assert_eq!(
+            (number(&root["VolumeSize"]), root["VolumeType"].as_str(), &root["Encrypted"]),
+            (20, Some("gp3"), &Value::Bool(true))
+        );
+
+        // The role: SSM, its secrets, the suite's backup policy, CloudWatch - nothing else.
+        let role = &resource(&t, "GatewayRole")["Properties"];
+        let managed_policies = serde_json::to_string(&role["ManagedPolicyArns"]).unwrap();
+        assert!(
+            managed_policies.contains("AmazonSSMManagedInstanceCore") && managed_policies.contains("BackupPolicyArn")
+        );
+        assert_eq!(role["ManagedPolicyArns"].as_array().unwrap().len(), 2, "{name}: {managed_policies}");
+        let actions: BTreeSet<String> = role["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().iter())
+            .flat_map(|s| match &s["Action"] {
+                Value::String(a) => vec![a.clone()],
+                Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
+                other => panic!("{other}"),
+            })
+            .collect();
+        for action in &actions {
+            let service = action.split(':').next().unwrap();
+            assert!(["secretsmanager", "kms", "logs", "cloudwatch", "ec2"].contains(&service), "{name}: {action}");
+            if service == "ec2" {
+                assert!(action.starts_with("ec2:Describe"), "{name}: {action}");
+            }
+        }
+        let key = &resource(&t, "GatewayKey")["Properties"];
+        assert_eq!(key["EnableKeyRotation"], true, "{name}");
+    }
+}
+
+/// How a resource of the tier (or of the suite's own stack) accounts for one line of the seed's
+/// estimate, as cost-check itemises it (functions/cost-check/src/estimate.json).
+fn accounted_for(line: &str, tier_name: &str, t: &Value, suite: &Value) -> Result<String, String> {
+    let launch = &resource(t, "GatewayLaunchTemplate")["Properties"]["LaunchTemplateData"];
+    let one = |kind: &str| resources(t, kind).first().map(|(id, _)| id.to_string());
+    let found = match line {
+        l if l.starts_with("EC2 ") => {
+            let want = l.trim_start_matches("EC2 ");
+            (launch["InstanceType"] == want && !resources(t, "AWS::EC2::Instance").is_empty())
+                .then(|| format!("GatewayInstance ({want})"))
+        }
+        "EBS 20 GB gp3" => resources(t, "AWS::EC2::Volume")
+            .iter()
+            .find(|(_, v)| number(&v["Size"]) == 20 && v["VolumeType"] == "gp3")
+            .map(|(id, _)| format!("{id} (and the 20 GB root volume: two volumes where the seed priced one)")),
+        "NAT Gateway" => one("AWS::EC2::NatGateway"),
+        "ALB" => one("AWS::ElasticLoadBalancingV2::LoadBalancer"),
+        "Secrets Manager (3 secrets)" => {
+            let secrets = resources(t, "AWS::SecretsManager::Secret");
+            (secrets.len() == 3).then(|| secrets.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", "))
+        }
+        "S3" => (resource(suite, "BackupBucket")["Type"] == "AWS::S3::Bucket").then(|| "BackupBucket (suite)".into()),
+        "CloudWatch" => {
+            let logs = one("AWS::Logs::LogGroup");
+            let alarms = ["GatewayCpuAlarm", "GatewayMemoryAlarm", "GatewayDiskAlarm"]
+                .iter()
+                .all(|a| resource(suite, a)["Condition"] == "HasGatewayInstance");
+            let deployed_turns_them_on = serde_json::to_string(&suite["Conditions"]["HasGatewayInstance"])
+                .unwrap()
+                .contains("GatewayIsDeployed");
+            (logs.is_some() && alarms && deployed_turns_them_on)
+                .then(|| "log groups + the suite's gateway alarms".into())
+        }
+        "KMS" => resources(t, "AWS::KMS::Key")
+            .first()
+            .filter(|(_, k)| k["EnableKeyRotation"] == true)
+            .map(|(id, _)| id.to_string()),
+        "Elastic IP" => resources(t, "AWS::EC2::EIPAssociation")
+            .iter()
+            .find(|(_, a)| reference(&a["InstanceId"]) == Some("GatewayInstance"))
+            .map(|(id, _)| id.to_string()),
+        // AWS WAF cannot attach to an Elastic IP: the budget tier's rate limit is nginx's, at no cost
+        // (the README's cost table says so).
+        "WAF" if tier_name == "budget" => (resources(t, "AWS::WAFv2::WebACL").is_empty()
+            && user_data(t).contains("limit_req zone=webhook"))
+        .then(|| "nginx limit_req on the instance (no AWS WAF: it cannot attach to an Elastic IP)".into()),
+        "WAF" => one("AWS::WAFv2::WebACL"),
+        _ => None,
+    };
+    found.ok_or_else(|| format!("{tier_name}: no resource accounts for the estimate's line {line:?}"))
+}
+
+#[test]
+fn every_line_of_the_seeds_cost_estimate_is_a_resource_of_its_tier() {
+    let estimate: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("functions/cost-check/src/estimate.json")).unwrap(),
+    )
+    .unwrap();
+    let suite = load("template.json");
+    for name in TIERS {
+        let t = tier(name);
+        let lines = estimate[name]["lines"].as_array().unwrap();
+        assert!(lines.len() >= 7, "{name}: the seed itemises {} lines", lines.len());
+        for line in lines {
+            let line = line["name"].as_str().unwrap();
+            if let Err(e) = accounted_for(line, name, &t, &suite) {
+                panic!("{e}");
+            }
+        }
+        // The seed's "CloudTrail: free tier" line (not in cost-check's estimate, having no price).
+        let (_, trail) = resources(&t, "AWS::CloudTrail::Trail").pop().expect("CloudTrail");
+        assert_eq!(
+            (&trail["IsMultiRegionTrail"], &trail["EnableLogFileValidation"]),
+            (&Value::Bool(true), &Value::Bool(true))
+        );
+        assert!(trail.get("KMSKeyId").is_some(), "{name}: the trail is encrypted");
+    }
+    // And a line this test does not know is not silently accepted.
+    assert!(accounted_for("Route 53", "full", &tier("full"), &suite).is_err());
+}
+
+/// Every `Fn::GetAtt [Gateway, Outputs.X]` in the rendered suite template.
+fn gateway_outputs_used(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Array(a)) = m.get("Fn::GetAtt")
+                && a[0] == "Gateway"
+            {
+                out.insert(a[1].as_str().unwrap().trim_start_matches("Outputs.").to_owned());
+            }
+            m.values().for_each(|x| gateway_outputs_used(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| gateway_outputs_used(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_suite_deploys_the_gateway_only_when_asked_and_points_its_functions_at_it() {
+    let suite = load("template.json");
+    assert_eq!(suite["Parameters"]["DeployGateway"]["Default"], "false", "off unless asked");
+    let stack = resource(&suite, "Gateway");
+    assert_eq!(stack["Type"], "AWS::CloudFormation::Stack", "the SAM translator made the nested stack");
+    assert_eq!(stack["Condition"], "GatewayIsDeployed");
+    assert!(stack["Properties"]["TemplateURL"].as_str().unwrap().ends_with("/gateway.yaml"));
+
+    let gateway = integration_tests::template::Template::load_file("stacks/gateway.yaml").unwrap();
+    let declared = gateway.doc["Parameters"].as_mapping().unwrap();
+    let passed: BTreeSet<String> = stack["Properties"]["Parameters"].as_object().unwrap().keys().cloned().collect();
+    for name in &passed {
+        assert!(declared.contains_key(name.as_str()), "the suite passes {name}, which stacks/gateway.yaml lacks");
+    }
+    for (name, p) in declared {
+        let name = name.as_str().unwrap();
+        assert!(p.get("Default").is_some() || passed.contains(name), "stacks/gateway.yaml needs {name}");
+    }
+    assert_eq!(stack["Properties"]["Parameters"]["BackupPolicyArn"], serde_json::json!({"Ref": "GatewayBackupPolicy"}));
+    assert_eq!(stack["Properties"]["Parameters"]["AlarmTopicArn"], serde_json::json!({"Ref": "OpsTopic"}));
+
+    let mut used = BTreeSet::new();
+    gateway_outputs_used(&suite, &mut used);
+    let outputs = gateway.doc["Outputs"].as_mapping().unwrap();
+    for name in &used {
+        assert!(outputs.contains_key(name.as_str()), "the suite reads Outputs.{name}, which stacks/gateway.yaml lacks");
+    }
+    let environment = &resource(&suite, "SpotRecoveryFunction")["Properties"]["Environment"]["Variables"];
+    for (variable, output) in [
+        ("LAUNCH_TEMPLATE_ID", "LaunchTemplateId"),
+        ("SUBNET_IDS", "InstanceSubnetId"),
+        ("ELASTIC_IP_ALLOCATION_ID", "ElasticIpAllocationId"),
+        ("TARGET_GROUP_ARN", "TargetGroupArn"),
+    ] {
+        let value = &environment[variable]["Fn::If"];
+        assert_eq!(value[0], "GatewayIsDeployed", "{variable}");
+        assert_eq!(value[1]["Fn::GetAtt"][1], format!("Outputs.{output}"), "{variable}");
+    }
+    assert_eq!(
+        resource(&suite, "CostCheckFunction")["Properties"]["Environment"]["Variables"]["COST_TIER"]["Fn::If"][1]["Ref"],
+        "Tier"
+    );
+    for alarm in [
+        "GatewayCpuAlarm",
+        "GatewayMemoryAlarm",
+        "GatewayDiskAlarm",
+        "GatewayStatusCheckAlarm",
+        "GatewaySystemCheckAlarm",
+    ] {
+        let dimensions = serde_json::to_string(&resource(&suite, alarm)["Properties"]["Dimensions"]).unwrap();
+        assert!(dimensions.contains("Outputs.InstanceId"), "{alarm}: {dimensions}");
+    }
+}
