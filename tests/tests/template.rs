@@ -351,6 +351,23 @@ fn spot_recovery_gets_exactly_the_configuration_it_reads_and_the_three_events() 
     );
     let states = format!("{:?}", events["StateChange"]["Properties"]["Pattern"]["detail"]["state"]);
     assert!(states.contains("stopped") && states.contains("terminated") && !states.contains("running"), "{states}");
+    // Every sample event the function accepts is one the rules deliver.
+    let dir = integration_tests::workspace_root().join("events/spot-recovery");
+    let mut accepted = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("bad-") {
+            continue;
+        }
+        let sample: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(sample["source"], "aws.ec2", "{}", path.display());
+        assert!(detail_types.contains(sample["detail-type"].as_str().unwrap()), "{}", path.display());
+        if let Some(state) = sample["detail"]["state"].as_str() {
+            assert!(states.contains(state), "{}: {state}", path.display());
+        }
+        accepted += 1;
+    }
+    assert!(accepted >= 5);
     let on_failure = &function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
     assert_eq!(on_failure["Type"].as_str(), Some("SNS"));
     assert_eq!(template.resource("SpotRecoveryLogGroup").unwrap()["Properties"]["RetentionInDays"].as_u64(), Some(30));
