@@ -232,6 +232,14 @@ impl Bed {
             .collect()
     }
 
+    /// Everything the function did was granted by the template (and was not just tried).
+    async fn assert_all_allowed(&self) {
+        let calls = self.emulator.calls_by(&self.principal.keys).await.unwrap();
+        let denied: Vec<_> = calls.iter().filter(|c| !c.allowed).map(|c| c.action.as_str()).collect();
+        assert!(denied.is_empty(), "denied: {denied:?}");
+        assert!(!calls.is_empty());
+    }
+
     async fn snapshots(&self) -> Vec<aws_sdk_ec2::types::Snapshot> {
         let out = self.ec2.describe_snapshots().send().await.unwrap();
         out.snapshots().to_vec()
@@ -338,6 +346,7 @@ async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once(
         .count();
     assert_eq!(spot_finals, 1);
     assert_eq!(bed.notifications().await, Vec::<Value>::new());
+    bed.assert_all_allowed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,6 +467,7 @@ async fn duplicate_and_out_of_order_events_start_exactly_one_replacement() {
     assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id, "/dev/sdf".to_owned())));
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
     assert_eq!(launches, 1);
+    bed.assert_all_allowed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,6 +489,7 @@ async fn the_full_tier_moves_the_target_and_reports_its_health() {
     assert_ne!(bed.eip_instance().await.as_deref(), Some(new_id), "the Elastic IP is not the full tier's address");
     let note = &bed.notifications().await[0];
     assert_eq!(note["fields"]["target health"], "healthy");
+    bed.assert_all_allowed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,6 +522,7 @@ async fn a_gone_data_volume_is_restored_from_the_newest_snapshot_and_said_loudly
     let notes = bed.notifications().await;
     assert_eq!(notes[0]["severity"], "critical");
     assert!(notes[0]["text"].as_str().unwrap().contains("The data volume was gone"), "{notes:?}");
+    bed.assert_all_allowed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,6 +548,7 @@ async fn a_spot_stop_is_replaced_only_with_replace_on_stop_and_the_volume_is_det
     let old = bed.instance(&bed.gateway).await;
     assert_eq!(old.state().unwrap().name().unwrap().as_str(), "stopped");
     assert_eq!(tags_of(&old)["openclaw:role"], "replaced");
+    bed.assert_all_allowed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,6 +625,7 @@ async fn a_rebalance_recommendation_starts_a_standby_that_takes_over_at_the_inte
     assert_eq!(bed.eip_instance().await, Some(standby));
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
     assert_eq!(launches, 1);
+    bed.assert_all_allowed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

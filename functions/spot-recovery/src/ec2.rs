@@ -496,6 +496,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_instance_is_read_with_what_the_plan_decides_on_and_an_unknown_one_is_none() {
+        use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
+        use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceState, InstanceStateName, StateReason};
+        let known = mock!(Client::describe_instances)
+            .match_requests(|r| r.instance_ids() == ["i-0000000000000000a"])
+            .then_output(|| {
+                let i = SdkInstance::builder()
+                    .instance_id("i-0000000000000000a")
+                    .state(InstanceState::builder().name(InstanceStateName::Terminated).build())
+                    .instance_lifecycle(InstanceLifecycleType::Spot)
+                    .state_reason(StateReason::builder().code("Server.SpotInstanceTermination").build())
+                    .placement(Placement::builder().availability_zone("us-east-1b").build())
+                    .subnet_id("subnet-b")
+                    .tags(tag("openclaw:role", "gateway"))
+                    .build();
+                DescribeInstancesOutput::builder().reservations(Reservation::builder().instances(i).build()).build()
+            });
+        let unknown = mock!(Client::describe_instances)
+            .match_requests(|r| r.instance_ids() == ["i-0000000000000000b"])
+            .then_error(|| {
+                DescribeInstancesError::generic(
+                    ErrorMetadata::builder().code("InvalidInstanceID.NotFound").message("gone").build(),
+                )
+            });
+        let denied = mock!(Client::describe_instances)
+            .match_requests(|r| r.instance_ids() == ["i-0000000000000000c"])
+            .then_error(|| {
+                DescribeInstancesError::generic(
+                    ErrorMetadata::builder().code("UnauthorizedOperation").message("no").build(),
+                )
+            });
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&known, &unknown, &denied]));
+        let i = ec2.instance("i-0000000000000000a").await.unwrap().unwrap();
+        assert_eq!(i.state, "terminated");
+        assert!(i.spot);
+        assert_eq!(i.state_reason.as_deref(), Some("Server.SpotInstanceTermination"));
+        assert_eq!((i.az.as_deref(), i.subnet_id.as_deref()), (Some("us-east-1b"), Some("subnet-b")));
+        assert_eq!(i.tags["openclaw:role"], "gateway");
+        assert_eq!(ec2.instance("i-0000000000000000b").await.unwrap(), None);
+        let err = ec2.instance("i-0000000000000000c").await.unwrap_err().to_string();
+        assert!(err.contains("UnauthorizedOperation"), "{err}");
+    }
+
+    fn tag(k: &str, v: &str) -> Tag {
+        Tag::builder().key(k).value(v).build()
+    }
+
+    #[tokio::test]
     async fn replacements_are_read_across_pages_and_checked_again() {
         let tagged = |id: &str, replaces: &str| {
             SdkInstance::builder().instance_id(id).tags(Tag::builder().key(REPLACES).value(replaces).build()).build()
