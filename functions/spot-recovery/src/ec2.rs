@@ -539,6 +539,48 @@ mod tests {
         assert!(err.contains("UnauthorizedOperation"), "{err}");
     }
 
+    fn data_volume(attached: Option<&str>) -> aws_sdk_ec2::types::Volume {
+        use aws_sdk_ec2::types::{VolumeAttachment, VolumeAttachmentState, VolumeState};
+        let mut v = aws_sdk_ec2::types::Volume::builder()
+            .volume_id("vol-1")
+            .availability_zone("us-east-1b")
+            .state(if attached.is_some() { VolumeState::InUse } else { VolumeState::Available });
+        if let Some(i) = attached {
+            v = v.attachments(
+                VolumeAttachment::builder()
+                    .instance_id(i)
+                    .device("/dev/sdf")
+                    .state(VolumeAttachmentState::Attached)
+                    .build(),
+            );
+        }
+        v.build()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_the_volume_ends_when_it_is_released_or_at_the_deadline() {
+        use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
+        let releasing = mock!(Client::describe_volumes)
+            .sequence()
+            .output(|| DescribeVolumesOutput::builder().volumes(data_volume(Some("i-old"))).build())
+            .times(3)
+            .output(|| DescribeVolumesOutput::builder().volumes(data_volume(None)).build())
+            .build();
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&releasing]));
+        let started = Instant::now();
+        ec2.wait_available("vol-1", started + Duration::from_secs(60)).await.unwrap();
+        assert_eq!(releasing.num_calls(), 4);
+        assert_eq!(started.elapsed(), POLL * 3, "polled, not spun");
+
+        let held = mock!(Client::describe_volumes)
+            .then_output(|| DescribeVolumesOutput::builder().volumes(data_volume(Some("i-old"))).build());
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&held]));
+        let started = Instant::now();
+        let err = ec2.wait_available("vol-1", started + Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(err, "vol-1 was still in-use, attached to i-old (attached) when the function had to stop");
+        assert!(started.elapsed() <= Duration::from_secs(10));
+    }
+
     fn tag(k: &str, v: &str) -> Tag {
         Tag::builder().key(k).value(v).build()
     }

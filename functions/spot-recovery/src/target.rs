@@ -64,3 +64,49 @@ impl TargetGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+    use aws_sdk_elasticloadbalancingv2::types::{TargetHealth, TargetHealthDescription};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn health(state: TargetHealthStateEnum, description: Option<&str>) -> DescribeTargetHealthOutput {
+        let mut h = TargetHealth::builder().state(state);
+        if let Some(d) = description {
+            h = h.description(d);
+        }
+        DescribeTargetHealthOutput::builder()
+            .target_health_descriptions(
+                TargetHealthDescription::builder()
+                    .target(TargetDescription::builder().id("i-new").build())
+                    .target_health(h.build())
+                    .build(),
+            )
+            .build()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_health_wait_ends_healthy_or_with_the_last_state_at_the_deadline() {
+        let turning = mock!(Client::describe_target_health)
+            .sequence()
+            .output(|| health(TargetHealthStateEnum::Initial, Some("Target registration is in progress")))
+            .times(2)
+            .output(|| health(TargetHealthStateEnum::Healthy, None))
+            .build();
+        let tg = TargetGroup::new(mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::Sequential, [&turning]));
+        let state = tg.wait_healthy("arn:tg", "i-new", Instant::now() + Duration::from_secs(90)).await.unwrap();
+        assert_eq!(state, "healthy");
+        assert_eq!(turning.num_calls(), 3);
+
+        let failing = mock!(Client::describe_target_health)
+            .then_output(|| health(TargetHealthStateEnum::Unhealthy, Some("Health checks failed")));
+        let tg = TargetGroup::new(mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&failing]));
+        let started = Instant::now();
+        let state = tg.wait_healthy("arn:tg", "i-new", started + Duration::from_secs(30)).await.unwrap();
+        assert_eq!(state, "unhealthy (Health checks failed)");
+        assert!(started.elapsed() <= Duration::from_secs(30));
+    }
+}
