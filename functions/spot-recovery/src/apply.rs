@@ -58,6 +58,8 @@ impl Outcome {
         self.step_at(Utc::now(), what);
     }
 
+    /// Logged as it happens, beside the run's one report line: should the function time out in the
+    /// middle of a recovery, the log still shows how far it got.
     pub fn step_at(&mut self, at: DateTime<Utc>, what: impl Into<String>) {
         let what = what.into();
         tracing::info!(%at, step = %what, "spot-recovery step");
