@@ -358,6 +358,13 @@ fn the_instance_and_its_data_volume_carry_what_the_suite_relies_on() {
         assert_eq!(resource(&t, id)["DeletionPolicy"], "Snapshot", "{name}: deleting the stack keeps a snapshot");
         let (_, attachment) = resources(&t, "AWS::EC2::VolumeAttachment").pop().unwrap();
         assert_eq!(reference(&attachment["VolumeId"]), Some(id));
+        // The bootstrap mounts the data volume before it signals, and the volume is attached only
+        // once the instance is complete: a wait on the instance itself would never end.
+        assert!(resource(&t, "GatewayInstance").get("CreationPolicy").is_none(), "{name}");
+        let (wait, _) =
+            resources(&t, "AWS::CloudFormation::WaitCondition").pop().expect("the stack waits for the bootstrap");
+        assert_eq!(resource(&t, wait)["DependsOn"], "DataVolumeAttachment", "{name}");
+        assert!(user_data(&t).contains("signal SUCCESS"), "{name}: the bootstrap signals");
         let mappings = launch["BlockDeviceMappings"].as_array().unwrap();
         assert_eq!(mappings.len(), 1, "{name}: only the root volume comes with the launch");
         let root = &mappings[0]["Ebs"];
