@@ -4,9 +4,8 @@
 //! network rules and cost estimate, and to the contracts the suite's functions rely on.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     io::Write,
-    path::PathBuf,
     process::{Command, Stdio},
     sync::OnceLock,
 };
@@ -16,23 +15,26 @@ use serde_json::Value;
 
 const TIERS: [&str; 2] = ["full", "budget"];
 
-/// The rendered templates, once per test run.
-fn rendered_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+/// The rendered templates by file name, rendered once per test run into a scratch directory that is
+/// removed again.
+fn rendered() -> &'static BTreeMap<String, Value> {
+    static RENDERED: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
+    RENDERED.get_or_init(|| {
         let root = workspace_root();
         let python = root.join(".venv-checkov/bin/python");
         assert!(python.exists(), "{} is missing: run ./testbed/setup.sh", python.display());
         let dir = std::env::temp_dir().join(format!("openclaw-gateway-stack-{}", std::process::id()));
         let out = Command::new(python).arg(root.join("testbed/render_gateway.py")).arg(&dir).output().unwrap();
         assert!(out.status.success(), "render_gateway.py: {}", String::from_utf8_lossy(&out.stderr));
-        dir
+        let files = ["template.json", "gateway-full.json", "gateway-budget.json"]
+            .map(|f| (f.to_owned(), serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
+        files.into_iter().collect()
     })
 }
 
 fn load(file: &str) -> Value {
-    let path = rendered_dir().join(file);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    rendered()[file].clone()
 }
 
 fn tier(name: &str) -> Value {
