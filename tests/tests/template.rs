@@ -394,3 +394,241 @@ fn the_dr_replica_is_encrypted_with_its_own_key_and_kept_like_the_original() {
     }
     assert_eq!(replica.resource("ReplicaKey").unwrap()["Properties"]["EnableKeyRotation"], Value::from(true));
 }
+
+/// The parameters that describe a gateway run by hand, which the rules keep empty with `DeployGateway`
+/// (the `!Equals [!Ref X, ""]` of `DeployedGatewayNeedsADomainAndNoOther`).
+fn by_hand_parameters(template: &Template) -> BTreeSet<String> {
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Tagged(t) if t.tag == "Equals" => {
+                if let Some([Value::Tagged(r), Value::String(empty)]) = t.value.as_sequence().map(Vec::as_slice)
+                    && r.tag == "Ref"
+                    && empty.is_empty()
+                {
+                    out.insert(r.value.as_str().unwrap().to_owned());
+                }
+            }
+            Value::Tagged(t) => walk(&t.value, out),
+            Value::Sequence(items) => items.iter().for_each(|x| walk(x, out)),
+            Value::Mapping(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&template.doc["Rules"]["DeployedGatewayNeedsADomainAndNoOther"]["Assertions"], &mut out);
+    out
+}
+
+/// A condition of the template in one mode: `DeployGateway` set, and with it the by-hand parameters
+/// empty; `None` where it depends on anything else.
+fn condition_in_mode(template: &Template, v: &Value, deployed: bool, by_hand: &BTreeSet<String>) -> Option<bool> {
+    let Value::Tagged(t) = v else { return None };
+    let args = t.value.as_sequence();
+    let operand = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Tagged(r) if r.tag == "Ref" && r.value.as_str() == Some("DeployGateway") => Some(deployed.to_string()),
+        Value::Tagged(r) if r.tag == "Ref" && deployed && by_hand.contains(r.value.as_str()?) => Some(String::new()),
+        _ => None,
+    };
+    // Three-valued: what one operand decides, the unknown ones do not change.
+    let each = || -> Vec<Option<bool>> {
+        args.into_iter().flatten().map(|x| condition_in_mode(template, x, deployed, by_hand)).collect()
+    };
+    let decided = |all: Vec<Option<bool>>, deciding: bool| {
+        if all.contains(&Some(deciding)) {
+            Some(deciding)
+        } else if all.iter().all(Option::is_some) {
+            Some(!deciding)
+        } else {
+            None
+        }
+    };
+    match t.tag.to_string().as_str() {
+        "!Condition" => {
+            let name = t.value.as_str()?;
+            condition_in_mode(template, &template.doc["Conditions"][name], deployed, by_hand)
+        }
+        "!Equals" => Some(operand(&args?[0])? == operand(&args?[1])?),
+        "!Not" => condition_in_mode(template, &args?[0], deployed, by_hand).map(|b| !b),
+        "!And" => decided(each(), false),
+        "!Or" => decided(each(), true),
+        _ => None,
+    }
+}
+
+/// A part of the template as CloudFormation would see it in one mode: each `!If` whose condition
+/// the mode decides replaced by its branch (both kept, as a list, when it does not), `AWS::NoValue`
+/// gone.
+fn in_mode(template: &Template, v: &Value, deployed: bool, by_hand: &BTreeSet<String>) -> Option<Value> {
+    match v {
+        Value::Tagged(t) if t.tag == "Ref" && t.value.as_str() == Some("AWS::NoValue") => None,
+        Value::Tagged(t) if t.tag == "If" => {
+            let [name, yes, no] = t.value.as_sequence().unwrap().as_slice() else { panic!("{v:?}") };
+            let condition = Value::Tagged(Box::new(serde_norway::value::TaggedValue {
+                tag: serde_norway::value::Tag::new("Condition"),
+                value: name.clone(),
+            }));
+            match condition_in_mode(template, &condition, deployed, by_hand) {
+                Some(true) => in_mode(template, yes, deployed, by_hand),
+                Some(false) => in_mode(template, no, deployed, by_hand),
+                None => Some(Value::Sequence(
+                    [yes, no].into_iter().filter_map(|b| in_mode(template, b, deployed, by_hand)).collect(),
+                )),
+            }
+        }
+        Value::Tagged(t) => Some(Value::Tagged(Box::new(serde_norway::value::TaggedValue {
+            tag: t.tag.clone(),
+            value: in_mode(template, &t.value, deployed, by_hand)?,
+        }))),
+        Value::Sequence(items) => {
+            Some(Value::Sequence(items.iter().filter_map(|x| in_mode(template, x, deployed, by_hand)).collect()))
+        }
+        Value::Mapping(m) => Some(Value::Mapping(
+            m.iter().filter_map(|(k, x)| Some((k.clone(), in_mode(template, x, deployed, by_hand)?))).collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+/// The parameters a value names (`!Ref X`, `${X}` in a `!Sub`), among `names`.
+fn parameters_named(v: &Value, names: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    fn walk(v: &Value, names: &BTreeSet<String>, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Tagged(t) if t.tag == "Ref" => {
+                out.extend(t.value.as_str().filter(|n| names.contains(*n)).map(str::to_owned))
+            }
+            Value::String(s) => out.extend(names.iter().filter(|n| s.contains(&format!("${{{n}}}"))).cloned()),
+            Value::Tagged(t) => walk(&t.value, names, out),
+            Value::Sequence(items) => items.iter().for_each(|x| walk(x, names, out)),
+            Value::Mapping(m) => m.values().for_each(|x| walk(x, names, out)),
+            _ => {}
+        }
+    }
+    walk(v, names, &mut out);
+    out
+}
+
+/// The nested gateway stack's outputs a value reads (`!GetAtt Gateway.Outputs.X`).
+fn gateway_outputs_named(v: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Tagged(t) if t.tag == "GetAtt" => {
+                let target = match &t.value {
+                    Value::String(s) => s.clone(),
+                    Value::Sequence(parts) => parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("."),
+                    _ => String::new(),
+                };
+                out.extend(target.strip_prefix("Gateway.Outputs.").map(str::to_owned));
+            }
+            Value::Tagged(t) => walk(&t.value, out),
+            Value::Sequence(items) => items.iter().for_each(|x| walk(x, out)),
+            Value::Mapping(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+#[test]
+fn with_deploy_gateway_spot_recovery_is_scoped_to_the_nested_stacks_outputs_and_by_hand_to_the_parameters() {
+    let template = Template::load().unwrap();
+    let by_hand = by_hand_parameters(&template);
+    for p in ["SpotLaunchTemplateId", "GatewayElasticIpAllocationId", "GatewayTargetGroupArn", "GatewayInstanceId"] {
+        assert!(by_hand.contains(p), "the rule keeps {p} empty with DeployGateway: {by_hand:?}");
+    }
+    let statements = template.function_statements("SpotRecoveryFunction").unwrap();
+    let scope = |s: &Statement, deployed: bool| {
+        let both = Value::Sequence(vec![s.resource.clone(), s.condition.clone().unwrap_or(Value::Null)]);
+        in_mode(&template, &both, deployed, &by_hand).unwrap()
+    };
+
+    // Whatever is scoped to a by-hand parameter is scoped to a nested stack's output instead when
+    // the stack deploys the gateway, and no by-hand parameter is left (they are empty then).
+    let mut by_hand_scoped = 0;
+    for s in &statements {
+        let (hand, deployed) = (scope(s, false), scope(s, true));
+        assert!(gateway_outputs_named(&hand).is_empty(), "{:?} reads the nested stack without it: {hand:?}", s.sid);
+        assert!(
+            parameters_named(&deployed, &by_hand).is_empty(),
+            "{:?} is scoped to an empty parameter with DeployGateway: {deployed:?}",
+            s.sid
+        );
+        if !parameters_named(&hand, &by_hand).is_empty() {
+            by_hand_scoped += 1;
+            assert!(
+                !gateway_outputs_named(&deployed).is_empty(),
+                "{:?}: by hand {hand:?}, with DeployGateway {deployed:?}",
+                s.sid
+            );
+        }
+    }
+    assert!(by_hand_scoped >= 3, "the launch template, Elastic IP and target group statements");
+
+    // What each grant names with DeployGateway, where the resource has no by-hand parameter at all
+    // (the instance role, the gateway's key) or the output differs from the environment's.
+    let with = |action: &str| statements.iter().filter(|s| s.actions.iter().any(|a| a == action)).collect::<Vec<_>>();
+    let on_output = |s: &Statement, output: &str| {
+        gateway_outputs_named(&in_mode(&template, &s.resource, true, &by_hand).unwrap()).contains(output)
+    };
+    let names = |action: &str, output: &str| {
+        let hits: Vec<_> = with(action).into_iter().filter(|s| on_output(s, output)).collect();
+        assert!(!hits.is_empty(), "with DeployGateway, {action} is granted on Outputs.{output}");
+        hits
+    };
+    for s in names("ec2:RunInstances", "LaunchTemplateId") {
+        let condition = in_mode(&template, s.condition.as_ref().unwrap(), true, &by_hand).unwrap();
+        assert!(gateway_outputs_named(&condition).contains("LaunchTemplateId"), "ec2:LaunchTemplate: {condition:?}");
+    }
+    names("ec2:AssociateAddress", "ElasticIpAllocationId");
+    names("elasticloadbalancing:RegisterTargets", "TargetGroupArnOrNone");
+    names("elasticloadbalancing:DeregisterTargets", "TargetGroupArnOrNone");
+    names("iam:PassRole", "InstanceRoleArn");
+    // The gateway's key (its root and data volumes): what a launch from the template and a volume
+    // restored from a snapshot need, through EC2 only, as on the suite's own key in both modes.
+    for action in [
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+    ] {
+        names(action, "GatewayKeyArn");
+    }
+    for s in statements.iter().filter(|s| on_output(s, "GatewayKeyArn")) {
+        assert!(format!("{:?}", s.condition).contains("ec2.${AWS::Region}.amazonaws.com"), "through EC2 only: {s:?}");
+        let hand = in_mode(&template, &s.resource, false, &by_hand).unwrap();
+        assert!(format!("{hand:?}").contains("OpsKey"), "{hand:?}");
+    }
+    // By hand, the instance role is not known: any role, to EC2 only.
+    let pass_role = in_mode(&template, &with("iam:PassRole")[0].resource, false, &by_hand).unwrap();
+    assert!(format!("{pass_role:?}").contains(":role/*"), "{pass_role:?}");
+
+    // The outputs exist, and are what the grants need: the launch template's role and key.
+    let gateway = Template::load_file("stacks/gateway.yaml").unwrap();
+    let mut read = BTreeSet::new();
+    for s in &statements {
+        read.extend(gateway_outputs_named(&scope(s, true)));
+    }
+    for output in &read {
+        assert!(gateway.doc["Outputs"].get(output.as_str()).is_some(), "stacks/gateway.yaml has no output {output}");
+    }
+    let output = |name: &str| format!("{:?}", gateway.doc["Outputs"][name]["Value"]);
+    let launch = &gateway.resource("GatewayLaunchTemplate").unwrap()["Properties"]["LaunchTemplateData"];
+    assert!(format!("{:?}", launch["IamInstanceProfile"]).contains("GatewayInstanceProfile.Arn"));
+    let profile_roles = format!("{:?}", gateway.resource("GatewayInstanceProfile").unwrap()["Properties"]["Roles"]);
+    assert!(profile_roles.contains("GatewayRole") && output("InstanceRoleArn").contains("GatewayRole.Arn"));
+    assert!(output("GatewayKeyArn").contains("GatewayKey.Arn"));
+    assert!(format!("{:?}", launch["BlockDeviceMappings"]).contains("GatewayKey.Arn"), "the root volume's key");
+    let data_volume = &gateway.resource("DataVolume").unwrap()["Properties"];
+    assert!(format!("{:?}", data_volume["KmsKeyId"]).contains("GatewayKey.Arn"), "the data volume's key");
+    // The budget tier's target group and a by-hand gateway without one: the same ARN no target
+    // group has (a Resource cannot be empty).
+    assert!(output("TargetGroupArnOrNone").contains("WebhookTargetGroup"));
+    let placeholder = "targetgroup/none/0000000000000000";
+    let hand_target = in_mode(&template, &with("elasticloadbalancing:RegisterTargets")[0].resource, false, &by_hand);
+    assert!(format!("{hand_target:?}").contains(placeholder) && output("TargetGroupArnOrNone").contains(placeholder));
+}
