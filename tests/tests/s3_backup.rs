@@ -117,6 +117,15 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     assert!(done["files"].as_u64().unwrap() >= 6);
     assert_eq!(done["monthly_copy"], "openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.tar.gz");
     assert_eq!(report["drift"], json!([]), "the bucket is as the template makes it");
+    // The freshness alarm watches BackupAgeHours: it must be declared as a CloudWatch metric.
+    let emf: Value = function
+        .output()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("_aws").is_some())
+        .expect("an EMF line");
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Metrics"], json!([{"Name": "BackupAgeHours", "Unit": "None"}]));
+    assert_eq!(emf["BackupAgeHours"], 0.0);
     let keys = bed.keys().await;
     assert!(
         keys.contains(&"openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.manifest.json".to_owned())

@@ -469,7 +469,7 @@ impl Handler {
             .value("BackupBytes", report.backed_up.iter().map(|d| d.size as f64).sum(), "Bytes");
         // Left out when unknown: the freshness alarm treats missing data as no fresh backup.
         if let Some(age) = report.newest_age_hours {
-            metrics = metrics.value("BackupAgeHours", age, "None");
+            metrics = metrics.metric("BackupAgeHours", age, "None");
         }
         metrics = metrics.count("BucketDrift", report.drift.len());
         metrics.emit(Utc::now());
