@@ -179,6 +179,12 @@ impl Emulator {
         self.post("/_testbed/ssm/instances", serde_json::json!({"instance_id": instance_id, "env": env})).await
     }
 
+    /// Snapshots made straight in the emulator's EC2 (no API round trip each): for benchmarks that
+    /// need thousands. Each is `{"volume_id", "tags": {...}, "start_time": RFC3339}`.
+    pub async fn seed_snapshots(&self, snapshots: Vec<serde_json::Value>) -> anyhow::Result<()> {
+        self.post("/_testbed/ec2/snapshots", serde_json::json!({ "snapshots": snapshots })).await
+    }
+
     /// EC2 reclaiming a Spot instance: `action` is `terminate` or `stop`; the instance gets EC2's
     /// Spot state reason (the test then delivers the EventBridge event itself).
     pub async fn spot_interruption(&self, instance_id: &str, action: &str) -> anyhow::Result<()> {

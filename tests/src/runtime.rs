@@ -49,6 +49,8 @@ struct Shared {
     queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<String>>,
+    /// When the process first asked for an invocation: the end of its init phase.
+    first_next: OnceLock<std::time::Instant>,
 }
 
 /// A function's bootstrap process with its own Runtime API server.
@@ -59,6 +61,8 @@ pub struct Function {
     exited: watch::Receiver<Option<String>>,
     output: Arc<Mutex<String>>,
     next_id: Mutex<u64>,
+    spawned: std::time::Instant,
+    pid: Option<u32>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -98,6 +102,7 @@ impl Function {
             queue: tokio::sync::Mutex::new(queue),
             waiters: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            first_next: OnceLock::new(),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -127,7 +132,9 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let spawned = std::time::Instant::now();
         let mut child = command.spawn().with_context(|| format!("starting {}", path.display()))?;
+        let pid = child.id();
 
         let output = Arc::new(Mutex::new(String::new()));
         collect(child.stdout.take().expect("piped"), output.clone());
@@ -135,11 +142,26 @@ impl Function {
         let (exit_tx, exited) = watch::channel(None);
         tokio::spawn(watch_exit(child, exit_tx));
 
-        Ok(Function { name: name.to_owned(), submit, shared, exited, output, next_id: Mutex::new(0), _server: server })
+        Ok(Function {
+            name: name.to_owned(),
+            submit,
+            shared,
+            exited,
+            output,
+            next_id: Mutex::new(0),
+            spawned,
+            pid,
+            _server: server,
+        })
     }
 
     /// Invokes the function with raw bytes (which need not be valid JSON) and waits for its answer.
     pub async fn invoke_raw(&self, payload: impl Into<Bytes>) -> anyhow::Result<Outcome> {
+        self.invoke_within(payload, Duration::from_secs(120)).await
+    }
+
+    /// Invokes and waits up to `limit` (a benchmark's long run; Lambda's own limit is 900 s).
+    pub async fn invoke_within(&self, payload: impl Into<Bytes>, limit: Duration) -> anyhow::Result<Outcome> {
         let id = {
             let mut n = self.next_id.lock().unwrap();
             *n += 1;
@@ -155,12 +177,29 @@ impl Function {
                 let init = self.shared.init_error.lock().unwrap().clone();
                 bail!("{} exited ({:?}); init error: {init:?}; output:\n{}", self.name, *self.exited.borrow(), self.output())
             }
-            _ = tokio::time::sleep(Duration::from_secs(120)) => bail!("{} did not answer within 120 s; output:\n{}", self.name, self.output()),
+            _ = tokio::time::sleep(limit) => bail!("{} did not answer within {limit:?}; output:\n{}", self.name, self.output()),
         }
     }
 
     pub async fn invoke(&self, payload: &Value) -> anyhow::Result<Outcome> {
         self.invoke_raw(payload.to_string()).await
+    }
+
+    /// When the process was spawned (for cold-start measurements).
+    pub fn spawned(&self) -> std::time::Instant {
+        self.spawned
+    }
+
+    /// Spawn → the first `/next`: the init phase (clients built), once it has happened.
+    pub fn init_time(&self) -> Option<Duration> {
+        self.shared.first_next.get().map(|t| t.duration_since(self.spawned))
+    }
+
+    /// The process's peak resident set so far (Linux `VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Everything the process wrote to stdout and stderr so far.
@@ -196,6 +235,7 @@ async fn watch_exit(mut child: Child, tx: watch::Sender<Option<String>>) {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    shared.first_next.get_or_init(std::time::Instant::now);
     let Some((id, payload)) = shared.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };

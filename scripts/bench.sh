@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The benchmark (not part of the test command): every function's release bootstrap measured against
+# the embedded emulator — size, cold start, init, warm latency, peak memory, ebs-snapshots at 10,000
+# snapshots, the suite's own monthly bill. Writes bench/results.json (to compare runs) and
+# bench/results.md, and puts the table into the README between its bench markers.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+./testbed/setup.sh
+# Release only for the functions (Lambda's build); the harness itself is the tests' dev build.
+cargo build --release -p ebs-snapshots -p telegram-notify -p cost-check -p s3-backup -p spot-recovery
+cargo build --quiet --workspace --bins
+OPENCLAW_FUNCTION_BIN_DIR="$PWD/target/release" ./target/debug/bench
+.venv/bin/python - <<'PY'
+import re
+readme = open("README.md").read()
+table = open("bench/results.md").read().strip()
+begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+if begin not in readme:
+    raise SystemExit("README.md has no bench markers")
+readme = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{table}\n{end}", readme, flags=re.S)
+open("README.md", "w").write(readme)
+PY
+echo "bench/results.json, bench/results.md and the README's table are up to date."

@@ -1,0 +1,496 @@
+//! The suite's benchmark (scripts/bench.sh builds the release bootstraps and runs this against them):
+//! size, cold start, init, warm latency and peak memory of every function doing its real work against
+//! the emulator through a local Lambda Runtime API; ebs-snapshots at 10,000 snapshots; and the suite's
+//! own monthly AWS bill at the default schedules, computed from what was measured.
+//!
+//! Writes `bench/results.json` (for comparing runs) and `bench/results.md` (the README's table).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use integration_tests::account::OpenClawAccount;
+use integration_tests::backup_bucket::{configure_like_the_template, gateway_instance_role};
+use integration_tests::costs::{FULL_ON_BUDGET, groups};
+use integration_tests::emulator::Emulator;
+use integration_tests::iam::Principal;
+use integration_tests::openclaw_state::state_dir;
+use integration_tests::runtime::{Function, Outcome, binary};
+use integration_tests::schedule::{day, scheduled_at, scheduled_event};
+use integration_tests::workspace_root;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+const COLD_RUNS: usize = 10;
+const WARM_RUNS: usize = 100;
+
+#[derive(Debug, Serialize)]
+struct Timing {
+    median_ms: f64,
+    max_ms: f64,
+    p99_ms: f64,
+}
+
+fn timing(mut samples: Vec<Duration>) -> Timing {
+    samples.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Timing { median_ms: ms(at(0.5)), max_ms: ms(*samples.last().unwrap()), p99_ms: ms(at(0.99)) }
+}
+
+#[derive(Debug, Serialize)]
+struct FunctionResult {
+    function: String,
+    work: String,
+    bootstrap_bytes: u64,
+    zip_bytes: u64,
+    cold_start: Timing,
+    init: Timing,
+    warm: Timing,
+    peak_rss_kib: u64,
+    /// Distinct EMF metrics (name and dimensions) the function emitted: each is a custom metric.
+    metrics: BTreeSet<String>,
+}
+
+/// One function's scenario: its environment, and the event of the n-th invocation.
+struct Scenario<'a> {
+    function: &'static str,
+    work: &'static str,
+    env: Vec<(String, String)>,
+    event: Box<dyn Fn(usize) -> Value + 'a>,
+    /// Between warm invocations, outside the measured time (telegram-notify paces a chat at 1/s).
+    pause: Duration,
+}
+
+async fn invoke(function: &Function, event: &Value) -> anyhow::Result<()> {
+    match function.invoke(event).await? {
+        Outcome::Response(_) => Ok(()),
+        Outcome::Error { error_type, error_message } => bail!("{error_type}: {error_message}"),
+    }
+}
+
+fn emf_metrics(output: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in output.lines().filter(|l| l.contains("CloudWatchMetrics")) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        for directive in v["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+            let dims: Vec<String> = directive["Dimensions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|set| set.as_array().cloned().unwrap_or_default())
+                .map(|d| format!("{}={}", d.as_str().unwrap_or_default(), v[d.as_str().unwrap_or_default()]))
+                .collect();
+            for m in directive["Metrics"].as_array().into_iter().flatten() {
+                out.insert(format!("{} [{}]", m["Name"].as_str().unwrap_or_default(), dims.join(", ")));
+            }
+        }
+    }
+    out
+}
+
+fn zip_size(path: &std::path::Path) -> anyhow::Result<u64> {
+    let zip = std::env::temp_dir().join(format!("bench-{}.zip", std::process::id()));
+    let status = std::process::Command::new(workspace_root().join(".venv/bin/python"))
+        .args(["-c", "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED, compresslevel=9) as z: z.write(sys.argv[2], 'bootstrap')"])
+        .arg(&zip)
+        .arg(path)
+        .status()?;
+    anyhow::ensure!(status.success(), "zipping {}", path.display());
+    let size = std::fs::metadata(&zip)?.len();
+    std::fs::remove_file(&zip)?;
+    Ok(size)
+}
+
+async fn measure(s: Scenario<'_>) -> anyhow::Result<FunctionResult> {
+    let path = binary(s.function)?;
+    let mut cold = Vec::new();
+    let mut init = Vec::new();
+    let mut rss = 0;
+    let mut metrics = BTreeSet::new();
+    for n in 0..COLD_RUNS {
+        let function = Function::start(s.function, &s.env).await?;
+        invoke(&function, &(s.event)(n)).await.with_context(|| format!("{} cold run {n}", s.function))?;
+        cold.push(function.spawned().elapsed());
+        init.push(function.init_time().context("no /next seen")?);
+        rss = rss.max(function.peak_rss_kib().unwrap_or(0));
+        metrics.extend(emf_metrics(&function.output()));
+    }
+    let function = Function::start(s.function, &s.env).await?;
+    invoke(&function, &(s.event)(COLD_RUNS)).await?;
+    let mut warm = Vec::new();
+    for n in 0..WARM_RUNS {
+        tokio::time::sleep(s.pause).await;
+        let event = (s.event)(COLD_RUNS + 1 + n);
+        let started = Instant::now();
+        invoke(&function, &event).await.with_context(|| format!("{} warm run {n}", s.function))?;
+        warm.push(started.elapsed());
+    }
+    rss = rss.max(function.peak_rss_kib().unwrap_or(0));
+    metrics.extend(emf_metrics(&function.output()));
+    eprintln!("  {}: done", s.function);
+    Ok(FunctionResult {
+        function: s.function.to_owned(),
+        work: s.work.to_owned(),
+        bootstrap_bytes: std::fs::metadata(&path)?.len(),
+        zip_bytes: zip_size(&path)?,
+        cold_start: timing(cold),
+        init: timing(init),
+        warm: timing(warm),
+        peak_rss_kib: rss,
+        metrics,
+    })
+}
+
+fn with(emulator: &Emulator, principal: &Principal, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut env = emulator.function_env(&principal.keys);
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    env.push(("RUST_LOG".into(), "warn".into()));
+    env
+}
+
+async fn ebs_snapshots() -> anyhow::Result<FunctionResult> {
+    let emulator = Emulator::start().await?;
+    let account = OpenClawAccount::seed(&emulator).await?;
+    emulator.set_clock(scheduled_at(1)).await?;
+    let principal = Principal::for_function(&emulator, "EbsSnapshotsFunction").await?;
+    measure(Scenario {
+        function: "ebs-snapshots",
+        work: "the day's run for 2 tagged volumes (1,301 foreign snapshots in the account)",
+        env: with(&emulator, &principal, &[("NOTIFY_TOPIC_ARN", account.topic_arn.clone())]),
+        event: Box::new(|_| scheduled_event(1)),
+        pause: Duration::ZERO,
+    })
+    .await
+}
+
+async fn telegram_notify() -> anyhow::Result<FunctionResult> {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/{bot}/sendMessage",
+        post(|| async { ([("content-type", "application/json")], r#"{"ok":true,"result":{"message_id":1}}"#) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let telegram = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let emulator = Emulator::start().await?;
+    let secret = aws_sdk_secretsmanager::Client::new(&emulator.admin().await)
+        .create_secret()
+        .name("telegram")
+        .secret_string(r#"{"bot_token": "123456:bench"}"#)
+        .send()
+        .await?
+        .arn
+        .context("secret arn")?;
+    let principal = Principal::for_function(&emulator, "TelegramNotifyFunction").await?;
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(
+        workspace_root().join("events/telegram-notify/sns-alarm-cpu.json"),
+    )?)?;
+    measure(Scenario {
+        function: "telegram-notify",
+        work: "an SNS alarm rendered and sent to one chat (token from Secrets Manager)",
+        env: with(
+            &emulator,
+            &principal,
+            &[("TELEGRAM_SECRET_ARN", secret), ("TELEGRAM_CHATS", "111".into()), ("TELEGRAM_API_URL", telegram)],
+        ),
+        event: Box::new(move |n| {
+            let mut event = sample.clone();
+            event["Records"][0]["Sns"]["MessageId"] = json!(format!("bench-{n}"));
+            event
+        }),
+        pause: Duration::from_millis(1050),
+    })
+    .await
+}
+
+async fn cost_check() -> anyhow::Result<FunctionResult> {
+    let emulator = Emulator::start().await?;
+    let admin = emulator.admin().await;
+    let (topic_arn, _) = integration_tests::account::ops_topic_with_capture(&admin).await?;
+    emulator.queue_cost_and_usage(vec![groups(FULL_ON_BUDGET); COLD_RUNS + WARM_RUNS + 1]).await?;
+    let principal = Principal::for_function(&emulator, "CostCheckFunction").await?;
+    measure(Scenario {
+        function: "cost-check",
+        work: "last month's cost, line by line, against the full-tier estimate (1 Cost Explorer request)",
+        env: with(&emulator, &principal, &[("NOTIFY_TOPIC_ARN", topic_arn), ("COST_TIER", "full".into())]),
+        event: Box::new(|_| json!({"check": "monthly", "as_of": "2026-11-02"})),
+        pause: Duration::ZERO,
+    })
+    .await
+}
+
+const BUCKET: &str = "openclaw-backups-bench";
+
+/// The measured path is the second delivery of a day: find the gateway, read today's backup back
+/// and verify it, check the bucket's settings. The backup itself (the SSM script's time) is timed once.
+async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
+    let emulator = Emulator::start().await?;
+    let account = OpenClawAccount::seed(&emulator).await?;
+    let s3 = aws_sdk_s3::Client::new(&account.admin);
+    s3.create_bucket().bucket(BUCKET).send().await?;
+    let key = aws_sdk_kms::Client::new(&account.admin).create_key().send().await?.key_metadata.context("key")?;
+    let key_arn = key.arn.context("key arn")?;
+    configure_like_the_template(&s3, BUCKET, &key_arn).await?;
+    let state = state_dir("bench");
+    let role = gateway_instance_role(&emulator, BUCKET).await?;
+    let mut instance_env: serde_json::Map<String, Value> =
+        emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
+    instance_env.insert("HOME".into(), json!(std::env::temp_dir()));
+    emulator.register_instance(&account.instance_id, instance_env).await?;
+    let principal = Principal::for_function(&emulator, "S3BackupFunction").await?;
+    let env = with(
+        &emulator,
+        &principal,
+        &[
+            ("NOTIFY_TOPIC_ARN", account.topic_arn.clone()),
+            ("BACKUP_BUCKET", BUCKET.into()),
+            ("BACKUP_KMS_KEY_ID", key_arn),
+            ("STATE_DIR", state.root.to_string_lossy().into_owned()),
+        ],
+    );
+    let first = Function::start("s3-backup", &env).await?;
+    let started = Instant::now();
+    invoke(&first, &scheduled_event(1)).await.context("the day's backup")?;
+    let backup_run = started.elapsed();
+    let result = measure(Scenario {
+        function: "s3-backup",
+        work: "a second delivery of the day: gateway found, today's backup read back and verified, bucket drift checked",
+        env,
+        event: Box::new(|_| scheduled_event(1)),
+        pause: Duration::ZERO,
+    })
+    .await?;
+    Ok((result, backup_run))
+}
+
+async fn spot_recovery() -> anyhow::Result<FunctionResult> {
+    let emulator = Emulator::start().await?;
+    let account = OpenClawAccount::seed(&emulator).await?;
+    let principal = Principal::for_function(&emulator, "SpotRecoveryFunction").await?;
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(
+        workspace_root().join("events/spot-recovery/spot-warning-terminate.json"),
+    )?)?;
+    measure(Scenario {
+        function: "spot-recovery",
+        work: "a Spot warning for an instance that is not the gateway: looked up, ignored",
+        env: with(
+            &emulator,
+            &principal,
+            &[("NOTIFY_TOPIC_ARN", account.topic_arn.clone()), ("LAUNCH_TEMPLATE_ID", "lt-0123456789abcdef0".into())],
+        ),
+        event: Box::new(move |_| sample.clone()),
+        pause: Duration::ZERO,
+    })
+    .await
+}
+
+#[derive(Debug, Serialize)]
+struct Scale {
+    volumes: usize,
+    snapshots: usize,
+    expired: usize,
+    requests: BTreeMap<String, usize>,
+    minimum_requests: usize,
+    total_requests: usize,
+    over_minimum_pct: f64,
+    wall_seconds_on_emulator: f64,
+    write_rate_per_second: u32,
+    seconds_at_default_rate: f64,
+    runs_at_default_rate: u64,
+}
+
+/// 50 tagged volumes with 200 days of daily snapshots each (10,000), retention switched from "keep
+/// everything" to 7 dates: the run that prunes the backlog, its requests counted by the emulator.
+async fn ebs_scale() -> anyhow::Result<Scale> {
+    const VOLUMES: usize = 50;
+    const DAYS: u32 = 200;
+    let emulator = Emulator::start().await?;
+    let admin = emulator.admin().await;
+    let ec2 = aws_sdk_ec2::Client::new(&admin);
+    let (topic_arn, _) = integration_tests::account::ops_topic_with_capture(&admin).await?;
+    let mut volumes = Vec::new();
+    for n in 0..VOLUMES {
+        let name = format!("openclaw-{n:02}");
+        volumes.push(OpenClawAccount::volume(&ec2, &[("Name", &name), ("openclaw:snapshot", "daily")]).await?);
+    }
+    eprintln!("  seeding {} snapshots…", VOLUMES * DAYS as usize);
+    let mut batch = Vec::new();
+    for d in 1..=DAYS {
+        for volume in &volumes {
+            batch.push(json!({
+                "volume_id": volume,
+                "start_time": scheduled_at(d).to_rfc3339(),
+                "tags": {"openclaw:managed-by": "openclaw-ops", "openclaw:kind": "daily",
+                         "openclaw:date": day(d).to_string(), "openclaw:volume-id": volume},
+            }));
+        }
+        if batch.len() >= 1000 {
+            emulator.seed_snapshots(std::mem::take(&mut batch)).await?;
+        }
+    }
+    emulator.seed_snapshots(batch).await?;
+    let snapshots = VOLUMES * DAYS as usize;
+    let kept_dates = 7;
+    // Today's run keeps today's new snapshot and the 6 newest old dates of each volume.
+    let expired = VOLUMES * (DAYS as usize - (kept_dates - 1));
+    let rate = 1000;
+    emulator.set_clock(scheduled_at(DAYS + 1)).await?;
+    let principal = Principal::for_function(&emulator, "EbsSnapshotsFunction").await?;
+    let env = with(
+        &emulator,
+        &principal,
+        &[("NOTIFY_TOPIC_ARN", topic_arn), ("RETENTION_DAYS", "7".into()), ("EC2_WRITE_RATE", rate.to_string())],
+    );
+    let function = Function::start("ebs-snapshots", &env).await?;
+    let started = Instant::now();
+    let report = match function.invoke_within(scheduled_event(DAYS + 1).to_string(), Duration::from_secs(900)).await? {
+        Outcome::Response(r) => r,
+        Outcome::Error { error_type, error_message } => bail!("{error_type}: {error_message}"),
+    };
+    let wall = started.elapsed();
+    anyhow::ensure!(report["deleted"].as_array().map_or(0, Vec::len) == expired, "deleted {}", report["deleted"]);
+    let mut requests = BTreeMap::new();
+    for call in emulator.calls_by(&principal.keys).await? {
+        *requests.entry(call.action).or_insert(0) += 1;
+    }
+    let total: usize = requests.values().sum();
+    let pages = snapshots.div_ceil(1000);
+    let minimum = 1 + pages + VOLUMES + expired;
+    let writes = (VOLUMES + expired) as f64;
+    let at_default = writes / 4.0;
+    Ok(Scale {
+        volumes: VOLUMES,
+        snapshots,
+        expired,
+        requests,
+        minimum_requests: minimum,
+        total_requests: total,
+        over_minimum_pct: ((total as f64 / minimum as f64 - 1.0) * 10000.0).round() / 100.0,
+        wall_seconds_on_emulator: (wall.as_secs_f64() * 10.0).round() / 10.0,
+        write_rate_per_second: rate,
+        seconds_at_default_rate: at_default,
+        runs_at_default_rate: (at_default / (900.0 - 30.0)).ceil() as u64,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct CostLine {
+    item: String,
+    per_month_usd: f64,
+    basis: String,
+}
+
+/// The suite's own bill at the default schedules (us-east-1 list prices, arm64 Lambda, 128 MB).
+fn monthly_cost(results: &[FunctionResult], backup_run: Duration, cost_requests: u64) -> Vec<CostLine> {
+    const GB_SECOND: f64 = 0.0000133334;
+    const REQUEST: f64 = 0.20 / 1_000_000.0;
+    let warm = |name: &str| results.iter().find(|r| r.function == name).map_or(0.0, |r| r.warm.median_ms / 1000.0);
+    // (function, invocations a month, seconds each)
+    let runs = [
+        ("ebs-snapshots", 30.4, warm("ebs-snapshots")),
+        ("s3-backup", 30.4, backup_run.as_secs_f64()),
+        ("cost-check", 1.0 + 4.35, warm("cost-check")),
+        ("telegram-notify", 100.0, warm("telegram-notify")),
+        ("spot-recovery", 4.0, warm("spot-recovery")),
+    ];
+    let compute: f64 = runs.iter().map(|(_, n, s)| n * s * 0.125 * GB_SECOND + n * REQUEST).sum();
+    let metrics: BTreeSet<&String> = results.iter().flat_map(|r| r.metrics.iter()).collect();
+    let ce_requests = (cost_requests as f64) * (1.0 + 4.35);
+    vec![
+        CostLine {
+            item: "Lambda compute and requests".into(),
+            per_month_usd: (compute * 10000.0).round() / 10000.0,
+            basis: runs.iter().map(|(f, n, s)| format!("{f} {n}× {s:.3} s")).collect::<Vec<_>>().join("; "),
+        },
+        CostLine {
+            item: "Cost Explorer API".into(),
+            per_month_usd: ce_requests * 0.01,
+            basis: format!("{cost_requests} request(s) a check × (1 monthly + 4.35 weekly) × $0.01"),
+        },
+        CostLine {
+            item: "CloudWatch custom metrics (EMF)".into(),
+            per_month_usd: metrics.len() as f64 * 0.30,
+            basis: format!(
+                "{} distinct metrics × $0.30 (the account's first 10 are free: $0 if nothing else uses them)",
+                metrics.len()
+            ),
+        },
+    ]
+}
+
+fn markdown(results: &[FunctionResult], scale: &Scale, costs: &[CostLine], machine: &str) -> String {
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    let mut md = format!(
+        "Measured on {machine}, release x86_64, the emulator on loopback ({COLD_RUNS} cold and {WARM_RUNS} warm runs each).\n\n"
+    );
+    md.push_str("| function | work measured | bootstrap | zip | cold start median / max | init median | warm median / p99 | peak RSS |\n");
+    md.push_str("| --- | --- | --: | --: | --: | --: | --: | --: |\n");
+    for r in results {
+        md.push_str(&format!(
+            "| `{}` | {} | {:.2} MiB | {:.2} MiB | {:.1} / {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} MiB |\n",
+            r.function,
+            r.work,
+            mib(r.bootstrap_bytes),
+            mib(r.zip_bytes),
+            r.cold_start.median_ms,
+            r.cold_start.max_ms,
+            r.init.median_ms,
+            r.warm.median_ms,
+            r.warm.p99_ms,
+            r.peak_rss_kib as f64 / 1024.0
+        ));
+    }
+    md.push_str(&format!(
+        "\n**ebs-snapshots at scale**: {} volumes, {} suite snapshots, {} expired: {} requests against a minimum of {} ({:+.2} %): {}. {:.1} s on the emulator at {} writes/s; at the default 4 writes/s the deletes take {:.0} s, i.e. {} daily run(s) of at most 870 s.\n",
+        scale.volumes,
+        scale.snapshots,
+        scale.expired,
+        scale.total_requests,
+        scale.minimum_requests,
+        scale.over_minimum_pct,
+        scale.requests.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+        scale.wall_seconds_on_emulator,
+        scale.write_rate_per_second,
+        scale.seconds_at_default_rate,
+        scale.runs_at_default_rate
+    ));
+    md.push_str("\n**The suite's own monthly bill** at the default schedules:\n\n| item | $/month | basis |\n| --- | --: | --- |\n");
+    for c in costs {
+        md.push_str(&format!("| {} | {:.4} | {} |\n", c.item, c.per_month_usd, c.basis));
+    }
+    md.push_str(&format!("| **total** | **{:.4}** | |\n", costs.iter().map(|c| c.per_month_usd).sum::<f64>()));
+    md
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let machine = std::process::Command::new("sh")
+        .args(["-c", "echo \"$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\""])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    eprintln!("benchmarking the release bootstraps in {:?}", std::env::var("OPENCLAW_FUNCTION_BIN_DIR"));
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        println!("{}", serde_json::to_string_pretty(&ebs_scale().await?)?);
+        return Ok(());
+    }
+    let mut results = vec![ebs_snapshots().await?, telegram_notify().await?, cost_check().await?];
+    let (backup, backup_run) = s3_backup().await?;
+    results.push(backup);
+    if binary("spot-recovery")?.exists() {
+        results.push(spot_recovery().await?);
+    }
+    eprintln!("  ebs-snapshots at scale…");
+    let scale = ebs_scale().await?;
+    let costs = monthly_cost(&results, backup_run, 1);
+    let out = workspace_root().join("bench");
+    std::fs::create_dir_all(&out)?;
+    let json = json!({"machine": machine, "results": results, "scale": scale, "monthly_cost": costs,
+                      "s3_backup_run_seconds": backup_run.as_secs_f64()});
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    let md = markdown(&results, &scale, &costs, &machine);
+    std::fs::write(out.join("results.md"), &md)?;
+    println!("{md}");
+    Ok(())
+}
