@@ -53,3 +53,32 @@ pub fn state_dir(name: &str) -> StateDir {
     std::thread::sleep(Duration::from_millis(700));
     StateDir { root, writer }
 }
+
+/// Every regular file under `root`, by path relative to it: for comparing a restored or unpacked
+/// state directory with the original, byte for byte.
+pub fn files_under(root: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path.strip_prefix(root)?.to_string_lossy().into_owned(), std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Unpacks a backup archive into `into` (created), with the system's tar as a person would.
+pub fn untar(archive: &[u8], into: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(into)?;
+    let tarball = into.with_extension("tar.gz");
+    std::fs::write(&tarball, archive)?;
+    let status = Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(into).status()?;
+    std::fs::remove_file(&tarball)?;
+    anyhow::ensure!(status.success(), "tar -xzf failed: {status}");
+    Ok(())
+}

@@ -9,7 +9,7 @@ use integration_tests::account::ops_topic_with_capture;
 use integration_tests::backup_bucket::{configure_like_the_template, gateway_instance_role};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
-use integration_tests::openclaw_state::{StateDir, state_dir};
+use integration_tests::openclaw_state::{StateDir, files_under, state_dir, untar};
 use integration_tests::runtime::Function;
 use serde_json::{Value, json};
 
@@ -207,26 +207,6 @@ async fn bad_input_is_refused_before_any_aws_call() {
     assert!(bed.emulator.calls_by(&bed.principal.keys).await.unwrap().is_empty());
 }
 
-/// Every regular file under `root`, by relative path.
-fn files_under(root: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(
-                    path.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(&path).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state() {
     let bed = Bed::start("restore").await;
@@ -258,7 +238,7 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     bed.s3.put_object().bucket(BUCKET).key(&newer_key).body(bytes.into()).send().await.unwrap();
-    let before: Vec<String> = files_under(&bed.state.root).into_keys().collect();
+    let before: Vec<String> = files_under(&bed.state.root).unwrap().into_keys().collect();
     let report = function
         .invoke(&json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"}))
         .await
@@ -276,26 +256,14 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
     let archive = archive.body.collect().await.unwrap().to_vec();
     let unpacked = std::env::temp_dir().join(format!("openclaw-restore-expected-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&unpacked);
-    std::fs::create_dir_all(&unpacked).unwrap();
-    let tarball = unpacked.with_extension("tar.gz");
-    std::fs::write(&tarball, archive).unwrap();
-    assert!(
-        std::process::Command::new("tar")
-            .arg("-xzf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(&unpacked)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let restored = files_under(&target);
-    let expected = files_under(&unpacked);
+    untar(&archive, &unpacked).unwrap();
+    let restored = files_under(&target).unwrap();
+    let expected = files_under(&unpacked).unwrap();
     assert_eq!(restored.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     for (path, content) in &expected {
         assert!(restored[path] == *content, "{path} differs from the archive");
     }
-    let live = files_under(&bed.state.root);
+    let live = files_under(&bed.state.root).unwrap();
     for (path, content) in &live {
         if path.starts_with("logs/") || path.starts_with("media/") || path.contains(".sqlite") {
             continue;
@@ -310,7 +278,7 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&check.stdout), "ok\n1\n");
     // The live state is left as it was (its database still being written).
-    let after: Vec<String> = files_under(&bed.state.root).into_keys().collect();
+    let after: Vec<String> = files_under(&bed.state.root).unwrap().into_keys().collect();
     assert_eq!(
         before.iter().filter(|p| !p.contains(".sqlite")).collect::<Vec<_>>(),
         after.iter().filter(|p| !p.contains(".sqlite")).collect::<Vec<_>>()
@@ -347,7 +315,6 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
 
     std::fs::remove_dir_all(&target).unwrap();
     std::fs::remove_dir_all(&unpacked).unwrap();
-    std::fs::remove_file(&tarball).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,12 +3,11 @@
 //! directory whose SQLite database is being written to the whole time.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use integration_tests::emulator::Emulator;
-use integration_tests::openclaw_state::state_dir;
+use integration_tests::openclaw_state::{files_under, state_dir, untar};
 use s3_backup::script::{Backup, parse_result};
 use s3_backup::script_restore::Restore;
 use serde_json::{Value, json};
@@ -58,33 +57,6 @@ async fn run_script(emulator: &Emulator, instance: &str, script: String) -> Resu
         return Ok((out, err));
     }
     panic!("the command did not finish");
-}
-
-fn untar(archive: &[u8], into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    let tarball = into.with_extension("tar.gz");
-    std::fs::write(&tarball, archive).unwrap();
-    let status = Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(into).status().unwrap();
-    assert!(status.success());
-}
-
-fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(
-                    path.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(&path).unwrap(),
-                );
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,9 +110,9 @@ async fn a_backup_of_a_live_state_directory_lands_complete_consistent_and_verifi
     // SQLite's side files are left out; the database copy is whole and consistent.
     let restored = std::env::temp_dir().join(format!("openclaw-restored-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&restored);
-    untar(&archive, &restored);
-    let got = files_under(&restored);
-    let original = files_under(&state.root);
+    untar(&archive, &restored).unwrap();
+    let got = files_under(&restored).unwrap();
+    let original = files_under(&state.root).unwrap();
     for (path, content) in &original {
         if path.starts_with("logs/") || path.starts_with("media/") || path.contains(".sqlite") {
             assert!(!got.contains_key(path) || path == "state/openclaw.sqlite", "{path} should not be in the archive");
@@ -315,9 +287,9 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
         // The same layout either way: the state directory's files at the archive's root.
         let unpacked = std::env::temp_dir().join(format!("openclaw-cli-{instance}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&unpacked);
-        untar(&get(backup.archive_key.clone()).await, &unpacked);
-        let got = files_under(&unpacked);
-        let original = files_under(&state.root);
+        untar(&get(backup.archive_key.clone()).await, &unpacked).unwrap();
+        let got = files_under(&unpacked).unwrap();
+        let original = files_under(&state.root).unwrap();
         for (path, content) in &original {
             if path.starts_with("logs/") || path.starts_with("media/") || path.contains(".sqlite") {
                 continue;
