@@ -180,11 +180,17 @@ impl Clients {
     /// The bucket's versioning, default encryption and lifecycle rules, for the drift check. What
     /// cannot be read is kept as its error, to be reported.
     pub async fn bucket_settings(&self, bucket: &str) -> drift::Observed {
-        let versioning = match self.s3.get_bucket_versioning().bucket(bucket).send().await {
+        // Three independent reads, at once.
+        let (versioning, encryption, lifecycle) = tokio::join!(
+            self.s3.get_bucket_versioning().bucket(bucket).send(),
+            self.s3.get_bucket_encryption().bucket(bucket).send(),
+            self.s3.get_bucket_lifecycle_configuration().bucket(bucket).send(),
+        );
+        let versioning = match versioning {
             Ok(v) => Ok(v.status().map(|s| s.as_str().to_owned())),
             Err(e) => Err(format!("s3:GetBucketVersioning: {}", SdkErrorDisplay(&e))),
         };
-        let encryption = match self.s3.get_bucket_encryption().bucket(bucket).send().await {
+        let encryption = match encryption {
             Ok(out) => Ok(out
                 .server_side_encryption_configuration()
                 .map(|c| c.rules())
@@ -199,7 +205,7 @@ impl Clients {
             Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some(NO_ENCRYPTION) => Ok(vec![]),
             Err(e) => Err(format!("s3:GetEncryptionConfiguration: {}", SdkErrorDisplay(&e))),
         };
-        let lifecycle = match self.s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
+        let lifecycle = match lifecycle {
             Ok(out) => Ok(Some(out.rules().iter().map(rule).collect())),
             Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some(NO_LIFECYCLE) => Ok(None),
             Err(e) => Err(format!("s3:GetLifecycleConfiguration: {}", SdkErrorDisplay(&e))),

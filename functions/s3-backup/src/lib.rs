@@ -151,8 +151,12 @@ impl Handler {
         dry_run: bool,
         deadline: tokio::time::Instant,
     ) -> Result<Report, Error> {
-        // observe
-        let gateways = self.clients.gateways(&self.config.gateway_tag).await?;
+        // observe (the gateways and the bucket's settings at once: a run's time is mostly round trips)
+        let (gateways, bucket_settings) = tokio::join!(
+            self.clients.gateways(&self.config.gateway_tag),
+            self.clients.bucket_settings(&self.config.bucket)
+        );
+        let gateways = gateways?;
         let mut verified_today = std::collections::HashMap::new();
         if trigger == Trigger::Schedule {
             for gateway in &gateways {
@@ -187,7 +191,7 @@ impl Handler {
             daily_days: self.config.daily_retention_days,
             kms_key: self.config.kms_key_id.clone(),
         };
-        let drift = drift::check(&self.clients.bucket_settings(&self.config.bucket).await, &expected);
+        let drift = drift::check(&bucket_settings, &expected);
         let report = Report {
             function: FUNCTION,
             dry_run,
