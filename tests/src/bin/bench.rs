@@ -408,6 +408,12 @@ fn monthly_cost(results: &[FunctionResult], backup_run: Duration, cost_requests:
             per_month_usd: ce_requests * 0.01,
             basis: format!("{cost_requests} request(s) a check × (1 monthly + 4.35 weekly) × $0.01"),
         },
+        fixed_alarms(),
+        CostLine {
+            item: "KMS key (OpsKey) and the Telegram secret".into(),
+            per_month_usd: 1.00 + 0.40,
+            basis: "fixed: one customer-managed key $1.00, one Secrets Manager secret $0.40".into(),
+        },
         CostLine {
             item: "CloudWatch custom metrics (EMF)".into(),
             per_month_usd: metrics.len() as f64 * 0.30,
@@ -417,6 +423,34 @@ fn monthly_cost(results: &[FunctionResult], backup_run: Duration, cost_requests:
             ),
         },
     ]
+}
+
+/// The suite's own alarms in template.yaml (the `Gateway*` ones are the seed's monitoring, priced in
+/// its CloudWatch line): $0.10 a month per metric an alarm watches (metric math counts each).
+fn fixed_alarms() -> CostLine {
+    let template = integration_tests::template::Template::load().expect("template.yaml");
+    let resources = template.doc.get("Resources").and_then(|r| r.as_mapping()).cloned().unwrap_or_default();
+    let mut alarms = 0;
+    let mut metrics = 0;
+    for (id, resource) in &resources {
+        let id = id.as_str().unwrap_or_default();
+        if resource.get("Type").and_then(|t| t.as_str()) != Some("AWS::CloudWatch::Alarm") || id.starts_with("Gateway")
+        {
+            continue;
+        }
+        alarms += 1;
+        metrics += match resource.get("Properties").and_then(|p| p.get("Metrics")).and_then(|m| m.as_sequence()) {
+            Some(list) => list.iter().filter(|m| m.get("MetricStat").is_some()).count(),
+            None => 1,
+        };
+    }
+    CostLine {
+        item: "The suite's own CloudWatch alarms".into(),
+        per_month_usd: metrics as f64 * 0.10,
+        basis: format!(
+            "fixed: {alarms} alarms watching {metrics} metrics × $0.10 (errors, heartbeats, freshness, undelivered)"
+        ),
+    }
 }
 
 fn markdown(results: &[FunctionResult], scale: &Scale, costs: &[CostLine], machine: &str) -> String {
@@ -459,7 +493,10 @@ fn markdown(results: &[FunctionResult], scale: &Scale, costs: &[CostLine], machi
     for c in costs {
         md.push_str(&format!("| {} | {:.4} | {} |\n", c.item, c.per_month_usd, c.basis));
     }
-    md.push_str(&format!("| **total** | **{:.4}** | |\n", costs.iter().map(|c| c.per_month_usd).sum::<f64>()));
+    let usage: f64 = costs.iter().filter(|c| !c.basis.starts_with("fixed")).map(|c| c.per_month_usd).sum();
+    let total: f64 = costs.iter().map(|c| c.per_month_usd).sum();
+    md.push_str(&format!("| **usage-driven** (compute, Cost Explorer, metrics) | **{usage:.4}** | |\n"));
+    md.push_str(&format!("| **total** with the stack's fixed resources | **{total:.4}** | |\n"));
     md
 }
 
