@@ -14,19 +14,25 @@ use crate::plan::{DeleteReason, Plan, Skip};
 pub const CONCURRENCY: usize = 4;
 
 /// How fast writes go out, and until when. EC2 refills an account's mutating-request bucket at about
-/// five tokens a second (after a burst); a backlog of thousands of expired snapshots (pruning turned
+/// five tokens a second after a burst; a backlog of thousands of expired snapshots (pruning turned
 /// on after a long gap) sent as fast as the SDK allows would be throttled, and would throttle the
-/// operator's own tools. So each write has a slot, `1 / rate` after the previous one, and writes
-/// whose slot falls after the deadline are left for the next run (they are still expired then).
+/// operator's own tools. So the first `burst` writes go at once (a normal day's handful), and each
+/// later one has a slot `1 / per_second` after the previous; writes whose slot falls after the
+/// deadline are left for the next run (they are still expired then).
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
     pub per_second: u32,
+    pub burst: usize,
     pub deadline: Instant,
 }
 
+/// Well inside EC2's mutating-request bucket, which other tools share.
+pub const BURST: usize = 20;
+
 impl Pacing {
     fn slot(&self, start: Instant, index: usize) -> Option<Instant> {
-        let at = start + Duration::from_secs_f64(index as f64 / f64::from(self.per_second.max(1)));
+        let paced = index.saturating_sub(self.burst);
+        let at = start + Duration::from_secs_f64(paced as f64 / f64::from(self.per_second.max(1)));
         (at < self.deadline).then_some(at)
     }
 }
@@ -173,19 +179,21 @@ mod tests {
         });
         let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&delete]));
 
-        let pacing = Pacing { per_second: 4, deadline: start + Duration::from_millis(2_100) };
-        let outcome = apply(&ec2, &plan(12), pacing).await;
+        let pacing = Pacing { per_second: 4, burst: 2, deadline: start + Duration::from_millis(2_100) };
+        let outcome = apply(&ec2, &plan(14), pacing).await;
 
-        assert_eq!(outcome.deleted.len(), 9, "slots at 0, 0.25 … 2.0 s are before the deadline");
-        assert_eq!(outcome.deferred, ["snap-009", "snap-010", "snap-011"]);
+        assert_eq!(outcome.deleted.len(), 11, "2 at once, then slots at 0, 0.25 … 2.0 s before the deadline");
+        assert_eq!(outcome.deferred, ["snap-011", "snap-012", "snap-013"]);
         assert!(outcome.failed.is_empty());
         let mut times = sent.lock().unwrap().clone();
         times.sort();
-        for (i, at) in times.iter().enumerate() {
-            assert!(*at >= Duration::from_millis(250 * i as u64), "request {i} went out early, at {at:?}");
+        assert_eq!(times[..3], [Duration::ZERO; 3], "the burst, and the first paced slot, at once");
+        for (i, at) in times.iter().enumerate().skip(2) {
+            let slot = Duration::from_millis(250 * (i as u64 - 2));
+            assert!(*at >= slot, "request {i} went out early, at {at:?}");
         }
-        // Never more than `per_second` requests in any one-second window.
-        for (i, at) in times.iter().enumerate() {
+        // After the burst, never more than `per_second` requests in any one-second window.
+        for (i, at) in times.iter().enumerate().skip(2) {
             let window = times[i..].iter().filter(|t| **t < *at + Duration::from_secs(1)).count();
             assert!(window <= 4, "{window} requests within a second of {at:?}");
         }

@@ -53,6 +53,7 @@ impl Handler {
         let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
         let pacing = apply::Pacing {
             per_second: self.config.write_rate,
+            burst: apply::BURST,
             deadline: tokio::time::Instant::now() + remaining.saturating_sub(REPORT_RESERVE),
         };
         let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan, pacing).await) };

@@ -357,7 +357,8 @@ async fn ebs_scale() -> anyhow::Result<Scale> {
     let total: usize = requests.values().sum();
     let pages = snapshots.div_ceil(1000);
     let minimum = 1 + pages + VOLUMES + expired;
-    let writes = (VOLUMES + expired) as f64;
+    // ebs-snapshots' defaults: a burst of 20 writes, then 4 a second.
+    let writes = (VOLUMES + expired).saturating_sub(20) as f64;
     let at_default = writes / 4.0;
     Ok(Scale {
         volumes: VOLUMES,
