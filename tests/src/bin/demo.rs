@@ -1,14 +1,15 @@
 //! The suite's main job on the embedded emulator: seeds a small OpenClaw account and runs
 //! ebs-snapshots over simulated days — a dry run first, then for real, then through a stretch of
 //! failing days — printing what happened each day; then s3-backup backs up a live state directory,
-//! and restores it after a bad update; cost-check compares a month with the seed's estimate; and
+//! and restores it after a bad update; spot-recovery replaces a reclaimed Spot gateway; cost-check
+//! compares a month with the seed's estimate; and
 //! telegram-notify shows what reached the phone. Run it with scripts/demo.sh.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 use chrono::{NaiveDate, TimeDelta};
-use integration_tests::account::{OpenClawAccount, tag_value};
+use integration_tests::account::{AZ, OpenClawAccount, tag_value};
 use integration_tests::backup_bucket::{configure_like_the_template, gateway_instance_role};
 use integration_tests::costs::{full_with_nat_overrun, groups};
 use integration_tests::emulator::Emulator;
@@ -249,6 +250,98 @@ async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// spot-recovery, in an account of its own: the gateway runs as Spot from a launch template with its
+/// data volume and Elastic IP; EC2 warns, then reclaims it; the function replaces it.
+async fn show_spot_recovery() -> anyhow::Result<()> {
+    use aws_sdk_ec2::types::{
+        DomainType, InstanceMarketOptionsRequest, LaunchTemplateSpecification, MarketType, RequestLaunchTemplateData,
+        ResourceType, Tag, TagSpecification,
+    };
+    println!("spot-recovery: EC2 reclaims the Spot gateway; the suite brings it back");
+    let emulator = Emulator::start().await?;
+    let admin = emulator.admin().await;
+    let ec2 = aws_sdk_ec2::Client::new(&admin);
+    let image = ec2.describe_images().owners("amazon").send().await?;
+    let image = image.images().first().and_then(|i| i.image_id()).context("an AMI")?.to_owned();
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name("openclaw-gateway")
+        .launch_template_data(RequestLaunchTemplateData::builder().image_id(image).build())
+        .send()
+        .await?;
+    let template_id = template.launch_template.and_then(|t| t.launch_template_id).context("template id")?;
+    let tags = |kind: ResourceType, pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .fold(TagSpecification::builder().resource_type(kind), |b, (k, v)| {
+                b.tags(Tag::builder().key(*k).value(*v).build())
+            })
+            .build()
+    };
+    let gateway = ec2
+        .run_instances()
+        .launch_template(LaunchTemplateSpecification::builder().launch_template_id(&template_id).build())
+        .min_count(1)
+        .max_count(1)
+        .placement(aws_sdk_ec2::types::Placement::builder().availability_zone(AZ).build())
+        .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build())
+        .tag_specifications(tags(ResourceType::Instance, &[("Name", "openclaw-gateway"), ("openclaw:role", "gateway")]))
+        .send()
+        .await?;
+    let gateway = gateway.instances().first().and_then(|i| i.instance_id()).context("instance id")?.to_owned();
+    let volume = OpenClawAccount::volume(
+        &ec2,
+        &[("Name", "openclaw-data"), ("openclaw:snapshot", "daily"), ("openclaw:role", "gateway")],
+    )
+    .await?;
+    ec2.attach_volume().volume_id(&volume).instance_id(&gateway).device("/dev/sdf").send().await?;
+    let address = ec2.allocate_address().domain(DomainType::Vpc).send().await?.allocation_id.context("EIP")?;
+    ec2.associate_address().allocation_id(&address).instance_id(&gateway).send().await?;
+    let (topic_arn, _) = integration_tests::account::ops_topic_with_capture(&admin).await?;
+
+    let principal = Principal::for_function(&emulator, "SpotRecoveryFunction").await?;
+    let mut env = emulator.function_env(&principal.keys);
+    env.extend([
+        ("NOTIFY_TOPIC_ARN".to_owned(), topic_arn),
+        ("LAUNCH_TEMPLATE_ID".to_owned(), template_id),
+        ("ELASTIC_IP_ALLOCATION_ID".to_owned(), address),
+        ("RUST_LOG".to_owned(), "off".to_owned()),
+    ]);
+    let function = Function::start("spot-recovery", &env).await?;
+    let event = |detail_type: &str, detail: Value| {
+        json!({"version": "0", "id": format!("demo-{detail_type}"), "detail-type": detail_type, "source": "aws.ec2",
+               "account": "123456789012", "time": chrono::Utc::now().to_rfc3339(), "region": "us-east-1",
+               "resources": [format!("arn:aws:ec2:us-east-1:123456789012:instance/{gateway}")], "detail": detail})
+    };
+    println!("  gateway {gateway} (Spot) in {AZ}, data volume {volume} at /dev/sdf, an Elastic IP");
+    let warned = function
+        .invoke(&event(
+            "EC2 Spot Instance Interruption Warning",
+            json!({"instance-id": gateway, "instance-action": "terminate"}),
+        ))
+        .await?
+        .response();
+    println!(
+        "  the two-minute warning: final snapshot {}",
+        warned["outcome"]["snapshot_id"].as_str().unwrap_or("(none)")
+    );
+    emulator.spot_interruption(&gateway, "terminate").await?;
+    let state_change =
+        event("EC2 Instance State-change Notification", json!({"instance-id": gateway, "state": "terminated"}));
+    let replaced = function.invoke(&state_change).await?.response();
+    println!("  terminated; the recovery timeline:");
+    for step in replaced["outcome"]["timeline"].as_array().into_iter().flatten() {
+        println!("    {}", step["what"].as_str().unwrap_or_default());
+    }
+    let again = function.invoke(&state_change).await?.response();
+    println!(
+        "  the same event again (EventBridge is at-least-once): {} (no second replacement)",
+        again["plan"]["action"].as_str().unwrap_or_default()
+    );
+    println!();
+    Ok(())
+}
+
 /// cost-check on the 2nd of the month: last month against the seed's full-tier estimate, line by
 /// line, with the NAT Gateway running over.
 async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
@@ -397,6 +490,7 @@ async fn main() -> anyhow::Result<()> {
     println!("it and the Errors alarm fires); the floor kept the newest 3 snapshots of each volume.\n");
 
     show_backup(&demo).await?;
+    show_spot_recovery().await?;
     show_cost(&demo).await?;
     show_telegram(&demo).await?;
 
