@@ -13,4 +13,7 @@ pub mod tags;
 #[cfg(feature = "ec2")]
 pub mod snapshot;
 
+#[cfg(feature = "ssm")]
+pub mod ssm;
+
 pub use error::Error;

@@ -6,6 +6,7 @@ use aws_sdk_ec2::types::Filter;
 use aws_sdk_s3::types::ServerSideEncryption;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::ssm::{self, ShellCommand};
 use openclaw_ops_shared::tags::TagFilter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,14 +41,7 @@ pub struct ArchiveInfo {
 }
 
 /// How a command ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CommandOutcome {
-    pub command_id: String,
-    pub status: String,
-    pub exit_code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use openclaw_ops_shared::ssm::Invocation as CommandOutcome;
 
 fn sdk<E>(operation: &'static str) -> impl Fn(E) -> Error
 where
@@ -137,44 +131,21 @@ impl Clients {
         timeout: Duration,
         deadline: tokio::time::Instant,
     ) -> Result<CommandOutcome, String> {
-        let sent = self
-            .ssm
-            .send_command()
-            .instance_ids(instance_id)
-            .document_name("AWS-RunShellScript")
-            .comment(comment)
-            .parameters("commands", vec![script])
-            .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
-            .timeout_seconds(60)
-            .send()
-            .await
-            .map_err(|e| format!("ssm:SendCommand: {}", SdkErrorDisplay(&e)))?;
-        let command_id =
-            sent.command().and_then(|c| c.command_id()).ok_or("SendCommand answered without a command id")?.to_owned();
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let invocation =
-                match self.ssm.get_command_invocation().command_id(&command_id).instance_id(instance_id).send().await {
-                    Ok(i) => i,
-                    // Right after SendCommand the invocation may not exist yet.
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_invocation_does_not_exist()) => continue,
-                    Err(e) => return Err(format!("ssm:GetCommandInvocation: {}", SdkErrorDisplay(&e))),
-                };
-            let status = invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            if matches!(status.as_str(), "Pending" | "InProgress" | "Delayed") {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(format!("command {command_id} still {status} when the function had to stop"));
-                }
-                continue;
-            }
-            return Ok(CommandOutcome {
-                command_id,
-                status,
-                exit_code: invocation.response_code(),
-                stdout: invocation.standard_output_content().unwrap_or_default().to_owned(),
-                stderr: invocation.standard_error_content().unwrap_or_default().to_owned(),
-            });
+        let command = ShellCommand {
+            instance_id,
+            comment,
+            script,
+            execution_timeout: timeout,
+            delivery_timeout: Duration::from_secs(60),
+        };
+        let outcome = ssm::run(&self.ssm, command, deadline).await?;
+        if outcome.running() {
+            return Err(format!(
+                "command {} still {} when the function had to stop",
+                outcome.command_id, outcome.status
+            ));
         }
+        Ok(outcome)
     }
 
     /// The bucket's versioning, default encryption and lifecycle rules, for the drift check. What

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use openclaw_ops_shared::backup::script;
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::ssm::{self, ShellCommand};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -52,47 +52,16 @@ impl Ssm {
             include_logs_and_media: false,
         }
         .script();
-        let sent = self
-            .client
-            .send_command()
-            .instance_ids(instance_id)
-            .document_name("AWS-RunShellScript")
-            .comment("openclaw-ops spot-recovery: backup before a Spot interruption")
-            .parameters("commands", vec![script])
-            .parameters("executionTimeout", vec![EXECUTION_TIMEOUT.as_secs().to_string()])
-            .timeout_seconds(30)
-            .send()
-            .await
-            .map_err(|e| format!("ssm:SendCommand: {}", SdkErrorDisplay(&e)))?;
-        let command_id =
-            sent.command().and_then(|c| c.command_id()).ok_or("SendCommand answered without a command id")?.to_owned();
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let invocation = match self
-                .client
-                .get_command_invocation()
-                .command_id(&command_id)
-                .instance_id(instance_id)
-                .send()
-                .await
-            {
-                Ok(i) => Some(i),
-                // Right after SendCommand the invocation may not exist yet.
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_invocation_does_not_exist()) => None,
-                Err(e) => return Err(format!("ssm:GetCommandInvocation {command_id}: {}", SdkErrorDisplay(&e))),
-            };
-            let status = invocation
-                .as_ref()
-                .and_then(|i| i.status())
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_else(|| "Pending".to_owned());
-            let running = matches!(status.as_str(), "Pending" | "InProgress" | "Delayed");
-            if !running || Instant::now() >= until {
-                let stderr = invocation.as_ref().and_then(|i| i.standard_error_content()).unwrap_or_default();
-                let count = stderr.chars().count();
-                let stderr_tail = stderr.chars().skip(count.saturating_sub(1500)).collect();
-                return Ok(CommandResult { command_id, status, stderr_tail });
-            }
-        }
+        let command = ShellCommand {
+            instance_id,
+            comment: "openclaw-ops spot-recovery: backup before a Spot interruption",
+            script,
+            execution_timeout: EXECUTION_TIMEOUT,
+            delivery_timeout: Duration::from_secs(30),
+        };
+        let invocation = ssm::run(&self.client, command, until).await?;
+        let count = invocation.stderr.chars().count();
+        let stderr_tail = invocation.stderr.chars().skip(count.saturating_sub(1500)).collect();
+        Ok(CommandResult { command_id: invocation.command_id, status: invocation.status, stderr_tail })
     }
 }

@@ -1,0 +1,85 @@
+//! Running a shell script on an instance through SSM Run Command (`AWS-RunShellScript`) and
+//! following it: s3-backup's backups and restores, spot-recovery's last-minute backup.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::error::SdkErrorDisplay;
+
+/// What to run where, and for how long SSM may take to deliver and to run it.
+#[derive(Debug, Clone)]
+pub struct ShellCommand<'a> {
+    pub instance_id: &'a str,
+    pub comment: &'a str,
+    pub script: String,
+    /// The script's own limit on the instance (`executionTimeout`).
+    pub execution_timeout: Duration,
+    /// How long SSM may wait for the instance to pick the command up.
+    pub delivery_timeout: Duration,
+}
+
+/// Where a command stands: ended (`Success`, `Failed`, `TimedOut`...) or, when the caller's time ran
+/// out first, still running (see [`Invocation::running`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invocation {
+    pub command_id: String,
+    pub status: String,
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Invocation {
+    pub fn running(&self) -> bool {
+        matches!(self.status.as_str(), "Pending" | "InProgress" | "Delayed")
+    }
+}
+
+/// Sends the command and follows it until it ends or `until` comes.
+pub async fn run(
+    client: &aws_sdk_ssm::Client,
+    command: ShellCommand<'_>,
+    until: Instant,
+) -> Result<Invocation, String> {
+    let instance_id = command.instance_id;
+    let sent = client
+        .send_command()
+        .instance_ids(instance_id)
+        .document_name("AWS-RunShellScript")
+        .comment(command.comment)
+        .parameters("commands", vec![command.script])
+        .parameters("executionTimeout", vec![command.execution_timeout.as_secs().to_string()])
+        .timeout_seconds(command.delivery_timeout.as_secs() as i32)
+        .send()
+        .await
+        .map_err(|e| format!("ssm:SendCommand: {}", SdkErrorDisplay(&e)))?;
+    let command_id =
+        sent.command().and_then(|c| c.command_id()).ok_or("SendCommand answered without a command id")?.to_owned();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let invocation =
+            match client.get_command_invocation().command_id(&command_id).instance_id(instance_id).send().await {
+                Ok(i) => Invocation {
+                    command_id: command_id.clone(),
+                    status: i.status().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "Pending".to_owned()),
+                    exit_code: i.response_code(),
+                    stdout: i.standard_output_content().unwrap_or_default().to_owned(),
+                    stderr: i.standard_error_content().unwrap_or_default().to_owned(),
+                },
+                // Right after SendCommand the invocation may not exist yet.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_invocation_does_not_exist()) => Invocation {
+                    command_id: command_id.clone(),
+                    status: "Pending".to_owned(),
+                    exit_code: -1,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                },
+                Err(e) => return Err(format!("ssm:GetCommandInvocation {command_id}: {}", SdkErrorDisplay(&e))),
+            };
+        if !invocation.running() || Instant::now() >= until {
+            return Ok(invocation);
+        }
+    }
+}
