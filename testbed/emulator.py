@@ -78,30 +78,14 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
+
+import iam_bed
 from moto.iam.access_control import IAMRequestBase
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 REGION = "us-east-1"
 
 _request = threading.local()
-_calls_lock = threading.Lock()
-_calls: list[dict] = []
-
-
-def _record_authorizations() -> None:
-    """Wrap moto's permission check so each evaluated action is written down, allowed or not."""
-    original = IAMRequestBase.check_action_permitted
-
-    def check_action_permitted(self, resource):  # noqa: ANN001
-        entry = {"access_key_id": self._access_key._access_key_id, "action": self._action, "allowed": False}
-        try:
-            original(self, resource)
-            entry["allowed"] = True
-        finally:
-            with _calls_lock:
-                _calls.append(entry)
-
-    IAMRequestBase.check_action_permitted = check_action_permitted
 
 
 _ce_lock = threading.Lock()
@@ -316,11 +300,9 @@ class Testbed:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             return "200 OK", _seed_snapshots(json.loads(environ["wsgi.input"].read(length) or b"{}")["snapshots"])
         if path == "/_testbed/calls" and method == "GET":
-            with _calls_lock:
-                return "200 OK", list(_calls)
+            return "200 OK", iam_bed.calls()
         if path == "/_testbed/calls" and method == "DELETE":
-            with _calls_lock:
-                _calls.clear()
+            iam_bed.clear()
             return "200 OK", {}
         return "404 Not Found", {"error": f"no testbed route {method} {path}"}
 
@@ -409,7 +391,7 @@ def main() -> None:
 
     freezer = freezegun.freeze_time(datetime.now(timezone.utc).replace(tzinfo=None), tick=True)
     clock = freezer.start()
-    _record_authorizations()
+    iam_bed.install()
     _sign_over_raw_bodies()
     _complete_cost_explorer()
     _run_shell_scripts_for_real()
@@ -425,8 +407,7 @@ def main() -> None:
 
     admin = _create_admin(url)
     _enforce_iam()
-    with _calls_lock:
-        _calls.clear()
+    iam_bed.clear()
 
     print(json.dumps({"url": url, "region": REGION, "admin": admin}), flush=True)
     # The parent owns our lifetime: when it goes away (stdin closes), so do we.

@@ -2,80 +2,33 @@
 //! lifecycle, read from the template and applied through the S3 API, so tests (and the drift check
 //! they exercise) use the template's settings instead of a copy of them.
 
-use std::collections::HashMap;
-
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus,
     LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ServerSideEncryption,
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Transition,
     TransitionStorageClass, VersioningConfiguration,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::emulator::Emulator;
 use crate::iam::Principal;
+use crate::stack::Stack;
 
 use crate::template::Template;
-
-/// Resolves `!Ref`, `!Sub` and `!GetAtt` with the values given (parameters and attributes by name).
-pub fn resolve(value: &serde_norway::Value, names: &HashMap<&str, String>) -> anyhow::Result<Value> {
-    use serde_norway::Value as Y;
-    Ok(match value {
-        Y::Tagged(tagged) => {
-            let inner = tagged.value.as_str().ok_or_else(|| anyhow!("{} of {:?}", tagged.tag, tagged.value))?;
-            match tagged.tag.to_string().as_str() {
-                "!Ref" | "!GetAtt" => {
-                    Value::String(names.get(inner).cloned().ok_or_else(|| anyhow!("no value for {inner}"))?)
-                }
-                "!Sub" => {
-                    let mut out = inner.to_owned();
-                    for (name, v) in names {
-                        out = out.replace(&format!("${{{name}}}"), v);
-                    }
-                    anyhow::ensure!(!out.contains("${"), "unresolved {out}");
-                    Value::String(out)
-                }
-                other => return Err(anyhow!("intrinsic {other} is not supported here")),
-            }
-        }
-        Y::Mapping(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| Ok((k.as_str().unwrap_or_default().to_owned(), resolve(v, names)?)))
-                .collect::<anyhow::Result<_>>()?,
-        ),
-        Y::Sequence(s) => Value::Array(s.iter().map(|v| resolve(v, names)).collect::<anyhow::Result<_>>()?),
-        other => serde_json::to_value(other)?,
-    })
-}
-
-/// The template's default for a parameter.
-pub fn parameter_default(template: &Template, name: &str) -> anyhow::Result<String> {
-    let default = template
-        .doc
-        .get("Parameters")
-        .and_then(|p| p.get(name))
-        .and_then(|p| p.get("Default"))
-        .ok_or_else(|| anyhow!("parameter {name} has no default"))?;
-    Ok(match default {
-        serde_norway::Value::String(s) => s.clone(),
-        other => serde_json::to_value(other)?.to_string(),
-    })
-}
 
 /// Applies `BackupBucket`'s versioning, default encryption and lifecycle to `bucket`, with the
 /// template's parameter defaults and `key_arn` as the stack's key.
 pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, key_arn: &str) -> anyhow::Result<()> {
-    let template = Template::load()?;
-    let mut names: HashMap<&str, String> = HashMap::new();
-    for p in ["BackupPrefix", "BackupDailyRetentionDays"] {
-        names.insert(p, parameter_default(&template, p)?);
-    }
-    names.insert("OpsKey.Arn", key_arn.to_owned());
-    let all = template.resource("BackupBucket")?.get("Properties").context("BackupBucket Properties")?;
+    let stack = Stack::of(Template::load()?, "us-east-1")?.bucket("BackupBucket", bucket).resource(
+        "OpsKey",
+        key_arn,
+        &[("Arn", key_arn)],
+    );
+    let all = stack.template().resource("BackupBucket")?.get("Properties").context("BackupBucket Properties")?;
     let mut props = serde_json::Map::new();
     for setting in ["VersioningConfiguration", "BucketEncryption", "LifecycleConfiguration"] {
-        props.insert(setting.to_owned(), resolve(all.get(setting).with_context(|| setting.to_owned())?, &names)?);
+        props.insert(setting.to_owned(), stack.resolve(all.get(setting).with_context(|| setting.to_owned())?)?);
     }
     let props = Value::Object(props);
 
@@ -141,20 +94,8 @@ pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, 
     Ok(())
 }
 
-/// The gateway's instance role as a user holding exactly `GatewayBackupPolicy`, its S3 resources
-/// resolved for `bucket` (moto evaluates those, so a write outside the backup prefix is refused).
-pub async fn gateway_instance_role(emulator: &Emulator, bucket: &str) -> anyhow::Result<Principal> {
-    let template = Template::load()?;
-    let names = HashMap::from([
-        ("BackupBucket.Arn", format!("arn:aws:s3:::{bucket}")),
-        ("BackupPrefix", parameter_default(&template, "BackupPrefix")?),
-    ]);
-    Principal::for_managed_policy(emulator, "GatewayBackupPolicy", |statement| {
-        if statement.actions.iter().all(|a| a.starts_with("s3:")) {
-            resolve(&statement.resource, &names)
-        } else {
-            Ok(json!("*"))
-        }
-    })
-    .await
+/// The gateway's instance role as a user holding exactly `GatewayBackupPolicy`, resolved for the
+/// stack's bucket and key.
+pub async fn gateway_instance_role(emulator: &Emulator, stack: &Stack) -> anyhow::Result<Principal> {
+    Principal::for_managed_policy(emulator, "GatewayBackupPolicy", stack).await
 }

@@ -29,12 +29,33 @@ struct Ready {
     admin: Keys,
 }
 
-/// One authorization moto evaluated.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// One request the test bed authorized or refused (testbed/iam_bed.py's decision log).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Call {
     pub access_key_id: String,
+    /// The API operation as an IAM action (`ec2:CreateSnapshot`).
     pub action: String,
     pub allowed: bool,
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// Every authorization AWS makes for the request (implied ones included), with its decision.
+    #[serde(default)]
+    pub authorizations: Vec<Authorization>,
+    /// What the bed could not evaluate (an unknown operator, key or operation): always a denial.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One action on one resource, with its request context and the statements that decided it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Authorization {
+    pub action: String,
+    pub resource: String,
+    pub context: serde_json::Map<String, serde_json::Value>,
+    pub allowed: bool,
+    /// `policy/Sid` of the deciding statements: every matching Allow, or the matching Deny.
+    pub statements: Vec<String>,
+    pub reason: String,
 }
 
 pub struct Emulator {

@@ -1,9 +1,10 @@
 //! IAM principals for the functions under test, holding exactly the template's grants.
 //!
-//! moto evaluates actions but not Condition keys, and outside S3 honours only `Resource: "*"`
-//! (ARCHITECTURE.md, "Tests"). So the test user gets the template's statements with the same
-//! actions and `Resource: "*"`; the real scoping is checked over the parsed template instead
-//! (tests/tests/template.rs).
+//! Each function runs as an IAM user whose inline policy is its template statements as written:
+//! actions, resources and conditions, with the template's intrinsics resolved to the test's own
+//! account ([`Stack`]). The test bed evaluates them as AWS does (testbed/iam_bed.py), so a grant
+//! that is too narrow fails the test that needs it, and the decision log says which statement
+//! allowed each call.
 
 use std::collections::BTreeSet;
 
@@ -11,57 +12,61 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::emulator::{Emulator, Keys};
-use crate::template::{Statement, Template};
+use crate::stack::Stack;
+use crate::template::Statement;
 
 pub struct Principal {
     pub user: String,
     pub keys: Keys,
     /// Every action the template grants the function.
     pub granted: BTreeSet<String>,
+    /// The policy as the emulator holds it (resolved).
+    pub policy: serde_json::Value,
 }
 
 impl Principal {
-    /// An IAM user named after the function, holding its template policy (actions as granted).
-    pub async fn for_function(emulator: &Emulator, logical_id: &str) -> anyhow::Result<Self> {
-        let statements = Template::load()?.function_statements(logical_id)?;
-        Self::holding(emulator, logical_id, &statements, |_| Ok(json!("*"))).await
+    /// An IAM user named after the function, holding its template policy exactly as written.
+    pub async fn for_function(emulator: &Emulator, logical_id: &str, stack: &Stack) -> anyhow::Result<Self> {
+        let statements = stack.template().function_statements(logical_id)?;
+        Self::holding(emulator, logical_id, &statements, stack).await
     }
 
-    /// A user holding a managed policy of the template: the gateway's instance role, say. moto does
-    /// evaluate S3 resource ARNs, so `resource` may resolve those (`BackupBucket.Arn`...) for real.
-    pub async fn for_managed_policy(
-        emulator: &Emulator,
-        logical_id: &str,
-        resource: impl Fn(&Statement) -> anyhow::Result<serde_json::Value>,
-    ) -> anyhow::Result<Self> {
-        let statements = Template::load()?.managed_policy_statements(logical_id)?;
-        Self::holding(emulator, logical_id, &statements, resource).await
+    /// A user holding a managed policy of the template: the gateway's instance role, say.
+    pub async fn for_managed_policy(emulator: &Emulator, logical_id: &str, stack: &Stack) -> anyhow::Result<Self> {
+        let statements = stack.template().managed_policy_statements(logical_id)?;
+        Self::holding(emulator, logical_id, &statements, stack).await
     }
 
     async fn holding(
         emulator: &Emulator,
         logical_id: &str,
         statements: &[Statement],
-        resource: impl Fn(&Statement) -> anyhow::Result<serde_json::Value>,
+        stack: &Stack,
     ) -> anyhow::Result<Self> {
         let granted: BTreeSet<String> = statements.iter().flat_map(|s| s.actions.iter().cloned()).collect();
-        let widened: Vec<_> = statements
-            .iter()
-            .map(|s| Ok(json!({"Sid": s.sid, "Effect": s.effect, "Action": s.actions, "Resource": resource(s)?})))
-            .map(|v: anyhow::Result<serde_json::Value>| {
-                let mut v = v?;
-                if v["Sid"].is_null() {
-                    v.as_object_mut().unwrap().remove("Sid");
-                }
-                Ok(v)
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let mut resolved = Vec::new();
+        for s in statements {
+            let mut statement = json!({"Effect": s.effect, "Action": s.actions});
+            let object = statement.as_object_mut().expect("an object");
+            if let Some(sid) = &s.sid {
+                object.insert("Sid".into(), json!(sid));
+            }
+            let resource = stack.resolve(&s.resource).with_context(|| format!("{logical_id} {:?}: Resource", s.sid))?;
+            object.insert("Resource".into(), resource);
+            if let Some(condition) = &s.condition {
+                let condition =
+                    stack.resolve(condition).with_context(|| format!("{logical_id} {:?}: Condition", s.sid))?;
+                object.insert("Condition".into(), condition);
+            }
+            resolved.push(statement);
+        }
+        let policy = json!({"Version": "2012-10-17", "Statement": resolved});
         let iam = aws_sdk_iam::Client::new(&emulator.admin().await);
         iam.create_user().user_name(logical_id).send().await.context("CreateUser")?;
         iam.put_user_policy()
             .user_name(logical_id)
             .policy_name("template")
-            .policy_document(json!({"Version": "2012-10-17", "Statement": widened}).to_string())
+            .policy_document(policy.to_string())
             .send()
             .await
             .context("PutUserPolicy")?;
@@ -71,6 +76,7 @@ impl Principal {
             user: logical_id.to_owned(),
             keys: Keys { access_key_id: key.access_key_id, secret_access_key: key.secret_access_key },
             granted,
+            policy,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod iam;
 pub mod openclaw_state;
 pub mod runtime;
 pub mod schedule;
+pub mod stack;
 pub mod template;
 
 use std::path::PathBuf;

@@ -17,6 +17,7 @@ pub struct Statement {
     pub condition: Option<Value>,
 }
 
+#[derive(Debug, Clone)]
 pub struct Template {
     pub doc: Value,
 }

@@ -10,6 +10,7 @@ use integration_tests::costs::{FULL_ON_BUDGET, full_with_nat_overrun, groups};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::runtime::Function;
+use integration_tests::stack::Stack;
 use integration_tests::workspace_root;
 use serde_json::{Value, json};
 
@@ -45,7 +46,8 @@ async fn run(case: Case) -> Value {
     if let Some(failure) = case.failure {
         emulator.queue_cost_failures(vec![failure]).await.unwrap();
     }
-    let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+    let stack = Stack::new(&emulator).await.unwrap().topic("OpsTopic", &topic_arn);
+    let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
     let mut env = emulator.function_env(&principal.keys);
     env.extend([("NOTIFY_TOPIC_ARN".to_owned(), topic_arn), ("COST_TIER".to_owned(), case.tier.to_owned())]);
     let function = Function::start("cost-check", &env).await.unwrap();
@@ -212,7 +214,8 @@ async fn the_policy_is_what_the_function_uses_and_bad_input_changes_nothing() {
         ])
         .await
         .unwrap();
-    let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+    let stack = Stack::new(&emulator).await.unwrap().topic("OpsTopic", &topic_arn);
+    let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
     let mut env = emulator.function_env(&principal.keys);
     env.push(("NOTIFY_TOPIC_ARN".to_owned(), topic_arn));
     let function = Function::start("cost-check", &env).await.unwrap();

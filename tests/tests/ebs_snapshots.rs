@@ -9,6 +9,7 @@ use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::runtime::Function;
 use integration_tests::schedule::{day, scheduled_at, scheduled_event};
+use integration_tests::stack::Stack;
 use serde_json::{Value, json};
 
 const LOGICAL_ID: &str = "EbsSnapshotsFunction";
@@ -24,7 +25,8 @@ impl Bed {
     async fn start(extra_env: &[(&str, &str)]) -> Bed {
         let emulator = Emulator::start().await.unwrap();
         let account = OpenClawAccount::seed(&emulator).await.unwrap();
-        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        let stack = Stack::new(&emulator).await.unwrap().topic("OpsTopic", &account.topic_arn);
+        let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
         let mut env = emulator.function_env(&principal.keys);
         env.push(("NOTIFY_TOPIC_ARN".into(), account.topic_arn.clone()));
         env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -253,7 +255,8 @@ async fn dry_run_from_the_environment_applies_to_scheduled_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_configuration_fails_the_init_phase_by_name() {
     let emulator = Emulator::start().await.unwrap();
-    let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+    let stack = Stack::new(&emulator).await.unwrap().topic("OpsTopic", "arn:aws:sns:us-east-1:123456789012:ops");
+    let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
     let function = Function::start("ebs-snapshots", &emulator.function_env(&principal.keys)).await.unwrap();
     let failure = function.init_failure().await.unwrap();
     assert!(failure.contains("NOTIFY_TOPIC_ARN is required"), "{failure}");

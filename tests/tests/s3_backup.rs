@@ -11,6 +11,7 @@ use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::{StateDir, files_under, state_dir, untar};
 use integration_tests::runtime::Function;
+use integration_tests::stack::Stack;
 use serde_json::{Value, json};
 
 const BUCKET: &str = "openclaw-backups-e2e";
@@ -38,10 +39,11 @@ impl Bed {
         let admin = emulator.admin().await;
         let s3 = aws_sdk_s3::Client::new(&admin);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-        let key = aws_sdk_kms::Client::new(&admin).create_key().send().await.unwrap().key_metadata.unwrap();
-        let key_id = key.arn.unwrap();
+        let stack = Stack::new(&emulator).await.unwrap().bucket("BackupBucket", BUCKET);
+        let key_id = stack.attr("OpsKey.Arn").unwrap().to_owned();
         configure_like_the_template(&s3, BUCKET, &key_id).await.unwrap();
         let (topic_arn, queue_url) = ops_topic_with_capture(&admin).await.unwrap();
+        let stack = stack.topic("OpsTopic", &topic_arn);
 
         let ec2 = aws_sdk_ec2::Client::new(&admin);
         let image =
@@ -63,7 +65,7 @@ impl Bed {
         let instance = run.instances()[0].instance_id().unwrap().to_owned();
         // The machine plays the gateway; its instance role holds exactly GatewayBackupPolicy (its S3
         // resources resolved: moto evaluates those, so a write outside the prefix is refused).
-        let instance_role = gateway_instance_role(&emulator, BUCKET).await.unwrap();
+        let instance_role = gateway_instance_role(&emulator, &stack).await.unwrap();
         let mut env = serde_json::Map::new();
         for (k, v) in emulator.function_env(&instance_role.keys) {
             env.insert(k, json!(v));
@@ -74,7 +76,7 @@ impl Bed {
         }
         emulator.register_instance(&instance, env).await.unwrap();
 
-        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
         Bed { emulator, principal, instance_role, s3, topic_arn, queue_url, state: state_dir(name), key_id }
     }
 

@@ -14,6 +14,7 @@ use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::{StateDir, state_dir};
 use integration_tests::runtime::Function;
+use integration_tests::stack::Stack;
 use serde_json::{Value, json};
 
 const LOGICAL_ID: &str = "SpotRecoveryFunction";
@@ -59,6 +60,25 @@ impl Bed {
         let ec2 = aws_sdk_ec2::Client::new(&admin);
         let image =
             ec2.describe_images().owners("amazon").send().await.unwrap().images.unwrap()[0].image_id.clone().unwrap();
+        // The operator's launch template (SpotLaunchTemplateId): it hands the gateway its instance
+        // role, and does not tag instances as the gateway.
+        let iam = aws_sdk_iam::Client::new(&admin);
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        iam.create_role()
+            .role_name("openclaw-gateway")
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .unwrap();
+        let profile = iam.create_instance_profile().instance_profile_name("openclaw-gateway").send().await.unwrap();
+        let profile_arn = profile.instance_profile.unwrap().arn;
+        iam.add_role_to_instance_profile()
+            .instance_profile_name("openclaw-gateway")
+            .role_name("openclaw-gateway")
+            .send()
+            .await
+            .unwrap();
         let template_id = ec2
             .create_launch_template()
             .launch_template_name("openclaw-gateway")
@@ -66,6 +86,11 @@ impl Bed {
                 RequestLaunchTemplateData::builder()
                     .image_id(&image)
                     .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+                    .iam_instance_profile(
+                        aws_sdk_ec2::types::LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                            .arn(&profile_arn)
+                            .build(),
+                    )
                     .build(),
             )
             .send()
@@ -160,7 +185,14 @@ impl Bed {
         };
         aws_sdk_s3::Client::new(&admin).create_bucket().bucket(BUCKET).send().await.unwrap();
         let (topic_arn, queue_url) = ops_topic_with_capture(&admin).await.unwrap();
-        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        let stack = Stack::new(&emulator)
+            .await
+            .unwrap()
+            .topic("OpsTopic", &topic_arn)
+            .param("SpotLaunchTemplateId", &template_id)
+            .param("GatewayElasticIpAllocationId", if target_group.is_some() { "" } else { allocation_id.as_str() })
+            .param("GatewayTargetGroupArn", target_group.clone().unwrap_or_default());
+        let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
         Bed {
             emulator,
             ec2,

@@ -7,6 +7,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::runtime::Function;
+use integration_tests::stack::Stack;
 use integration_tests::workspace_root;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method};
@@ -76,7 +77,14 @@ impl Bed {
         sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
 
         let telegram = MockServer::start().await;
-        let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+        let dlq_arn = format!("arn:aws:sqs:us-east-1:123456789012:{}", dlq_url.rsplit('/').next().unwrap());
+        let stack = Stack::new(&emulator)
+            .await
+            .unwrap()
+            .topic("OpsTopic", &topic_arn)
+            .resource("TelegramSecret", &secret_arn, &[])
+            .resource("TelegramDeadLetterQueue", &dlq_url, &[("Arn", &dlq_arn)]);
+        let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
         let env = function_env(&emulator, &principal, &secret_arn, &telegram.uri(), &dlq_url, "111,-100222:7");
         let function = Function::start("telegram-notify", &env).await.unwrap();
         Bed { emulator, principal, function, telegram, sns, sqs, topic_arn, queue_url, dlq_url, secret_arn }

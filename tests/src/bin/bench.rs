@@ -17,6 +17,7 @@ use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::state_dir;
 use integration_tests::runtime::{Function, Outcome, binary};
 use integration_tests::schedule::{day, scheduled_at, scheduled_event};
+use integration_tests::stack::Stack;
 use integration_tests::workspace_root;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -153,7 +154,8 @@ async fn ebs_snapshots() -> anyhow::Result<FunctionResult> {
     let emulator = Emulator::start().await?;
     let account = OpenClawAccount::seed(&emulator).await?;
     emulator.set_clock(scheduled_at(1)).await?;
-    let principal = Principal::for_function(&emulator, "EbsSnapshotsFunction").await?;
+    let stack = Stack::new(&emulator).await?.topic("OpsTopic", &account.topic_arn);
+    let principal = Principal::for_function(&emulator, "EbsSnapshotsFunction", &stack).await?;
     measure(Scenario {
         function: "ebs-snapshots",
         work: "the day's run for 2 tagged volumes (1,301 foreign snapshots in the account)",
@@ -182,7 +184,12 @@ async fn telegram_notify() -> anyhow::Result<FunctionResult> {
         .await?
         .arn
         .context("secret arn")?;
-    let principal = Principal::for_function(&emulator, "TelegramNotifyFunction").await?;
+    let stack = Stack::new(&emulator).await?.resource("TelegramSecret", &secret, &[]).resource(
+        "TelegramDeadLetterQueue",
+        "telegram-dlq",
+        &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
+    );
+    let principal = Principal::for_function(&emulator, "TelegramNotifyFunction", &stack).await?;
     let sample: Value = serde_json::from_str(&std::fs::read_to_string(
         workspace_root().join("events/telegram-notify/sns-alarm-cpu.json"),
     )?)?;
@@ -209,7 +216,8 @@ async fn cost_check() -> anyhow::Result<FunctionResult> {
     let admin = emulator.admin().await;
     let (topic_arn, _) = integration_tests::account::ops_topic_with_capture(&admin).await?;
     emulator.queue_cost_and_usage(vec![groups(FULL_ON_BUDGET); COLD_RUNS + WARM_RUNS + 1]).await?;
-    let principal = Principal::for_function(&emulator, "CostCheckFunction").await?;
+    let stack = Stack::new(&emulator).await?.topic("OpsTopic", &topic_arn);
+    let principal = Principal::for_function(&emulator, "CostCheckFunction", &stack).await?;
     measure(Scenario {
         function: "cost-check",
         work: "last month's cost, line by line, against the full-tier estimate (1 Cost Explorer request)",
@@ -229,16 +237,16 @@ async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
     let account = OpenClawAccount::seed(&emulator).await?;
     let s3 = aws_sdk_s3::Client::new(&account.admin);
     s3.create_bucket().bucket(BUCKET).send().await?;
-    let key = aws_sdk_kms::Client::new(&account.admin).create_key().send().await?.key_metadata.context("key")?;
-    let key_arn = key.arn.context("key arn")?;
+    let stack = Stack::new(&emulator).await?.bucket("BackupBucket", BUCKET).topic("OpsTopic", &account.topic_arn);
+    let key_arn = stack.attr("OpsKey.Arn").context("key arn")?.to_owned();
     configure_like_the_template(&s3, BUCKET, &key_arn).await?;
     let state = state_dir("bench");
-    let role = gateway_instance_role(&emulator, BUCKET).await?;
+    let role = gateway_instance_role(&emulator, &stack).await?;
     let mut instance_env: serde_json::Map<String, Value> =
         emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
     instance_env.insert("HOME".into(), json!(std::env::temp_dir()));
     emulator.register_instance(&account.instance_id, instance_env).await?;
-    let principal = Principal::for_function(&emulator, "S3BackupFunction").await?;
+    let principal = Principal::for_function(&emulator, "S3BackupFunction", &stack).await?;
     let env = with(
         &emulator,
         &principal,
@@ -267,7 +275,11 @@ async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
 async fn spot_recovery() -> anyhow::Result<FunctionResult> {
     let emulator = Emulator::start().await?;
     let account = OpenClawAccount::seed(&emulator).await?;
-    let principal = Principal::for_function(&emulator, "SpotRecoveryFunction").await?;
+    let stack = Stack::new(&emulator)
+        .await?
+        .topic("OpsTopic", &account.topic_arn)
+        .param("SpotLaunchTemplateId", "lt-0123456789abcdef0");
+    let principal = Principal::for_function(&emulator, "SpotRecoveryFunction", &stack).await?;
     let sample: Value = serde_json::from_str(&std::fs::read_to_string(
         workspace_root().join("events/spot-recovery/spot-warning-terminate.json"),
     )?)?;
@@ -336,7 +348,8 @@ async fn ebs_scale() -> anyhow::Result<Scale> {
     let expired = VOLUMES * (DAYS as usize - (kept_dates - 1));
     let rate = 1000;
     emulator.set_clock(scheduled_at(DAYS + 1)).await?;
-    let principal = Principal::for_function(&emulator, "EbsSnapshotsFunction").await?;
+    let stack = Stack::new(&emulator).await?.topic("OpsTopic", &topic_arn);
+    let principal = Principal::for_function(&emulator, "EbsSnapshotsFunction", &stack).await?;
     let env = with(
         &emulator,
         &principal,

@@ -17,6 +17,7 @@ use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::state_dir;
 use integration_tests::runtime::{Function, Outcome};
 use integration_tests::schedule::{day, scheduled_at, scheduled_event};
+use integration_tests::stack::Stack;
 use serde_json::{Value, json};
 
 const DAYS: u32 = 10;
@@ -121,7 +122,12 @@ async fn show_telegram(demo: &Demo) -> anyhow::Result<()> {
         .await?
         .arn
         .context("secret arn")?;
-    let principal = Principal::for_function(&demo.emulator, "TelegramNotifyFunction").await?;
+    let stack = Stack::new(&demo.emulator).await?.resource("TelegramSecret", &secret, &[]).resource(
+        "TelegramDeadLetterQueue",
+        "telegram-dlq",
+        &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
+    );
+    let principal = Principal::for_function(&demo.emulator, "TelegramNotifyFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.extend([
         ("TELEGRAM_SECRET_ARN".to_owned(), secret),
@@ -185,17 +191,20 @@ async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
     let admin = &demo.account.admin;
     let s3 = aws_sdk_s3::Client::new(admin);
     s3.create_bucket().bucket(BACKUP_BUCKET).send().await?;
-    let key = aws_sdk_kms::Client::new(admin).create_key().send().await?.key_metadata.context("key")?;
-    let key_arn = key.arn.context("key arn")?;
+    let stack = Stack::new(&demo.emulator)
+        .await?
+        .bucket("BackupBucket", BACKUP_BUCKET)
+        .topic("OpsTopic", &demo.account.topic_arn);
+    let key_arn = stack.attr("OpsKey.Arn").context("key arn")?.to_owned();
     configure_like_the_template(&s3, BACKUP_BUCKET, &key_arn).await?;
     let state = state_dir("demo");
-    let role = gateway_instance_role(&demo.emulator, BACKUP_BUCKET).await?;
+    let role = gateway_instance_role(&demo.emulator, &stack).await?;
     let mut instance_env: serde_json::Map<String, Value> =
         demo.emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
     instance_env.insert("HOME".into(), json!(std::env::temp_dir()));
     demo.emulator.register_instance(&demo.account.instance_id, instance_env).await?;
 
-    let principal = Principal::for_function(&demo.emulator, "S3BackupFunction").await?;
+    let principal = Principal::for_function(&demo.emulator, "S3BackupFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.extend([
         ("NOTIFY_TOPIC_ARN".to_owned(), demo.account.topic_arn.clone()),
@@ -299,7 +308,12 @@ async fn show_spot_recovery() -> anyhow::Result<()> {
     ec2.associate_address().allocation_id(&address).instance_id(&gateway).send().await?;
     let (topic_arn, _) = integration_tests::account::ops_topic_with_capture(&admin).await?;
 
-    let principal = Principal::for_function(&emulator, "SpotRecoveryFunction").await?;
+    let stack = Stack::new(&emulator)
+        .await?
+        .topic("OpsTopic", &topic_arn)
+        .param("SpotLaunchTemplateId", &template_id)
+        .param("GatewayElasticIpAllocationId", &address);
+    let principal = Principal::for_function(&emulator, "SpotRecoveryFunction", &stack).await?;
     let mut env = emulator.function_env(&principal.keys);
     env.extend([
         ("NOTIFY_TOPIC_ARN".to_owned(), topic_arn),
@@ -346,7 +360,8 @@ async fn show_spot_recovery() -> anyhow::Result<()> {
 /// line, with the NAT Gateway running over.
 async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
     demo.emulator.queue_cost_and_usage(vec![groups(&full_with_nat_overrun())]).await?;
-    let principal = Principal::for_function(&demo.emulator, "CostCheckFunction").await?;
+    let stack = Stack::new(&demo.emulator).await?.topic("OpsTopic", &demo.account.topic_arn);
+    let principal = Principal::for_function(&demo.emulator, "CostCheckFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.extend([
         ("NOTIFY_TOPIC_ARN".to_owned(), demo.account.topic_arn.clone()),
@@ -445,7 +460,8 @@ async fn main() -> anyhow::Result<()> {
         demo.foreign().await?
     );
 
-    let principal = Principal::for_function(&demo.emulator, "EbsSnapshotsFunction").await?;
+    let stack = Stack::new(&demo.emulator).await?.topic("OpsTopic", &demo.account.topic_arn);
+    let principal = Principal::for_function(&demo.emulator, "EbsSnapshotsFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.push(("NOTIFY_TOPIC_ARN".into(), demo.account.topic_arn.clone()));
     env.push(("RUST_LOG".into(), "off".into()));
