@@ -23,6 +23,9 @@ for tier in full budget; do
   .venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f "$rendered/gateway-$tier.json"
 done
 
+step "the test bed's own tests (IAM evaluator against AWS's documented examples, pre-signed URLs)"
+(cd testbed && ../.venv/bin/python -m pytest -q tests)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -30,5 +33,12 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test (unit and integration)"
+# Every emulator writes its IAM decisions here; the least-privilege check below reads them all.
+export OPENCLAW_IAM_DECISIONS="$PWD/target/iam-decisions"
+rm -rf "$OPENCLAW_IAM_DECISIONS"
 cargo build --workspace --bins
 cargo test --workspace
+
+step "least privilege, both ways, over every test: each template grant used, nothing used that is not granted"
+# (built with the workspace above: a `cargo run -p` would resolve features anew and rebuild the SDKs)
+target/debug/iam-coverage

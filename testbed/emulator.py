@@ -299,6 +299,9 @@ class Testbed:
         if path == "/_testbed/ec2/snapshots" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             return "200 OK", _seed_snapshots(json.loads(environ["wsgi.input"].read(length) or b"{}")["snapshots"])
+        if path == "/_testbed/iam/simulate" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            return "200 OK", iam_bed.simulate(json.loads(environ["wsgi.input"].read(length) or b"{}"))
         if path == "/_testbed/calls" and method == "GET":
             return "200 OK", iam_bed.calls()
         if path == "/_testbed/calls" and method == "DELETE":

@@ -48,6 +48,20 @@ _decisions_dir = os.environ.get("OPENCLAW_IAM_DECISIONS")
 _decisions_file = os.path.join(_decisions_dir, f"{os.getpid()}.jsonl") if _decisions_dir else None
 
 
+def simulate(body: dict) -> list[dict]:
+    """Evaluates `body["requests"]` (action, resource, context) under `body["policy"]`, as the bed
+    evaluates live requests: for tests that probe a template policy directly."""
+    policies = [("template", body["policy"])]
+    out = []
+    for r in body["requests"]:
+        try:
+            d = iam_policy.evaluate(policies, iam_policy.Request(r["action"], r["resource"], r.get("context", {})))
+            out.append({"allowed": d.allowed, "statements": d.statements, "reason": d.reason})
+        except Unsupported as err:
+            out.append({"allowed": False, "statements": [], "reason": f"test bed: {err}"})
+    return out
+
+
 def calls() -> list[dict]:
     with _lock:
         return list(_calls)

@@ -120,7 +120,7 @@ impl Stack {
         Ok(match value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => json!(b),
-            Value::Number(n) => json!(n.to_string().parse::<f64>().unwrap_or_default()),
+            Value::Number(n) => serde_json::to_value(n)?,
             Value::String(s) => json!(s),
             Value::Sequence(items) => {
                 let mut out = Vec::new();

@@ -243,10 +243,10 @@ pub async fn replace(
         Err(e) => outcome.fail("replacement", e.clone()),
     }
 
-    if running.is_ok() {
-        move_volume(clients, r, &new, deadline, &mut outcome).await;
-    }
-
+    // A standby becomes the gateway before it gets the gateway's volume and address: the grants to
+    // attach the data volume and move the address name the gateway's role tag on the instance
+    // (`MoveTheGatewaysDataVolume`, `ToTheGatewayOnly`), which an operator's launch template may not
+    // set, and AWS checks the tags as they are at the time of the call.
     if let Replacement::Existing { instance_id, tags } = &r.replacement
         && !tags.is_empty()
     {
@@ -254,6 +254,10 @@ pub async fn replace(
             Ok(()) => outcome.step(format!("{instance_id} takes over: tagged as the gateway")),
             Err(e) => outcome.fail("record", e),
         }
+    }
+
+    if running.is_ok() {
+        move_volume(clients, r, &new, deadline, &mut outcome).await;
     }
 
     match &r.address {
