@@ -213,6 +213,19 @@ impl Emulator {
             .await
     }
 
+    /// Evaluates requests (`{"action", "resource", "context"}`) under a policy document the way the
+    /// bed evaluates live requests; answers `{"allowed", "statements", "reason"}` for each.
+    pub async fn simulate(
+        &self,
+        policy: &serde_json::Value,
+        requests: &[serde_json::Value],
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let body = serde_json::json!({"policy": policy, "requests": requests});
+        let response =
+            self.http.post(format!("{}/_testbed/iam/simulate", self.url)).body(body.to_string()).send().await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
     /// Every authorization evaluated so far, in order.
     pub async fn calls(&self) -> anyhow::Result<Vec<Call>> {
         Ok(self.http.get(format!("{}/_testbed/calls", self.url)).send().await?.error_for_status()?.json().await?)

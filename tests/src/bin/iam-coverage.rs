@@ -32,7 +32,8 @@ enum Kind {
 }
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::var("OPENCLAW_IAM_DECISIONS").context("OPENCLAW_IAM_DECISIONS names the decision logs' folder")?;
+    let dir =
+        std::env::var("OPENCLAW_IAM_DECISIONS").context("OPENCLAW_IAM_DECISIONS names the decision logs' folder")?;
     let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut calls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut lines = 0usize;
@@ -43,7 +44,10 @@ fn main() -> anyhow::Result<()> {
             let call: Value = serde_json::from_str(line).with_context(|| format!("{}: {line}", path.display()))?;
             let Some(user) = call["principal"].as_str().and_then(|p| p.rsplit('/').next()) else { continue };
             if call["allowed"] == true {
-                calls.entry(user.to_owned()).or_default().insert(call["action"].as_str().unwrap_or_default().to_owned());
+                calls
+                    .entry(user.to_owned())
+                    .or_default()
+                    .insert(call["action"].as_str().unwrap_or_default().to_owned());
             }
             for authorization in call["authorizations"].as_array().into_iter().flatten() {
                 if authorization["allowed"] != true {
@@ -75,7 +79,10 @@ fn main() -> anyhow::Result<()> {
         let principal_used = used.get(*principal).unwrap_or(&empty);
         let principal_exempt = exempt.get(*principal).unwrap_or(&empty);
         println!("{principal}");
-        println!("  calls made: {}", calls.get(*principal).unwrap_or(&empty).iter().cloned().collect::<Vec<_>>().join(", "));
+        println!(
+            "  calls made: {}",
+            calls.get(*principal).unwrap_or(&empty).iter().cloned().collect::<Vec<_>>().join(", ")
+        );
         for sid in &sids {
             let state = match (principal_used.contains(sid), principal_exempt.contains(sid)) {
                 (true, false) => "used",
