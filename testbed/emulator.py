@@ -11,9 +11,10 @@ It prints one JSON line on stdout once it serves, then runs until killed or unti
 
 What it adds to moto (everything here, nothing elsewhere):
 
-* IAM is enforced from the start. Before serving, it creates the IAM user `testbed-admin` with an
-  allow-everything policy and prints its keys: tests seed the account with those and run each function
-  as a user of their own holding the function's policy.
+* IAM is enforced from the start, as AWS evaluates it (testbed/iam_bed.py: conditions, resource ARNs,
+  implied authorizations, pre-signed URLs). Before serving, it creates the IAM user `testbed-admin`
+  with an allow-everything policy and prints its keys: tests seed the account with those and run each
+  function as a user of their own holding the function's template statements.
 * A movable clock: moto runs under freezegun (ticking), so `POST /_testbed/clock {"now": RFC3339}`
   makes every later timestamp moto writes (snapshot StartTime, object dates...) start from there.
   `GET /_testbed/clock` answers the emulator's current time.
@@ -21,9 +22,9 @@ What it adds to moto (everything here, nothing elsewhere):
   checking a SigV4 signature, which only matches botocore's own encoding; the Rust SDK encodes some
   characters differently (a space in a snapshot description, an SNS subject), so its requests would
   fail with AuthFailure. The raw body is kept per request and handed to the check.
-* A record of every IAM authorization moto evaluated: `GET /_testbed/calls` answers
-  `[{"access_key_id", "action", "allowed"}]` in order, so a test can list the actions a principal used
-  (for least-privilege checks) and the mutating calls a bad input made (none). `DELETE` clears it.
+* A decision log of every request (`GET /_testbed/calls`: principal, action, allowed, and each
+  authorization with its resource, context and deciding statements), so a test can list what a
+  principal used and prove that a bad input made no call. `DELETE` clears it.
 
 * Cost Explorer's `GetCostForecast`, which moto lacks: answers are queued with
   `POST /_testbed/ce/forecasts {"forecasts": [{"result": {...}} | {"error": {"code", "message"}}]}`;

@@ -13,8 +13,10 @@ outside S3, `Resource`).
    `AccessDenied` for S3, `AccessDeniedException` for JSON services, `AuthorizationError` for SNS).
 3. A decision log: every request is written down with its principal, its authorizations and, for
    each, the statements that allowed it or why it was denied (`GET /_testbed/calls`). With
-   `OPENCLAW_IAM_DECISIONS` set to a file, each line is appended there too (the test command's grant
-   coverage check reads it across all tests).
+   `OPENCLAW_IAM_DECISIONS` naming a folder, each emulator process appends its decisions to a file
+   of its own there (the test command's grant coverage check, `iam-coverage`, reads them all).
+4. `POST /_testbed/iam/simulate {"policy", "requests": [{"action", "resource", "context"}]}` evaluates
+   requests under a policy without making them (tests/tests/iam_probes.rs).
 
 What the bed cannot evaluate (an unknown operator or key, an operation whose resources it was not
 taught) is denied and logged with `error`; a principal that holds an unconditional `Allow * on *`
