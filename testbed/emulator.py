@@ -26,12 +26,8 @@ What it adds to moto (everything here, nothing elsewhere):
   authorization with its resource, context and deciding statements), so a test can list what a
   principal used and prove that a bad input made no call. `DELETE` clears it.
 
-* Cost Explorer's `GetCostForecast`, which moto lacks: answers are queued with
-  `POST /_testbed/ce/forecasts {"forecasts": [{"result": {...}} | {"error": {"code", "message"}}]}`;
-  with none queued it answers `DataUnavailableException`, as AWS does early in a month. And
-  `POST /_testbed/ce/failures {"failures": [{"code", "message"}]}` makes the next `GetCostAndUsage`
-  calls fail (Cost Explorer not enabled). `GetCostAndUsage` results are loaded through moto's own
-  `POST /moto-api/static/ce/cost-and-usage-results`.
+* Cost Explorer as AWS answers it (never enabled, no data yet, request validation, paging, a
+  record of the requests): `testbed/fake_ce.py`, its `/_testbed/ce/...` routes documented there.
 
 * SSM Run Command for real: `AWS-RunShellScript` commands run under bash on this machine, which
   plays the instance. Register an instance first with
@@ -84,41 +80,11 @@ import iam_bed
 from moto.iam.access_control import IAMRequestBase
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+import fake_ce
+
 REGION = "us-east-1"
 
 _request = threading.local()
-
-
-_ce_lock = threading.Lock()
-_ce: dict[str, list] = {"forecasts": [], "failures": []}
-
-
-def _complete_cost_explorer() -> None:
-    from moto.ce.responses import CostExplorerResponse
-    from moto.core.exceptions import JsonRESTError
-
-    def next_of(kind: str):  # noqa: ANN202
-        with _ce_lock:
-            return _ce[kind].pop(0) if _ce[kind] else None
-
-    def get_cost_forecast(self) -> str:  # noqa: ANN001
-        item = next_of("forecasts")
-        if item is None:
-            raise JsonRESTError("DataUnavailableException", "Insufficient amount of historical data to generate forecast.")
-        if "error" in item:
-            raise JsonRESTError(item["error"]["code"], item["error"]["message"])
-        return json.dumps(item["result"])
-
-    original = CostExplorerResponse.get_cost_and_usage
-
-    def get_cost_and_usage(self) -> str:  # noqa: ANN001
-        failure = next_of("failures")
-        if failure is not None:
-            raise JsonRESTError(failure["code"], failure["message"])
-        return original(self)
-
-    CostExplorerResponse.get_cost_forecast = get_cost_forecast
-    CostExplorerResponse.get_cost_and_usage = get_cost_and_usage
 
 
 _ssm_lock = threading.Lock()
@@ -280,13 +246,9 @@ class Testbed:
                 raise ValueError("now must carry a time zone (e.g. 2026-11-20T03:00:00Z)")
             self._clock.move_to(target.astimezone(timezone.utc).replace(tzinfo=None))
             return "200 OK", {"now": _now()}
-        if path in ("/_testbed/ce/forecasts", "/_testbed/ce/failures") and method == "POST":
-            kind = path.rsplit("/", 1)[1]
+        if path.startswith("/_testbed/ce/"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
-            items = json.loads(environ["wsgi.input"].read(length) or b"{}")[kind]
-            with _ce_lock:
-                _ce[kind].extend(items)
-            return "200 OK", {"queued": len(items)}
+            return fake_ce.route(method, path, environ["wsgi.input"].read(length) if length else b"")
         if path == "/_testbed/ssm/instances" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             request = json.loads(environ["wsgi.input"].read(length) or b"{}")
@@ -397,7 +359,7 @@ def main() -> None:
     clock = freezer.start()
     iam_bed.install()
     _sign_over_raw_bodies()
-    _complete_cost_explorer()
+    fake_ce.install()
     _run_shell_scripts_for_real()
     _s3_versioning_as_aws_answers()
     _s3_encryption_actions()

@@ -21,8 +21,12 @@ pub const MAX_REQUESTS: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
 pub enum Unavailable {
-    /// Not enabled, or no data yet (it takes up to a day after enabling).
+    /// Never enabled in this account: the owner enables it once (AWS answers AccessDeniedException
+    /// "User not enabled for cost explorer access").
     NotEnabled(String),
+    /// Enabled, but no data for the period yet (up to a day after enabling).
+    NoData(String),
+    /// The role (or an SCP, or the organisation's settings) denies the call: fix the permissions.
     AccessDenied(String),
     /// More pages than the request budget allows.
     TooManyPages(usize),
@@ -39,13 +43,18 @@ fn interval((start, end): (NaiveDate, NaiveDate)) -> DateInterval {
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &E) -> Unavailable {
-    let text = SdkErrorDisplay(err).to_string();
-    match err.code() {
-        Some("DataUnavailableException" | "BillExpirationException") => Unavailable::NotEnabled(text),
+    classify_code(err.code(), err.message().unwrap_or_default(), SdkErrorDisplay(err).to_string())
+}
+
+/// AWS tells "never enabled" and "denied" apart only by the message of one error code.
+fn classify_code(code: Option<&str>, message: &str, text: String) -> Unavailable {
+    let not_enabled = message.to_ascii_lowercase().contains("not enabled for cost explorer");
+    match code {
+        Some(code) if code.contains("AccessDenied") && not_enabled => Unavailable::NotEnabled(text),
         Some(code) if code.contains("AccessDenied") || code == "UnauthorizedOperation" => {
             Unavailable::AccessDenied(text)
         }
-        _ if text.contains("not enabled") => Unavailable::NotEnabled(text),
+        Some("DataUnavailableException" | "BillExpirationException") => Unavailable::NoData(text),
         _ => Unavailable::Other(text),
     }
 }
@@ -153,5 +162,32 @@ impl CostExplorer {
             Err(e) if e.code() == Some("DataUnavailableException") => Ok(Err(SdkErrorDisplay(&e).to_string())),
             Err(e) => Err(classify(&e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(code: &str, message: &str) -> Unavailable {
+        classify_code(Some(code), message, String::new())
+    }
+
+    #[test]
+    fn never_enabled_is_not_access_denied() {
+        // What AWS answers an account that never enabled Cost Explorer.
+        assert_eq!(
+            kind("AccessDeniedException", "User not enabled for cost explorer access"),
+            Unavailable::NotEnabled(String::new())
+        );
+        assert_eq!(
+            kind(
+                "AccessDeniedException",
+                "User: arn:aws:sts::1:assumed-role/x is not authorized to perform: ce:GetCostAndUsage"
+            ),
+            Unavailable::AccessDenied(String::new())
+        );
+        assert_eq!(kind("DataUnavailableException", "Data is not available."), Unavailable::NoData(String::new()));
+        assert_eq!(kind("ValidationException", "bad"), Unavailable::Other(String::new()));
     }
 }

@@ -1,15 +1,18 @@
 //! cost-check: the AWS bill against the architecture's itemised estimate, line by line.
 //!
-//! observe (Cost Explorer: costs by service and usage type, the forecast; at most 3 requests) →
-//! plan ([`compare::compare`], pure) → report (JSON, log line, EMF, notification). It changes nothing
-//! in AWS, so there is no apply step.
+//! observe (Cost Explorer: costs by service and usage type, with `COST_SUITE_TAG` the suite's tagged
+//! costs too, and the forecast; at most 3 requests) → plan ([`compare::compare`], pure, with
+//! [`savings`] per driver) → report (JSON, log line, EMF, notification). It changes nothing in AWS, so
+//! there is no apply step.
 
 pub mod ce;
 pub mod compare;
 pub mod config;
 pub mod estimate;
 pub mod event;
+pub mod prices;
 pub mod report;
+pub mod savings;
 
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
@@ -43,23 +46,45 @@ impl Handler {
         let ce = CostExplorer::new(self.ce.clone());
         let tag = self.config.tag.as_ref();
 
-        let reserve = usize::from(periods.forecast.is_some());
+        // Requests, in order: the costs, the suite's tagged costs, the forecast. Each read leaves
+        // room for those after it, so paging never eats the forecast's request.
+        let forecast_period = match check.check {
+            Kind::Weekly => periods.forecast,
+            Kind::Monthly => None,
+        };
+        let suite_tag = self.config.suite_tag.as_ref();
+        let reserve = usize::from(forecast_period.is_some()) + usize::from(suite_tag.is_some());
         let mut report = Report {
             function: FUNCTION,
             check: check.check,
             as_of,
             tier: self.config.tier,
             estimate_description: self.config.estimate.description.clone(),
+            prices_region: self.config.prices.region.clone(),
+            prices_read: self.config.prices.read.clone(),
             requests: 0,
             comparison: None,
             no_forecast: None,
+            no_suite_tag: None,
             unavailable: None,
             notified: false,
         };
         match ce.costs(periods.costs, tag, reserve).await {
             Err(why) => report.unavailable = Some(why),
             Ok(costs) => {
-                let forecast = match (check.check, periods.forecast) {
+                let suite_tagged = match suite_tag {
+                    None => None,
+                    Some(suite) => {
+                        match ce.costs(periods.costs, Some(suite), usize::from(forecast_period.is_some())).await {
+                            Ok(tagged) => Some((suite, tagged)),
+                            Err(why) => {
+                                report.no_suite_tag = Some(format!("{why:?}"));
+                                None
+                            }
+                        }
+                    }
+                };
+                let forecast = match (check.check, forecast_period) {
                     (Kind::Weekly, Some(period)) => match ce.forecast(period, tag).await {
                         Ok(Ok(f)) => Some(f),
                         Ok(Err(why)) => {
@@ -78,12 +103,17 @@ impl Handler {
                     (Kind::Monthly, _) => None,
                 };
                 report.comparison = Some(compare::compare(
-                    &self.config.estimate,
+                    compare::Inputs {
+                        estimate: &self.config.estimate,
+                        prices: &self.config.prices,
+                        thresholds: &self.config.thresholds,
+                        period: periods.costs,
+                        days_in_month: periods.days_in_month,
+                        forecast,
+                        suite_tagged,
+                        gateway_stack: self.config.gateway_stack,
+                    },
                     &costs,
-                    &self.config.thresholds,
-                    periods.costs,
-                    periods.days_in_month,
-                    forecast,
                 ));
             }
         }

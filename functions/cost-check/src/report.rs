@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::FUNCTION;
 use crate::ce::Unavailable;
-use crate::compare::{Comparison, Status, cents};
+use crate::compare::{BlockResult, Comparison, Status, cents};
 use crate::estimate::Tier;
 use crate::event::Kind;
 
@@ -21,6 +21,9 @@ pub struct Report {
     pub as_of: NaiveDate,
     pub tier: Tier,
     pub estimate_description: String,
+    /// The price table's region and the date its prices were read.
+    pub prices_region: String,
+    pub prices_read: String,
     /// Cost Explorer requests made ($0.01 each).
     pub requests: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,6 +31,9 @@ pub struct Report {
     /// Why there is no forecast (early in the month, new account).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_forecast: Option<String>,
+    /// Why the suite's costs were not read by its tag (they are then attributed by usage type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_suite_tag: Option<String>,
     /// Why there is no comparison at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<Unavailable>,
@@ -48,6 +54,31 @@ fn pct(p: Option<Decimal>) -> String {
 
 fn month_name(d: NaiveDate) -> String {
     d.format("%B %Y").to_string()
+}
+
+/// One block in a sentence: expected, measured, and what Cost Explorer cannot separate.
+fn block_summary(what: &str, b: &BlockResult) -> String {
+    let inside: Vec<String> = b
+        .items
+        .iter()
+        .filter(|i| i.inside.is_some() && b.tagged.is_empty())
+        .map(|i| format!("{} {} in {}", i.name, dollars(i.expected), i.inside.as_deref().unwrap_or_default()))
+        .collect();
+    let mut out = format!(
+        "{what} {} expected; measured by {}: {} of {} expected",
+        dollars(b.expected),
+        b.measured_by,
+        dollars(b.measured),
+        dollars(b.measured_expected)
+    );
+    if !inside.is_empty() {
+        out.push_str(&format!("; inside the seed's lines, not separable by usage type: {}", inside.join(", ")));
+    }
+    for note in b.items.iter().filter_map(|i| i.note.as_deref()) {
+        out.push_str(&format!("; {note}"));
+    }
+    out.push('.');
+    out
 }
 
 impl Report {
@@ -78,17 +109,30 @@ impl Report {
         if let Some(why) = &self.unavailable {
             let (title, text) = match why {
                 Unavailable::NotEnabled(detail) => (
-                    "Cost check: Cost Explorer is not enabled".to_owned(),
+                    "Cost check: Cost Explorer is not enabled in this account".to_owned(),
                     format!(
-                        "Enable Cost Explorer once in the Billing and Cost Management console (Cost Explorer → Launch). \
-                         Data appears within 24 hours; the next check will use it. ({detail})"
+                        "Nothing is wrong with the stack: Cost Explorer has never been enabled here. To enable it, once: \
+                         1. sign in as the root user or an IAM user with billing access (in an organisation, the \
+                         management account); 2. open Billing and Cost Management → Cost Explorer and choose \
+                         \"Launch Cost Explorer\"; 3. in a member account, the management account must also allow \
+                         member accounts access (Cost Management preferences). Data for the last 13 months appears \
+                         within 24 hours; the next scheduled check uses it. ({detail})"
+                    ),
+                ),
+                Unavailable::NoData(detail) => (
+                    "Cost check: no cost data yet".to_owned(),
+                    format!(
+                        "Cost Explorer is enabled but has no data for this period yet (it appears within 24 hours of \
+                         enabling). Nothing to do; the next check will use it. ({detail})"
                     ),
                 ),
                 Unavailable::AccessDenied(detail) => (
                     "Cost check: access to Cost Explorer denied".to_owned(),
                     format!(
-                        "The function's role needs ce:GetCostAndUsage and ce:GetCostForecast (the stack grants them); \
-                         an organisation's SCP or a member account without billing access can still deny them. ({detail})"
+                        "Cost Explorer is enabled, but this function may not read it: fix the role. It needs \
+                         ce:GetCostAndUsage and ce:GetCostForecast on \"*\" (the stack's ReadCosts statement grants \
+                         them; check it was not removed), no SCP of the organisation may deny ce:*, and a member \
+                         account needs the management account's permission for member accounts. ({detail})"
                     ),
                 ),
                 Unavailable::TooManyPages(n) => (
@@ -120,7 +164,7 @@ impl Report {
         };
         let title = match self.check {
             Kind::Monthly => format!(
-                "AWS cost for {}: {} of {} estimated ({})",
+                "AWS cost for {}: {} of {} expected ({})",
                 month_name(c.period_start),
                 dollars(c.total.actual),
                 dollars(c.total.estimate),
@@ -128,7 +172,7 @@ impl Report {
             ),
             Kind::Weekly => match &c.forecast {
                 Some(f) => format!(
-                    "AWS cost forecast for {}: {} of {} estimated ({})",
+                    "AWS cost forecast for {}: {} of {} expected ({})",
                     month_name(c.period_start),
                     dollars(f.forecast.mean),
                     dollars(f.estimate),
@@ -159,20 +203,85 @@ impl Report {
         if let Some(why) = &self.no_forecast {
             text.push(format!("No forecast yet: {why}"));
         }
+        text.push(format!(
+            "Expected {}: the seed's table {}, what the gateway stack adds {}, the ops suite {}.",
+            dollars(c.total.estimate),
+            dollars(c.seed),
+            match &c.stack {
+                Some(b) => dollars(b.expected),
+                None => "— (not deployed by this stack)".into(),
+            },
+            dollars(c.suite.expected),
+        ));
         if !c.drivers.is_empty() {
-            text.push(format!("Driving the overrun: {}.", c.drivers.join("; ")));
+            let named: Vec<String> =
+                c.drivers.iter().map(|d| format!("{} {} (+{})", d.name, dollars(d.actual), dollars(d.over))).collect();
+            text.push(format!("Driving the overrun: {}.", named.join("; ")));
         }
-        for s in &c.suggestions {
-            text.push(format!("Option: {} — {} (trade-off: {}).", s.option, s.saves, s.trade_off));
+        for d in &c.drivers {
+            for s in &d.savings {
+                text.push(format!("For {}: {} — saves {} (trade-off: {}).", d.name, s.option, s.saves, s.trade_off));
+            }
+        }
+        for line in &c.lines {
+            for part in line.parts.iter().filter(|p| !p.actual.is_zero()) {
+                text.push(format!(
+                    "{}: hours {} {}, {} {} — the seed's '{}'.",
+                    line.name,
+                    dollars(line.actual),
+                    if line.status == Status::Ok {
+                        "as estimated".to_owned()
+                    } else {
+                        format!("of {} expected", dollars(line.estimate))
+                    },
+                    part.name,
+                    dollars(part.actual),
+                    part.seed
+                ));
+            }
+        }
+        if let Some(b) = &c.stack {
+            text.push(block_summary("The gateway stack adds", b));
+        }
+        text.push(block_summary("The ops suite itself costs", &c.suite));
+        if let Some(why) = &self.no_suite_tag {
+            text.push(format!("The suite's tag could not be read ({why}); its costs are attributed by usage type."));
         }
         text.push(format!(
-            "Compared with {} ({} tier).",
+            "Compared with {} ({} tier); prices beyond the seed's from the price table ({}, read {}).",
             self.estimate_description,
-            serde_json::to_value(self.tier).unwrap().as_str().unwrap_or_default()
+            serde_json::to_value(self.tier).unwrap().as_str().unwrap_or_default(),
+            self.prices_region,
+            self.prices_read,
         ));
 
-        let mut rows: Vec<Vec<String>> =
-            c.lines.iter().map(|l| vec![l.name.clone(), dollars(l.estimate), dollars(l.actual), pct(l.pct)]).collect();
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for l in &c.lines {
+            let name = if l.includes.is_empty() {
+                l.name.clone()
+            } else {
+                format!("{} (+ {})", l.name, l.includes.join(", "))
+            };
+            rows.push(vec![name, dollars(l.estimate), dollars(l.actual), pct(l.pct)]);
+            for p in &l.parts {
+                rows.push(vec![
+                    format!("{} {} (seed: {})", l.name, p.name, p.seed),
+                    "—".into(),
+                    dollars(p.actual),
+                    format!("{:?}", p.status).to_lowercase(),
+                ]);
+            }
+        }
+        for (label, block) in [("stack", c.stack.as_ref()), ("suite", Some(&c.suite))] {
+            for i in block.into_iter().flat_map(|b| &b.items).filter(|i| i.inside.is_none()) {
+                rows.push(vec![
+                    format!("{label}: {}", i.name),
+                    dollars(i.expected),
+                    i.actual.map_or("—".into(), dollars),
+                    i.status.map_or("—".into(), |s| format!("{s:?}").to_lowercase()),
+                ]);
+            }
+        }
         rows.extend(c.not_in_estimate.iter().map(|n| {
             vec![
                 format!("{} {} (not in estimate)", n.service, n.usage_type).trim().to_owned(),
@@ -189,7 +298,7 @@ impl Report {
                 .field("period", format!("{} to {}", c.period_start, c.period_end))
                 .field("Cost Explorer requests", self.requests.to_string())
                 .table(Table {
-                    columns: vec!["line".into(), "estimate".into(), "actual".into(), "vs estimate".into()],
+                    columns: vec!["line".into(), "expected".into(), "actual".into(), "vs expected".into()],
                     rows,
                 }),
         )
