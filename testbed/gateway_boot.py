@@ -39,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TELEGRAM_PORT = 8081
+IMDS_PORT = 8169
 
 
 def log(*args):
@@ -167,9 +168,19 @@ def pipe(a, b):
     threading.Thread(target=copy, args=(b, a), daemon=True).start()
 
 
+def host_tools():
+    """What this machine needs beyond the image: iptables (Debian's package), for the metadata address."""
+    if shutil.which("iptables") is None:
+        log("installing iptables (Debian's package)")
+        if subprocess.run(["apt-get", "install", "-y", "-qq", "iptables"]).returncode != 0:
+            run(["apt-get", "update", "-qq"])
+            run(["apt-get", "install", "-y", "-qq", "iptables"])
+
+
 def outside(spec_path):
     spec = json.load(open(spec_path))
     work = spec["work"]
+    host_tools()
     warm_caches(spec)
     loop = run(["losetup", "--find", "--show", spec["volume_image"]], capture_output=True, text=True).stdout.strip()
     try:
@@ -406,10 +417,14 @@ def inside(spec_path, loop):
     spec = json.load(open(spec_path))
     run(["ip", "link", "set", "lo", "up"])
     run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"])
+    # The metadata service answers on 169.254.169.254:80 without taking the instance's own port 80
+    # (nginx listens on 0.0.0.0:80 in the budget tier): this namespace's NAT sends it elsewhere.
+    run(["iptables", "-t", "nat", "-A", "OUTPUT", "-d", "169.254.169.254", "-p", "tcp", "--dport", "80",
+         "-j", "DNAT", "--to-destination", f"169.254.169.254:{IMDS_PORT}"])
     port = urllib.parse.urlparse(spec["emulator"]["url"]).port
     bridge_tcp_to_unix(port, os.path.join(spec["work"], "emulator.sock"))
     imds_records, telegram_records = [], []
-    serve(("169.254.169.254", 80), imds_handler(spec, imds_records))
+    serve(("169.254.169.254", IMDS_PORT), imds_handler(spec, imds_records))
     serve(("127.0.0.1", TELEGRAM_PORT), telegram_handler(telegram_records))
 
     root = mount_instance(spec, loop)

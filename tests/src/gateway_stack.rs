@@ -34,8 +34,7 @@ pub fn tier(name: &str) -> Value {
 /// The instance's user data with every `${...}` of its Fn::Sub given a value: `values` first, then
 /// the Sub's own variables, then the parameters' defaults, else a plausible `x-name`.
 pub fn user_data(t: &Value, values: &BTreeMap<&str, String>) -> String {
-    let sub = &t["Resources"]["GatewayLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
-        ["Fn::Sub"];
+    let sub = &t["Resources"]["GatewayLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"];
     let (text, vars) = (sub[0].as_str().unwrap(), &sub[1]);
     let mut out = String::new();
     let mut rest = text;
