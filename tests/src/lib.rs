@@ -6,6 +6,7 @@ pub mod account;
 pub mod backup_bucket;
 pub mod costs;
 pub mod emulator;
+pub mod gateway_stack;
 pub mod iam;
 pub mod openclaw_state;
 pub mod runtime;

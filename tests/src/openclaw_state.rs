@@ -20,10 +20,17 @@ impl Drop for StateDir {
 
 /// An OpenClaw state directory (2026.8 layout) with a database a gateway keeps writing to.
 pub fn state_dir(name: &str) -> StateDir {
+    state_dir_seeded(name, None)
+}
+
+/// The same, its database started from `database` (one the real OpenClaw made, which its own
+/// backup command accepts) before the writer adds its rows.
+pub fn state_dir_seeded(name: &str, database: Option<&std::path::Path>) -> StateDir {
     let root = std::env::temp_dir().join(format!("openclaw-state-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let files: &[(&str, &[u8])] = &[
-        ("openclaw.json", br#"{"gateway": {"port": 18789}, "token": "not-a-real-token"}"#),
+        // A configuration the real OpenClaw CLI accepts (its backup and doctor refuse unknown keys).
+        ("openclaw.json", br#"{"gateway": {"port": 18789, "mode": "local"}}"#),
         (".env", b"ANTHROPIC_API_KEY=sk-test\n"),
         ("credentials/telegram.json", br#"{"bot": "123:abc"}"#),
         ("agents/main/agent/config.json", b"{}"),
@@ -38,6 +45,9 @@ pub fn state_dir(name: &str) -> StateDir {
         std::fs::write(p, content).unwrap();
     }
     std::fs::create_dir_all(root.join("state")).unwrap();
+    if let Some(database) = database {
+        std::fs::copy(database, root.join("state/openclaw.sqlite")).unwrap();
+    }
     let writer = Command::new("python3")
         .arg("-c")
         .arg(

@@ -7,31 +7,13 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     io::Write,
     process::{Command, Stdio},
-    sync::OnceLock,
 };
 
+use integration_tests::gateway_stack::rendered;
 use integration_tests::workspace_root;
 use serde_json::Value;
 
 const TIERS: [&str; 2] = ["full", "budget"];
-
-/// The rendered templates by file name, rendered once per test run into a scratch directory that is
-/// removed again.
-fn rendered() -> &'static BTreeMap<String, Value> {
-    static RENDERED: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
-    RENDERED.get_or_init(|| {
-        let root = workspace_root();
-        let python = root.join(".venv-checkov/bin/python");
-        assert!(python.exists(), "{} is missing: run ./testbed/setup.sh", python.display());
-        let dir = std::env::temp_dir().join(format!("openclaw-gateway-stack-{}", std::process::id()));
-        let out = Command::new(python).arg(root.join("testbed/render_gateway.py")).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "render_gateway.py: {}", String::from_utf8_lossy(&out.stderr));
-        let files = ["template.json", "gateway-full.json", "gateway-budget.json"]
-            .map(|f| (f.to_owned(), serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()));
-        std::fs::remove_dir_all(&dir).unwrap();
-        files.into_iter().collect()
-    })
-}
 
 fn load(file: &str) -> Value {
     rendered()[file].clone()
@@ -245,36 +227,8 @@ fn cidr_of_instance_subnet(t: &Value) -> String {
     resource(t, subnet)["Properties"]["CidrBlock"].as_str().unwrap().to_owned()
 }
 
-/// The instance's user data with every `${...}` of its Fn::Sub given a plausible value, as the
-/// instance receives it.
 fn user_data(t: &Value) -> String {
-    let sub =
-        &resource(t, "GatewayLaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"];
-    let (text, vars) = (sub[0].as_str().unwrap(), &sub[1]);
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let end = start + rest[start..].find('}').unwrap();
-        let name = &rest[start + 2..end];
-        let value = if let Some(literal) = name.strip_prefix('!') {
-            format!("${{{literal}}}")
-        } else if let Some(v) = vars.get(name).and_then(Value::as_str) {
-            v.to_owned()
-        } else if let Some(v) = t["Parameters"].get(name).and_then(|p| p["Default"].as_str()) {
-            v.to_owned()
-        } else {
-            assert!(
-                name.starts_with("AWS::") || t["Resources"].get(name).is_some() || t["Parameters"].get(name).is_some(),
-                "user data names {name}, which the template does not have"
-            );
-            format!("x-{}", name.replace("::", "-").to_lowercase())
-        };
-        out.push_str(&value);
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    out
+    integration_tests::gateway_stack::user_data(t, &BTreeMap::new())
 }
 
 fn bash_parses(what: &str, script: &str) {
@@ -303,6 +257,7 @@ fn the_user_data_and_the_scripts_it_installs_are_valid_bash() {
         assert_eq!(
             installed,
             [
+                "/usr/local/libexec/openclaw-data-volume",
                 "/usr/local/libexec/openclaw-secrets",
                 "/usr/local/libexec/openclaw-start",
                 "/usr/local/libexec/openclaw-tls"
@@ -318,8 +273,9 @@ fn the_user_data_and_the_scripts_it_installs_are_valid_bash() {
             "mem_used_percent",
             "disk_used_percent",
             "state_dir=/home/openclaw/.openclaw",
-            "LABEL=openclaw-data $state_dir xfs",
-            "nodejs22",
+            "UUID=$uuid $state_dir xfs",
+            "dnf install -y nodejs24 nodejs24-npm",
+            "alternatives --set node /usr/bin/node-24",
         ] {
             assert!(script.contains(needle), "{name}: user data lacks {needle:?}");
         }
@@ -358,15 +314,15 @@ fn the_instance_and_its_data_volume_carry_what_the_suite_relies_on() {
         );
         assert_eq!(volume["KmsKeyId"]["Fn::GetAtt"][0], "GatewayKey", "{name}: encrypted with the stack's key");
         assert_eq!(resource(&t, id)["DeletionPolicy"], "Snapshot", "{name}: deleting the stack keeps a snapshot");
-        let (_, attachment) = resources(&t, "AWS::EC2::VolumeAttachment").pop().unwrap();
-        assert_eq!(reference(&attachment["VolumeId"]), Some(id));
-        // The bootstrap mounts the data volume before it signals, and the volume is attached only
-        // once the instance is complete: a wait on the instance itself would never end.
-        assert!(resource(&t, "GatewayInstance").get("CreationPolicy").is_none(), "{name}");
+        // No attachment resource: a stack update replacing the instance would create the new
+        // attachment while the old instance still holds the volume, and fail. The instance attaches
+        // the volume itself once it is free (tests/tests/gateway_boot.rs boots a replacement).
+        assert!(resources(&t, "AWS::EC2::VolumeAttachment").is_empty(), "{name}: an attachment resource");
+        assert!(user_data(&t).contains("aws ec2 attach-volume"), "{name}: the instance attaches its volume");
         let (wait, _) =
             resources(&t, "AWS::CloudFormation::WaitCondition").pop().expect("the stack waits for the bootstrap");
-        assert_eq!(resource(&t, wait)["DependsOn"], "DataVolumeAttachment", "{name}");
-        assert!(user_data(&t).contains("signal SUCCESS"), "{name}: the bootstrap signals");
+        assert_eq!(resource(&t, wait)["DependsOn"], "GatewayInstance", "{name}");
+        assert!(user_data(&t).contains("signal true"), "{name}: the bootstrap signals");
         let mappings = launch["BlockDeviceMappings"].as_array().unwrap();
         assert_eq!(mappings.len(), 1, "{name}: only the root volume comes with the launch");
         let root = &mappings[0]["Ebs"];
@@ -397,7 +353,19 @@ fn the_instance_and_its_data_volume_carry_what_the_suite_relies_on() {
             let service = action.split(':').next().unwrap();
             assert!(["secretsmanager", "kms", "logs", "cloudwatch", "ec2"].contains(&service), "{name}: {action}");
             if service == "ec2" {
-                assert!(action.starts_with("ec2:Describe"), "{name}: {action}");
+                assert!(action.starts_with("ec2:Describe") || action == "ec2:AttachVolume", "{name}: {action}");
+            }
+        }
+        // AttachVolume: the stack's data volume only, to an instance tagged as the gateway only.
+        for s in role["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap() {
+            if s["Action"] == "ec2:AttachVolume" {
+                let resource = serde_json::to_string(&s["Resource"]).unwrap();
+                assert!(
+                    resource.contains("volume/${DataVolume}")
+                        || (resource.contains("instance/*")
+                            && s["Condition"]["StringEquals"]["aws:ResourceTag/openclaw:role"] == "gateway"),
+                    "{name}: {s}"
+                );
             }
         }
         let key = &resource(&t, "GatewayKey")["Properties"];
@@ -555,4 +523,35 @@ fn the_suite_deploys_the_gateway_only_when_asked_and_points_its_functions_at_it(
         let dimensions = serde_json::to_string(&resource(&suite, alarm)["Properties"]["Dimensions"]).unwrap();
         assert!(dimensions.contains("Outputs.InstanceId"), "{alarm}: {dimensions}");
     }
+}
+
+/// A stack update must not replace the instance because AWS published a newer AMI: an SSM-typed
+/// parameter is resolved again on every update (the stack's first form did that).
+#[test]
+fn the_ami_stays_put_under_a_stack_update_unless_the_operator_names_another() {
+    for name in TIERS {
+        let t = tier(name);
+        for (p, decl) in t["Parameters"].as_object().unwrap() {
+            assert!(
+                !decl["Type"].as_str().unwrap_or_default().starts_with("AWS::SSM::Parameter::Value"),
+                "{name}: parameter {p} is re-resolved on every stack update"
+            );
+        }
+        let image = &resource(&t, "GatewayLaunchTemplate")["Properties"]["LaunchTemplateData"]["ImageId"];
+        // Rendered with ImageId at its default (empty): the dynamic reference.
+        assert_eq!(
+            image.as_str(),
+            Some("{{resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64}}"),
+            "{name}: the newest AL2023 at creation, as a dynamic reference"
+        );
+    }
+}
+
+#[test]
+fn openclaw_is_pinned_to_the_release_the_boot_test_runs() {
+    let suite = load("template.json");
+    for name in TIERS {
+        assert_eq!(tier(name)["Parameters"]["OpenClawVersion"]["Default"], "2026.9.6", "{name}");
+    }
+    assert_eq!(suite["Parameters"]["OpenClawVersion"]["Default"], "2026.9.6", "template.yaml passes its own default");
 }

@@ -4,12 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use integration_tests::emulator::Emulator;
-use integration_tests::openclaw_state::{files_under, state_dir, untar};
+use integration_tests::openclaw_state::{files_under, state_dir, state_dir_seeded, untar};
+use integration_tests::template::Template;
+use integration_tests::workspace_root;
 use s3_backup::script::{Backup, parse_result};
-use s3_backup::script_restore::Restore;
+use s3_backup::script_restore::{Restore, switch_over_steps};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -200,38 +203,34 @@ async fn a_restore_never_writes_over_anything() {
     std::fs::remove_dir_all(&existing).unwrap();
 }
 
-/// A stand-in for OpenClaw's CLI with the documented interface of `openclaw backup create --verify
-/// --json --output DIR` (docs.openclaw.ai/cli/backup): a tar.gz with the state directory under the
-/// archive root, and a JSON summary naming it. `FAKE_OPENCLAW_FAIL=1` makes it fail as with a bad config.
-const FAKE_OPENCLAW: &str = r#"#!/bin/bash
-set -euo pipefail
+/// The OpenClaw release the gateway stack installs (stacks/gateway.yaml's default).
+fn pinned_openclaw() -> String {
+    let gateway = Template::load_file("stacks/gateway.yaml").unwrap();
+    gateway.doc["Parameters"]["OpenClawVersion"]["Default"].as_str().unwrap().to_owned()
+}
+
+/// PATH entries for the real OpenClaw CLI (Node 24 and the pinned release, installed once under
+/// target/ by testbed/openclaw_cli.sh).
+fn real_openclaw() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new(workspace_root().join("testbed/openclaw_cli.sh"))
+            .arg(workspace_root().join("target/gateway-boot"))
+            .arg(pinned_openclaw())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "testbed/openclaw_cli.sh: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    })
+}
+
+/// A stand-in for OpenClaw's CLI that fails as with a bad config, for the fallback path only (the
+/// real CLI makes the backups otherwise).
+const FAILING_OPENCLAW: &str = r#"#!/bin/bash
 if [ "${1:-}" = "--version" ]; then echo "OpenClaw 2026.11.2"; exit 0; fi
-[ "${1:-} ${2:-}" = "backup create" ] || { echo "unknown command $*" >&2; exit 2; }
-shift 2
-out=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --help) echo "Usage: openclaw backup create [options]"; exit 0 ;;
-    --output) out="$2"; shift 2 ;;
-    --verify|--json|--no-include-workspace) shift ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
-if [ "${FAKE_OPENCLAW_FAIL:-}" = 1 ]; then echo "Config invalid: openclaw.json line 1" >&2; exit 1; fi
-root="2026-11-25T02-30-00.000Z-openclaw-backup"
-inside="payload/posix${OPENCLAW_STATE_DIR}"
-tmp=$(mktemp -d); mkdir -p "$tmp/$root/$inside"
-(cd "$OPENCLAW_STATE_DIR" && find . -type f ! -name '*.sqlite*' -print0 | tar --null -cf - -T -) | (cd "$tmp/$root/$inside" && tar -xf -)
-(cd "$OPENCLAW_STATE_DIR" && find . -type f -name '*.sqlite' -print0) | while IFS= read -r -d '' db; do
-  mkdir -p "$tmp/$root/$inside/$(dirname "$db")"
-  python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("vacuum into ?", (sys.argv[2],))' "$OPENCLAW_STATE_DIR/$db" "$tmp/$root/$inside/$db"
-done
-echo '{"archivePath": "ignored"}' > "$tmp/$root/manifest.json"
-tar -czf "$out/$root.tar.gz" -C "$tmp" "$root"
-rm -rf "$tmp"
-echo "Backing up..."
-printf '{"createdAt": "2026-11-25T02:30:00.000Z", "archiveRoot": "%s", "archivePath": "%s", "dryRun": false, "verified": true, "assets": [{"kind": "state", "sourcePath": "%s", "archivePath": "%s"}], "skipped": []}\n' \
-  "$root" "$out/$root.tar.gz" "$OPENCLAW_STATE_DIR" "$inside"
+if [ "${1:-} ${2:-} ${3:-}" = "backup create --help" ]; then echo "Usage: openclaw backup create [options]"; exit 0; fi
+echo "Config invalid: openclaw.json line 1" >&2
+exit 1
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,22 +239,28 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
     let admin = emulator.admin().await;
     let s3 = aws_sdk_s3::Client::new(&admin);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let state = state_dir("cli");
-    let bin = std::env::temp_dir().join(format!("openclaw-fake-cli-{}", std::process::id()));
+    let path = real_openclaw();
+    let database = workspace_root().join(format!("target/gateway-boot/openclaw-state-{}.sqlite", pinned_openclaw()));
+    let state = state_dir_seeded("cli", Some(&database));
+    let bin = std::env::temp_dir().join(format!("openclaw-failing-cli-{}", std::process::id()));
     std::fs::create_dir_all(&bin).unwrap();
     let cli = bin.join("openclaw");
-    std::fs::write(&cli, FAKE_OPENCLAW).unwrap();
+    std::fs::write(&cli, FAILING_OPENCLAW).unwrap();
     std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let home = std::env::temp_dir().join(format!("openclaw-cli-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let version = pinned_openclaw();
 
-    for (instance, fail, method) in
-        [("i-0c11c11c11c11c11c", "0", "openclaw-cli"), ("i-0fa11fa11fa11fa11", "1", "sqlite-backup")]
-    {
+    for (instance, path, method) in [
+        ("i-0c11c11c11c11c11c", path.to_owned(), "openclaw-cli"),
+        ("i-0fa11fa11fa11fa11", bin.display().to_string(), "sqlite-backup"),
+    ] {
         let mut env = serde_json::Map::new();
         env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
         env.insert("AWS_DEFAULT_REGION".into(), json!(emulator.region));
-        env.insert("HOME".into(), json!(std::env::temp_dir()));
-        env.insert("PATH".into(), json!(format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())));
-        env.insert("FAKE_OPENCLAW_FAIL".into(), json!(fail));
+        env.insert("HOME".into(), json!(home));
+        let venv = workspace_root().join(".venv/bin");
+        env.insert("PATH".into(), json!(format!("{path}:{}:{}", venv.display(), std::env::var("PATH").unwrap())));
         for (k, v) in emulator.function_env(&emulator.admin_keys()) {
             env.insert(k, json!(v));
         }
@@ -273,7 +278,7 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
         };
         let (out, err) = run_script(&emulator, instance, backup.script()).await.expect("the backup succeeds");
         assert!(parse_result(&out).is_some(), "{out}");
-        assert_eq!(fail == "1", err.contains("'openclaw backup create --verify' failed"), "{err}");
+        assert_eq!(method == "sqlite-backup", err.contains("'openclaw backup create --verify' failed"), "{err}");
         let get = |key: String| {
             let s3 = s3.clone();
             async move {
@@ -281,22 +286,37 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
             }
         };
         let manifest: Value = serde_json::from_slice(&get(backup.manifest_key.clone()).await).unwrap();
-        assert_eq!(manifest["method"], method);
-        assert_eq!(manifest["openclaw_version"], "OpenClaw 2026.11.2");
+        assert_eq!(manifest["method"], method, "{err}");
+        let reported = manifest["openclaw_version"].as_str().unwrap();
+        match method {
+            "openclaw-cli" => assert!(reported.starts_with(&format!("OpenClaw {version}")), "{reported}"),
+            _ => assert_eq!(reported, "OpenClaw 2026.11.2"),
+        }
 
-        // The same layout either way: the state directory's files at the archive's root.
+        // The same layout either way: the state directory's files at the archive's root, unchanged.
+        // OpenClaw's own backup decides what its state is (2026.9.6 leaves the 2026.8 layout's
+        // agents/*/sessions/*.jsonl out); the configuration and credentials are always there.
         let unpacked = std::env::temp_dir().join(format!("openclaw-cli-{instance}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&unpacked);
         untar(&get(backup.archive_key.clone()).await, &unpacked).unwrap();
         let got = files_under(&unpacked).unwrap();
         let original = files_under(&state.root).unwrap();
+        for path in ["openclaw.json", ".env", "credentials/telegram.json"] {
+            assert_eq!(got.get(path), original.get(path), "{method}: {path}");
+        }
         for (path, content) in &original {
             if path.starts_with("logs/") || path.starts_with("media/") || path.contains(".sqlite") {
                 continue;
             }
-            assert_eq!(got.get(path), Some(content), "{method}: {path}");
+            if method == "sqlite-backup" || got.contains_key(path) {
+                assert_eq!(got.get(path), Some(content), "{method}: {path}");
+            }
         }
-        assert!(got.keys().all(|p| !p.starts_with("logs/") && !p.starts_with("media/") && !p.ends_with("-wal")));
+        assert!(
+            got.keys().all(|p| !p.starts_with("logs/") && !p.starts_with("media/") && !p.ends_with("-wal")),
+            "{method}: {:?}",
+            got.keys().collect::<Vec<_>>()
+        );
         let check = Command::new("sqlite3")
             .arg(unpacked.join("state/openclaw.sqlite"))
             .arg("pragma integrity_check; select count(*) > 100 from events;")
@@ -304,6 +324,41 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&check.stdout), "ok\n1\n", "{method}");
         std::fs::remove_dir_all(&unpacked).unwrap();
+
+        if method == "openclaw-cli" {
+            // Restored beside the live state, then the switch-over's `openclaw doctor` for real, on
+            // the restored directory (non-interactive, as SSM would run it).
+            let target = std::env::temp_dir().join(format!("openclaw-restored-cli-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&target);
+            let target_dir = target.to_string_lossy().into_owned();
+            let steps = switch_over_steps(&backup.state_dir, &target_dir, "20261125T023000Z");
+            assert!(steps.iter().any(|s| s.ends_with("openclaw doctor")), "{steps:?}");
+            let restore = Restore {
+                state_dir: backup.state_dir.clone(),
+                bucket: BUCKET.into(),
+                archive_key: backup.archive_key.clone(),
+                manifest_key: backup.manifest_key.clone(),
+                target_dir: target_dir.clone(),
+                switch_over: steps,
+            };
+            let (out, err) = run_script(&emulator, instance, restore.script()).await.expect("the restore succeeds");
+            assert!(out.contains("openclaw doctor"), "{out} {err}");
+            let doctor = Command::new("openclaw")
+                .args(["doctor", "--non-interactive"])
+                .env("PATH", format!("{path}:{}", std::env::var("PATH").unwrap()))
+                .env("HOME", &home)
+                .env("OPENCLAW_STATE_DIR", &target)
+                .output()
+                .unwrap();
+            assert!(
+                doctor.status.success(),
+                "openclaw doctor on the restored state: {}\n{}",
+                String::from_utf8_lossy(&doctor.stdout),
+                String::from_utf8_lossy(&doctor.stderr)
+            );
+            std::fs::remove_dir_all(&target).unwrap();
+        }
     }
     std::fs::remove_dir_all(&bin).unwrap();
+    let _ = std::fs::remove_dir_all(&home);
 }
