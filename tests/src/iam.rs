@@ -1,7 +1,7 @@
 //! IAM principals for the functions under test, holding exactly the template's grants.
 //!
 //! moto evaluates actions but not Condition keys, and outside S3 honours only `Resource: "*"`
-//! (ARCHITECTURE.md, "Tests"). So the test user gets the template's statements with the same
+//! (docs/ARCHITECTURE.md, "The local emulator and its known gaps"). So the test user gets the template's statements with the same
 //! actions and `Resource: "*"`; the real scoping is checked over the parsed template instead
 //! (tests/tests/template.rs).
 
