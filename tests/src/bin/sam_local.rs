@@ -101,12 +101,16 @@ fn fill_env_vars(template: &str, values: &BTreeMap<&str, String>) -> anyhow::Res
 fn outcome_of(stdout: &str) -> anyhow::Result<Outcome> {
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).context("sam printed no response")?;
     let value: Value = serde_json::from_str(last).with_context(|| format!("response is not JSON: {last}"))?;
-    Ok(match (value.get("errorType"), value.get("errorMessage")) {
-        (Some(t), Some(m)) if value.as_object().is_some_and(|o| o.len() <= 3) => Outcome::Error {
-            error_type: t.as_str().unwrap_or_default().to_owned(),
-            error_message: m.as_str().unwrap_or_default().to_owned(),
-        },
-        _ => Outcome::Response(value),
+    // Lambda's error shape: errorType and errorMessage (and perhaps stackTrace), nothing else.
+    let error = match (value.get("errorType"), value.get("errorMessage")) {
+        (Some(t), Some(m)) if value.as_object().is_some_and(|o| o.len() <= 3) => {
+            Some((t.as_str().unwrap_or_default().to_owned(), m.as_str().unwrap_or_default().to_owned()))
+        }
+        _ => None,
+    };
+    Ok(match error {
+        Some((error_type, error_message)) => Outcome::Error { error_type, error_message },
+        None => Outcome::Response(value),
     })
 }
 
@@ -219,7 +223,17 @@ async fn main() -> anyhow::Result<()> {
         ("TelegramSecretArn", secret.clone()),
         ("TelegramDeadLetterQueueUrl", dead_letters.clone()),
     ]);
-    let filled = fill_env_vars(&std::fs::read_to_string(root.join("testbed/sam/env-vars.json"))?, &values)?;
+    let mut filled = fill_env_vars(&std::fs::read_to_string(root.join("testbed/sam/env-vars.json"))?, &values)?;
+    // The emulator and the fake Telegram instead of AWS and Telegram. SAM CLI does not resolve the
+    // template's `!If` on LocalAwsEndpointUrl / LocalTelegramApiUrl (it declares the variables blank),
+    // so the values come from the env-vars file, as the README says.
+    for (logical_id, _) in FUNCTIONS {
+        let block = filled[logical_id].as_object_mut().with_context(|| format!("env-vars.json has no {logical_id}"))?;
+        block.insert("AWS_ENDPOINT_URL".into(), json!(endpoint));
+        if logical_id == "TelegramNotifyFunction" {
+            block.insert("TELEGRAM_API_URL".into(), json!(telegram_url));
+        }
+    }
     let work = root.join("target/sam-local");
     std::fs::create_dir_all(&work)?;
     let env_vars = work.join("env-vars.json");
@@ -231,8 +245,6 @@ async fn main() -> anyhow::Result<()> {
         env_vars,
         overrides: vec![
             "Architecture=x86_64".into(),
-            format!("LocalAwsEndpointUrl={endpoint}"),
-            format!("LocalTelegramApiUrl={telegram_url}"),
             format!("TelegramChats={CHAT}"),
             format!("StateDir={}", state.root.display()),
         ],
@@ -244,7 +256,9 @@ async fn main() -> anyhow::Result<()> {
         // The same bootstrap through the integration tests' Runtime API: the reference for bad samples.
         let mut env = emulator.function_env(&principal.keys);
         for (name, value) in filled[logical_id].as_object().into_iter().flatten() {
-            env.push((name.clone(), value.as_str().unwrap_or_default().to_owned()));
+            if name != "AWS_ENDPOINT_URL" {
+                env.push((name.clone(), value.as_str().unwrap_or_default().to_owned()));
+            }
         }
         env.extend([("TELEGRAM_CHATS".to_owned(), CHAT.to_owned()), ("RUST_LOG".to_owned(), "off".to_owned())]);
         let reference = Function::start(function, &env).await?;
