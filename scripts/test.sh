@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: template lint, formatting and lints, unit tests, and the integration tests against the
-# local AWS emulator. Installs what it needs (the test bed's Python venv) on a fresh machine.
+# Every test: template lint, formatting and lints, unit tests, the integration tests against the
+# local AWS emulator, and SAM CLI's build and local invocation of every function. Installs what it
+# needs (the test bed's Python venvs, SAM CLI's venv, Docker) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,15 +31,20 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test (unit and integration)"
 # Every emulator writes its IAM decisions here; the least-privilege check below reads them all.
 export OPENCLAW_IAM_DECISIONS="$PWD/target/iam-decisions"
 rm -rf "$OPENCLAW_IAM_DECISIONS"
-cargo build --workspace --bins
-cargo test --workspace
+cargo build --locked --workspace --bins
+cargo test --locked --workspace
 
 step "least privilege, both ways, over every test: each template grant used, nothing used that is not granted"
 # (built with the workspace above: a `cargo run -p` would resolve features anew and rebuild the SDKs)
 target/debug/iam-coverage
+
+# Last: it reuses the bootstraps built above for its reference runs, and its own sam build is the
+# longest step (Docker, SAM CLI and cargo-lambda installed on first use).
+step "SAM CLI: validate, build, local invoke of every sample event (scripts/sam-test.sh)"
+./scripts/sam-test.sh

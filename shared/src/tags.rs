@@ -1,4 +1,4 @@
-//! Tag names the suite writes and reads (see ARCHITECTURE.md, "Contracts").
+//! Tag names the suite writes and reads (docs/ARCHITECTURE.md, "Tag contract").
 
 use std::fmt;
 use std::str::FromStr;

@@ -65,7 +65,7 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
         ("EbsSnapshotsFunction", &["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]),
         (
             "TelegramNotifyFunction",
-            &["TELEGRAM_SECRET_ARN", "TELEGRAM_CHATS", "TELEGRAM_INSUFFICIENT_DATA", "TELEGRAM_DLQ_URL"],
+            &["TELEGRAM_SECRET_ARN", "TELEGRAM_CHATS", "TELEGRAM_INSUFFICIENT_DATA", "TELEGRAM_DLQ_URL", "TELEGRAM_API_URL"],
         ),
     ];
     for (function, want) in cases {
@@ -82,7 +82,9 @@ fn the_suite_settings_match_the_architecture() {
     assert_eq!(doc["Transform"].as_str(), Some("AWS::Serverless-2016-10-31"));
     let globals = &doc["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
-    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    // arm64 unless the Architecture parameter says x86_64 (for local builds without arm64 emulation).
+    assert_eq!(globals["Architectures"][0], serde_norway::from_str::<Value>("!Ref Architecture").unwrap());
+    assert_eq!(doc["Parameters"]["Architecture"]["Default"].as_str(), Some("arm64"));
     assert_eq!(globals["MemorySize"].as_u64(), Some(128));
     assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
 

@@ -1,4 +1,4 @@
-//! cost-check's configuration (ARCHITECTURE.md, "Configuration").
+//! cost-check's configuration (docs/ARCHITECTURE.md, "Configuration").
 
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::config::{self, Env};

@@ -1,4 +1,4 @@
-//! The function's configuration (names and defaults: ARCHITECTURE.md, "Configuration").
+//! The function's configuration (names and defaults: docs/ARCHITECTURE.md, "Configuration").
 
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::config::{self, Env};

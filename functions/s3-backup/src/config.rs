@@ -1,4 +1,4 @@
-//! s3-backup's configuration (ARCHITECTURE.md, "Configuration").
+//! s3-backup's configuration (docs/ARCHITECTURE.md, "Configuration").
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! spot-recovery's configuration (ARCHITECTURE.md, "Configuration").
+//! spot-recovery's configuration (docs/ARCHITECTURE.md, "Configuration").
 
 use std::time::Duration;
 

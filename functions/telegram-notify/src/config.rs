@@ -1,4 +1,4 @@
-//! telegram-notify's configuration (ARCHITECTURE.md, "Configuration").
+//! telegram-notify's configuration (docs/ARCHITECTURE.md, "Configuration").
 
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::config::{self, Env};

@@ -1,5 +1,6 @@
-//! Where backups live (ARCHITECTURE.md, "Backup objects"): lifecycle rules match the `daily/` and
-//! `monthly/` prefixes, and `<gateway>` is the instance's Name tag so history survives a replacement.
+//! Where backups live (docs/ARCHITECTURE.md, "S3 layout contract"): lifecycle rules match the
+//! `daily/` and `monthly/` prefixes, and `<gateway>` is the instance's Name tag so history survives a
+//! replacement.
 
 use chrono::{DateTime, Utc};
 
