@@ -17,6 +17,9 @@ What the bed enforces, as AWS does:
 Durations are bed time (bed_clock.py): a forward move of the emulator's clock, or a time scale,
 shortens them for a test.
 
+* **Deregistering is idempotent**: a target that is not registered (deregistered by an earlier
+  delivery of the same event) is answered 200, as AWS does; moto answers `InvalidTarget`.
+
 What it still does not do: a deregistered target is `unused` at once (AWS: `draining` for the
 deregistration delay); a target whose instance stops or terminates keeps its last state; health is
 not derived from the instance really serving the health check path.
@@ -54,7 +57,9 @@ def install() -> None:
                     _registered_at[(self.arn, target["Id"])] = bed_clock.now()
 
     def deregister(self, targets):  # noqa: ANN001, ANN202
-        original_deregister(self, targets)
+        # AWS answers 200 for a target that is not registered (a repeated deregistration);
+        # moto raises InvalidTarget.
+        original_deregister(self, [t for t in targets if t["Id"] in self.targets])
         with _lock:
             for target in targets:
                 _registered_at.pop((self.arn, target["Id"]), None)
