@@ -89,7 +89,10 @@ pub fn template_timeout(binary: &str) -> anyhow::Result<Duration> {
     let resources = template.doc.get("Resources").and_then(Value::as_mapping).context("template has no Resources")?;
     let function = resources.values().find(|r| {
         r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
-            && r.get("Metadata").and_then(|m| m.get("BuildProperties")).and_then(|b| b.get("Binary")).and_then(Value::as_str)
+            && r.get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(Value::as_str)
                 == Some(binary)
     });
     let Some(function) = function else { bail!("template.yaml has no function whose binary is {binary}") };

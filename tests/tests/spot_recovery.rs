@@ -709,8 +709,12 @@ async fn the_volume_moves_only_once_the_reclaimed_instance_has_released_it() {
     let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
     assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
     let new_id = report["outcome"]["replacement"].as_str().unwrap().to_owned();
-    let steps: Vec<String> =
-        report["outcome"]["timeline"].as_array().unwrap().iter().map(|s| s["what"].as_str().unwrap().to_owned()).collect();
+    let steps: Vec<String> = report["outcome"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["what"].as_str().unwrap().to_owned())
+        .collect();
     let available = steps.iter().position(|s| s.ends_with("available")).expect("waited for the release");
     let attached = steps.iter().position(|s| s.contains("attached to")).expect("attached");
     assert!(available < attached, "{steps:?}");
