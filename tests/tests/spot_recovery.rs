@@ -797,8 +797,9 @@ async fn a_target_still_booting_at_the_deadline_is_reported_unfinished_and_the_r
     assert!(notes[0]["title"].as_str().unwrap().contains("INCOMPLETE"), "{notes:?}");
     assert_eq!(tags_of(&bed.instance(&bed.gateway).await)["openclaw:role"], "gateway", "not retired yet");
 
-    // Fifteen minutes later the target has booted; Lambda delivers the event again.
-    bed.emulator.set_clock(Utc::now() + chrono::TimeDelta::minutes(15)).await.unwrap();
+    // Half an hour later the target has booted (15 min) and passed its checks; Lambda delivers the
+    // event again.
+    bed.emulator.set_clock(Utc::now() + chrono::TimeDelta::minutes(30)).await.unwrap();
     let report = function.invoke(&event).await.unwrap().response();
     assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
     assert_eq!(report["outcome"]["target_health"], "healthy");

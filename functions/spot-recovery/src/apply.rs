@@ -288,7 +288,7 @@ pub async fn replace(
                     outcome.fail(
                         "health",
                         format!(
-                            "target {new} is still {state} at the end of the wait: the load balancer does not send                              it traffic yet"
+                            "target {new} is still {state} at the end of the wait: the load balancer sends it no traffic yet"
                         ),
                     );
                     outcome.target_health = Some(state);
