@@ -296,8 +296,9 @@ fn state_change(instance: &str, state: &str, time: DateTime<Utc>) -> Value {
 }
 
 /// The machine plays the gateway for SSM, with its state directory; its "instance role" is the admin.
-async fn play_the_gateway(bed: &Bed) -> StateDir {
-    let state = state_dir("spot");
+/// Each test its own state directory (`name`): tests run at once in one process.
+async fn play_the_gateway(bed: &Bed, name: &str) -> StateDir {
+    let state = state_dir(name);
     let mut env = serde_json::Map::new();
     for (k, v) in bed.emulator.function_env(&bed.emulator.admin_keys()) {
         env.insert(k, json!(v));
@@ -309,7 +310,7 @@ async fn play_the_gateway(bed: &Bed) -> StateDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once() {
     let bed = Bed::start(Tier::Budget).await;
-    let state = play_the_gateway(&bed).await;
+    let state = play_the_gateway(&bed, "spot-warning").await;
     let function = bed.function(&[("BACKUP_BUCKET", BUCKET), ("STATE_DIR", &state.root.to_string_lossy())]).await;
     let before = bed.instances().await.len();
     let now = Utc::now();
@@ -369,7 +370,7 @@ async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spot_termination_is_replaced_in_the_volumes_zone_with_the_volume_the_address_and_the_tags() {
     let bed = Bed::start(Tier::Budget).await;
-    let state = play_the_gateway(&bed).await;
+    let state = play_the_gateway(&bed, "spot-replace").await;
     let function = bed.function(&[("BACKUP_BUCKET", BUCKET), ("STATE_DIR", &state.root.to_string_lossy())]).await;
     let warned_at = Utc::now();
     function.invoke(&warning(&bed.gateway, warned_at)).await.unwrap().response();
