@@ -138,7 +138,7 @@ impl Function {
     /// As [`Function::start`], with the deadline `time_scale` times sooner (a 300-second `Timeout`
     /// at scale 30 gives each invocation 10 seconds).
     pub async fn start_scaled(name: &str, env: &[(String, String)], time_scale: f64) -> anyhow::Result<Self> {
-        if !(time_scale > 0.0) {
+        if time_scale.is_nan() || time_scale <= 0.0 {
             bail!("the time scale must be positive, not {time_scale}");
         }
         let timeout = template_timeout(name)?;
