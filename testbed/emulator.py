@@ -29,13 +29,13 @@ What it adds to moto (everything here, nothing elsewhere):
 * Cost Explorer as AWS answers it (never enabled, no data yet, request validation, paging, a
   record of the requests): `testbed/fake_ce.py`, its `/_testbed/ce/...` routes documented there.
 
-* SSM Run Command for real: `AWS-RunShellScript` commands run under bash on this machine, which
-  plays the instance. Register an instance first with
-  `POST /_testbed/ssm/instances {"instance_id": "i-...", "env": {...}}` (the environment its scripts
-  get: the instance role's keys, AWS_ENDPOINT_URL so the AWS CLI reaches the emulator, HOME...).
-  The invocation is `InProgress` while the script runs; then `Success`, `Failed` (with the exit
-  code) or `TimedOut` (`executionTimeout`), with stdout and stderr as SSM reports them (truncated to
-  24,000 / 8,000 characters). An unregistered instance's invocation fails.
+* The behaviours AWS has and moto lacks, each in its own module with its docstring: bed time
+  (bed_clock.py: `POST /_testbed/time-scale`, and the clock above), SSM Run Command run for real
+  with AWS's errors and timings (fake_ssm.py: `POST /_testbed/ssm/instances`, `/_testbed/ssm/settings`),
+  load balancer target health (fake_elbv2.py: `POST /_testbed/elbv2/target-health`), EC2 reclaiming
+  a Spot instance, one attachment per volume and RunInstances idempotency (fake_ec2.py:
+  `POST /_testbed/ec2/spot-interruption`, `/_testbed/ec2/settings`). Their routes come through
+  bed_routes.py.
 
 * S3 default encryption checked under its IAM action names (`s3:GetEncryptionConfiguration`,
   `s3:PutEncryptionConfiguration`): moto's action map lacks `?encryption` and checks `s3:ListBucket`.
@@ -43,12 +43,6 @@ What it adds to moto (everything here, nothing elsewhere):
   one page), so a benchmark counts the pages a function really asks for.
 * S3 `GetBucketVersioning` answered with the `VersioningConfiguration` root element AWS sends: moto
   5.2.5 serialises it as `GetBucketVersioningResponse`, which the Rust SDK refuses to parse.
-
-* EC2 reclaiming a Spot instance, which moto cannot do by itself:
-  `POST /_testbed/ec2/spot-interruption {"instance_id": "i-...", "action": "terminate" | "stop"}`
-  terminates (releasing its volumes, as moto's TerminateInstances does) or stops the instance and
-  gives it the state reason EC2 gives (`Server.SpotInstanceTermination` / `Server.SpotInstanceShutdown`).
-  Tests then deliver the EventBridge event themselves.
 
 * EC2 tags read by resource id: moto finds a resource's tags by scanning every tag in the account
   (per resource, per filter), so filtering 10,000 tagged snapshots takes minutes a page. Same answers,
@@ -81,77 +75,15 @@ from moto.iam.access_control import IAMRequestBase
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 import fake_ce
+import bed_clock
+import bed_routes
+import fake_ec2
+import fake_elbv2
+import fake_ssm
 
 REGION = "us-east-1"
 
 _request = threading.local()
-
-
-_ssm_lock = threading.Lock()
-_ssm_instances: dict[str, dict] = {}
-
-
-def _run_shell_scripts_for_real() -> None:
-    import subprocess
-
-    from moto.ssm.models import SimpleSystemManagerBackend as SSMBackend
-
-    original = SSMBackend.send_command
-
-    def run(command, invocation: dict, script: str, timeout: int) -> None:  # noqa: ANN001
-        with _ssm_lock:
-            registered = _ssm_instances.get(invocation["InstanceId"])
-        if registered is None:
-            result = {"Status": "Failed", "ResponseCode": 1, "StandardErrorContent": "not a managed instance of the test bed"}
-        else:
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **registered}
-            # subprocess's own timeout reads time.monotonic, which freezegun fakes: use a real timer.
-            process = subprocess.Popen(["bash", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            timer = threading.Timer(timeout, process.kill)
-            timer.start()
-            stdout, stderr = process.communicate()
-            timed_out = not timer.is_alive()
-            timer.cancel()
-            if timed_out:
-                result = {
-                    "Status": "TimedOut",
-                    "ResponseCode": -1,
-                    "StandardOutputContent": stdout[-24000:],
-                    "StandardErrorContent": f"execution timed out after {timeout} s",
-                }
-            else:
-                result = {
-                    "Status": "Success" if process.returncode == 0 else "Failed",
-                    "ResponseCode": process.returncode,
-                    "StandardOutputContent": stdout[-24000:],
-                    "StandardErrorContent": stderr[-8000:],
-                }
-        result["StatusDetails"] = result["Status"]
-        with _ssm_lock:
-            invocation.update(result)
-            if all(i["Status"] not in ("Pending", "InProgress") for i in command.invocations):
-                failed = [i for i in command.invocations if i["Status"] != "Success"]
-                command.status = "Failed" if failed else "Success"
-                command.status_details = command.status
-                command.error_count = len(failed)
-
-    def send_command(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        command = original(self, *args, **kwargs)
-        if command.document_name != "AWS-RunShellScript":
-            return command
-        script = "\n".join(command.parameters.get("commands", []))
-        timeout = int((command.parameters.get("executionTimeout") or [3600])[0])
-        with _ssm_lock:
-            command.status = "InProgress"
-            command.status_details = "InProgress"
-            command.completed_count = 0
-            for invocation in command.invocations:
-                invocation.update({"Status": "InProgress", "StatusDetails": "InProgress", "ResponseCode": -1})
-        for invocation in command.invocations:
-            threading.Thread(target=run, args=(command, invocation, script, timeout), daemon=True).start()
-        return command
-
-    SSMBackend.send_command = send_command
 
 
 def _sign_over_raw_bodies() -> None:
@@ -249,16 +181,6 @@ class Testbed:
         if path.startswith("/_testbed/ce/"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             return fake_ce.route(method, path, environ["wsgi.input"].read(length) if length else b"")
-        if path == "/_testbed/ssm/instances" and method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            with _ssm_lock:
-                _ssm_instances[request["instance_id"]] = {k: str(v) for k, v in request.get("env", {}).items()}
-            return "200 OK", {}
-        if path == "/_testbed/ec2/spot-interruption" and method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            return "200 OK", _interrupt_spot(request["instance_id"], request["action"])
         if path == "/_testbed/ec2/snapshots" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             return "200 OK", _seed_snapshots(json.loads(environ["wsgi.input"].read(length) or b"{}")["snapshots"])
@@ -270,26 +192,9 @@ class Testbed:
         if path == "/_testbed/calls" and method == "DELETE":
             iam_bed.clear()
             return "200 OK", {}
+        if (answer := bed_routes.dispatch(method, path, environ)) is not None:
+            return answer
         return "404 Not Found", {"error": f"no testbed route {method} {path}"}
-
-
-def _interrupt_spot(instance_id: str, action: str) -> dict:
-    from moto.backends import get_backend
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ec2.models.instances import StateReason
-
-    backend = get_backend("ec2")[DEFAULT_ACCOUNT_ID][REGION]
-    instance = backend.get_instance(instance_id)
-    if action == "terminate":
-        instance.terminate()
-        code, message = "Server.SpotInstanceTermination", "Spot instance termination"
-    elif action == "stop":
-        instance.stop()
-        code, message = "Server.SpotInstanceShutdown", "Spot instance shutdown"
-    else:
-        raise ValueError(f"action must be terminate or stop, not {action!r}")
-    instance.state_reason = StateReason(f"{code}: {message}", code)
-    return {"instance_id": instance_id, "state": instance.state, "state_reason": code}
 
 
 def _tags_by_resource_id() -> None:
@@ -360,7 +265,10 @@ def main() -> None:
     iam_bed.install()
     _sign_over_raw_bodies()
     fake_ce.install()
-    _run_shell_scripts_for_real()
+    bed_clock.install(clock)
+    fake_ssm.install()
+    fake_elbv2.install()
+    fake_ec2.install()
     _s3_versioning_as_aws_answers()
     _s3_encryption_actions()
     _paginate_snapshots()

@@ -54,7 +54,19 @@ pub async fn run(
         .timeout_seconds(command.delivery_timeout.as_secs() as i32)
         .send()
         .await
-        .map_err(|e| format!("ssm:SendCommand: {}", SdkErrorDisplay(&e)))?;
+        .map_err(|e| {
+            // SSM refuses the send at once for an instance it cannot reach: say what to fix.
+            let hint = if e.as_service_error().is_some_and(|s| s.is_invalid_instance_id()) {
+                format!(
+                    " ({instance_id} is not an instance SSM can reach now: it is not running, or its SSM agent is \
+                     not running or not registered (its instance profile needs AmazonSSMManagedInstanceCore); \
+                     nothing was sent)"
+                )
+            } else {
+                String::new()
+            };
+            format!("ssm:SendCommand: {}{hint}", SdkErrorDisplay(&e))
+        })?;
     let command_id =
         sent.command().and_then(|c| c.command_id()).ok_or("SendCommand answered without a command id")?.to_owned();
     loop {

@@ -207,7 +207,8 @@ impl Emulator {
     }
 
     /// EC2 reclaiming a Spot instance: `action` is `terminate` or `stop`; the instance gets EC2's
-    /// Spot state reason (the test then delivers the EventBridge event itself).
+    /// Spot state reason and goes in the test bed's default time (30 s of bed time; see
+    /// [`Emulator::spot_interruption_taking`]). The test then delivers the EventBridge event itself.
     pub async fn spot_interruption(&self, instance_id: &str, action: &str) -> anyhow::Result<()> {
         self.post("/_testbed/ec2/spot-interruption", serde_json::json!({"instance_id": instance_id, "action": action}))
             .await
@@ -224,6 +225,44 @@ impl Emulator {
         let response =
             self.http.post(format!("{}/_testbed/iam/simulate", self.url)).body(body.to_string()).send().await?;
         Ok(response.error_for_status()?.json().await?)
+    }
+
+    /// EC2 reclaiming a Spot instance that takes `seconds` of bed time to go: `shutting-down` (or
+    /// `stopping`) with its volumes attached until then, `terminated` with them released (or
+    /// `stopped`) after.
+    pub async fn spot_interruption_taking(&self, instance_id: &str, action: &str, seconds: f64) -> anyhow::Result<()> {
+        self.post(
+            "/_testbed/ec2/spot-interruption",
+            serde_json::json!({"instance_id": instance_id, "action": action, "seconds": seconds}),
+        )
+        .await
+    }
+
+    /// Bed time runs `scale` times faster than real time (the SSM, load balancer and Spot timings
+    /// of the test bed; not the timestamps moto writes).
+    pub async fn set_time_scale(&self, scale: f64) -> anyhow::Result<()> {
+        self.post("/_testbed/time-scale", serde_json::json!({ "scale": scale })).await
+    }
+
+    /// How long, in bed time, an SSM invocation is not there after the send (`InvocationDoesNotExist`)
+    /// and how long it stays `Pending` before its script starts.
+    pub async fn set_ssm_timings(&self, invisible_seconds: f64, delivery_seconds: f64) -> anyhow::Result<()> {
+        self.post(
+            "/_testbed/ssm/settings",
+            serde_json::json!({"invisible_seconds": invisible_seconds, "delivery_seconds": delivery_seconds}),
+        )
+        .await
+    }
+
+    /// How a load balancer target of `instance_id` (`*`: every instance without its own) fares:
+    /// `initial` for the target group's HealthyThreshold x Interval plus `boot_seconds` after its
+    /// registration, then `state` (`healthy` or `unhealthy`).
+    pub async fn set_target_health(&self, instance_id: &str, boot_seconds: f64, state: &str) -> anyhow::Result<()> {
+        self.post(
+            "/_testbed/elbv2/target-health",
+            serde_json::json!({"instance_id": instance_id, "boot_seconds": boot_seconds, "state": state}),
+        )
+        .await
     }
 
     /// Every authorization evaluated so far, in order.

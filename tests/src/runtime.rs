@@ -1,5 +1,13 @@
 //! A local Lambda Runtime API: runs a function's real binary as Lambda would (a process that polls
 //! `/runtime/invocation/next`), so tests go through `main.rs`, the init phase and the environment.
+//!
+//! Each invocation gets the deadline Lambda gives it: the function's `Timeout` in template.yaml
+//! (`Lambda-Runtime-Deadline-Ms`), and the function is stopped there as Lambda stops it: an
+//! invocation still running at its deadline ends `Sandbox.Timedout` ("Task timed out after N
+//! seconds") and its process is killed. A test may run a function on a time scale
+//! ([`Function::start_scaled`]), the deadline then coming `scale` times sooner, as the test bed's
+//! durations do with its own time scale: a 300-second function meets a slow health check in
+//! seconds.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -43,7 +51,8 @@ impl Outcome {
     }
 }
 
-type Pending = (String, Bytes);
+/// An invocation waiting for `/next`: its id, payload and deadline (ms since the epoch).
+type Pending = (String, Bytes, i64);
 
 struct Shared {
     queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
@@ -63,7 +72,33 @@ pub struct Function {
     next_id: Mutex<u64>,
     spawned: std::time::Instant,
     pid: Option<u32>,
+    /// The function's `Timeout` in template.yaml.
+    timeout: Duration,
+    /// What one invocation gets: `timeout` divided by the test's time scale.
+    deadline: Duration,
+    kill: Mutex<Option<oneshot::Sender<()>>>,
     _server: tokio::task::JoinHandle<()>,
+}
+
+/// A function's `Timeout` in template.yaml (found by its binary's name, as `cargo lambda` builds
+/// it), else the `Globals`' one, else Lambda's default of 3 seconds.
+pub fn template_timeout(binary: &str) -> anyhow::Result<Duration> {
+    use serde_norway::Value;
+    let template = crate::template::Template::load()?;
+    let seconds = |v: Option<&Value>| v.and_then(Value::as_u64);
+    let resources = template.doc.get("Resources").and_then(Value::as_mapping).context("template has no Resources")?;
+    let function = resources.values().find(|r| {
+        r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
+            && r.get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(Value::as_str)
+                == Some(binary)
+    });
+    let Some(function) = function else { bail!("template.yaml has no function whose binary is {binary}") };
+    let own = seconds(function.get("Properties").and_then(|p| p.get("Timeout")));
+    let global = seconds(template.doc.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("Timeout")));
+    Ok(Duration::from_secs(own.or(global).unwrap_or(3)))
 }
 
 /// Builds the functions' binaries (once per test process; a no-op when they are current), so a test
@@ -94,8 +129,20 @@ pub fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
 }
 
 impl Function {
-    /// Starts `name`'s bootstrap with Lambda's environment plus `env`.
+    /// Starts `name`'s bootstrap with Lambda's environment plus `env`; each invocation gets the
+    /// function's `Timeout` from template.yaml.
     pub async fn start(name: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        Self::start_scaled(name, env, 1.0).await
+    }
+
+    /// As [`Function::start`], with the deadline `time_scale` times sooner (a 300-second `Timeout`
+    /// at scale 30 gives each invocation 10 seconds).
+    pub async fn start_scaled(name: &str, env: &[(String, String)], time_scale: f64) -> anyhow::Result<Self> {
+        if time_scale.is_nan() || time_scale <= 0.0 {
+            bail!("the time scale must be positive, not {time_scale}");
+        }
+        let timeout = template_timeout(name)?;
+        let deadline = timeout.div_f64(time_scale);
         let path = binary(name)?;
         let (submit, queue) = mpsc::channel(16);
         let shared = Arc::new(Shared {
@@ -140,7 +187,8 @@ impl Function {
         collect(child.stdout.take().expect("piped"), output.clone());
         collect(child.stderr.take().expect("piped"), output.clone());
         let (exit_tx, exited) = watch::channel(None);
-        tokio::spawn(watch_exit(child, exit_tx));
+        let (kill, killed) = oneshot::channel();
+        tokio::spawn(watch_exit(child, exit_tx, killed));
 
         Ok(Function {
             name: name.to_owned(),
@@ -151,6 +199,9 @@ impl Function {
             next_id: Mutex::new(0),
             spawned,
             pid,
+            timeout,
+            deadline,
+            kill: Mutex::new(Some(kill)),
             _server: server,
         })
     }
@@ -160,7 +211,19 @@ impl Function {
         self.invoke_within(payload, Duration::from_secs(120)).await
     }
 
-    /// Invokes and waits up to `limit` (a benchmark's long run; Lambda's own limit is 900 s).
+    /// The function's `Timeout` in template.yaml.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// What each invocation gets: the `Timeout`, on the test's time scale.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Invokes and waits up to `limit` for the test (a benchmark's long run), and up to the
+    /// invocation's deadline for the function: past it the invocation ends `Sandbox.Timedout` and
+    /// the process is killed, as Lambda does.
     pub async fn invoke_within(&self, payload: impl Into<Bytes>, limit: Duration) -> anyhow::Result<Outcome> {
         let id = {
             let mut n = self.next_id.lock().unwrap();
@@ -169,10 +232,22 @@ impl Function {
         };
         let (tx, rx) = oneshot::channel();
         self.shared.waiters.lock().unwrap().insert(id.clone(), tx);
-        self.submit.send((id, payload.into())).await.context("runtime queue closed")?;
+        let deadline = chrono::Utc::now().timestamp_millis() + self.deadline.as_millis() as i64;
+        self.submit.send((id, payload.into(), deadline)).await.context("runtime queue closed")?;
         let mut exited = self.exited.clone();
+        // A moment past the deadline for the answer on its way (Lambda's own check is not exact either).
+        let timed_out = tokio::time::sleep(self.deadline + Duration::from_millis(500));
         tokio::select! {
             outcome = rx => Ok(outcome.context("invocation dropped")?),
+            _ = timed_out => {
+                if let Some(kill) = self.kill.lock().unwrap().take() {
+                    let _ = kill.send(());
+                }
+                Ok(Outcome::Error {
+                    error_type: "Sandbox.Timedout".to_owned(),
+                    error_message: format!("Task timed out after {:.2} seconds", self.deadline.as_secs_f64()),
+                })
+            }
             _ = exited.wait_for(Option::is_some) => {
                 let init = self.shared.init_error.lock().unwrap().clone();
                 bail!("{} exited ({:?}); init error: {init:?}; output:\n{}", self.name, *self.exited.borrow(), self.output())
@@ -229,17 +304,22 @@ fn collect(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, sink: A
     });
 }
 
-async fn watch_exit(mut child: Child, tx: watch::Sender<Option<String>>) {
-    let status = child.wait().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+async fn watch_exit(mut child: Child, tx: watch::Sender<Option<String>>, killed: oneshot::Receiver<()>) {
+    let status = tokio::select! {
+        status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+        Ok(()) = killed => {
+            let _ = child.kill().await;
+            "killed at the invocation's deadline".to_owned()
+        }
+    };
     let _ = tx.send(Some(status));
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
     shared.first_next.get_or_init(std::time::Instant::now);
-    let Some((id, payload)) = shared.queue.lock().await.recv().await else {
+    let Some((id, payload, deadline)) = shared.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
-    let deadline = chrono::Utc::now().timestamp_millis() + 900_000;
     let mut headers = HeaderMap::new();
     headers.insert("Lambda-Runtime-Aws-Request-Id", HeaderValue::from_str(&id).expect("ascii id"));
     headers.insert("Lambda-Runtime-Deadline-Ms", HeaderValue::from(deadline));

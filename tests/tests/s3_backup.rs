@@ -70,7 +70,6 @@ impl Bed {
         for (k, v) in emulator.function_env(&instance_role.keys) {
             env.insert(k, json!(v));
         }
-        env.insert("HOME".into(), json!(std::env::temp_dir()));
         for (k, v) in instance_env {
             env.insert((*k).to_owned(), json!(v));
         }
@@ -89,6 +88,18 @@ impl Bed {
             ("STATE_DIR".to_owned(), state_dir.to_owned()),
         ]);
         Function::start("s3-backup", &env).await.unwrap()
+    }
+
+    /// The function on a time scale: its deadline (template.yaml's `Timeout`) `scale` times sooner.
+    async fn function_scaled(&self, state_dir: &str, scale: f64) -> Function {
+        let mut env = self.emulator.function_env(&self.principal.keys);
+        env.extend([
+            ("NOTIFY_TOPIC_ARN".to_owned(), self.topic_arn.clone()),
+            ("BACKUP_BUCKET".to_owned(), BUCKET.to_owned()),
+            ("BACKUP_KMS_KEY_ID".to_owned(), self.key_id.clone()),
+            ("STATE_DIR".to_owned(), state_dir.to_owned()),
+        ]);
+        Function::start_scaled("s3-backup", &env, scale).await.unwrap()
     }
 
     async fn keys(&self) -> Vec<String> {
@@ -375,4 +386,75 @@ async fn a_corrupted_upload_is_caught_by_reading_it_back() {
     assert!(bed.keys().await.iter().all(|k| !k.contains("/monthly/")));
     assert!(!function.output().contains("BackupAgeHours"));
     std::fs::remove_dir_all(&bin).unwrap();
+}
+
+/// An `aws` whose archive upload takes 15 s (a slow link); everything else goes to the real AWS CLI.
+const SLOW_AWS: &str = r#"#!/bin/bash
+if [ "$1 $2" = "s3 cp" ] && [[ "$3" == *.tar.gz ]]; then sleep 15; fi
+exec "$REAL_AWS" "$@"
+"#;
+
+/// s3-backup's work does not fit in its time: the backup is still uploading when the run must stop
+/// (its `Timeout` of 900 s, here on a time scale of 30: 30 s, of which it keeps 20 to report). The
+/// run ends incomplete in time and says the command is still running; the command goes on on the
+/// instance, and Lambda's retry finds the verified backup and sends nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_still_running_at_the_deadline_is_reported_unfinished_and_not_sent_twice() {
+    let bin = std::env::temp_dir().join(format!("openclaw-slow-aws-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("aws"), SLOW_AWS).unwrap();
+    std::fs::set_permissions(bin.join("aws"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let real_aws = integration_tests::workspace_root().join(".venv/bin/aws");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let bed = Bed::start_with("slow", &[("PATH", path), ("REAL_AWS", real_aws.display().to_string())]).await;
+    let function = bed.function_scaled(&bed.state.root.to_string_lossy(), 30.0).await;
+    assert_eq!(function.timeout(), std::time::Duration::from_secs(900), "template.yaml's Timeout");
+
+    let started = std::time::Instant::now();
+    let (error_type, message) = function.invoke(&scheduled()).await.unwrap().error();
+    assert_eq!(error_type, "IncompleteRun", "ended by the function, not by Lambda's timeout: {message}");
+    assert!(started.elapsed() < function.deadline(), "{:?}", started.elapsed());
+    assert!(message.contains("still InProgress when the function had to stop"), "{message}");
+    let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
+    assert_eq!(notes[0]["severity"], "critical", "{notes:?}");
+    assert!(!function.output().contains("BackupAgeHours"), "no freshness claimed");
+
+    // The command goes on on the instance and lands.
+    let manifest = "openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T023000Z.manifest.json".to_owned();
+    for _ in 0..120 {
+        if bed.keys().await.contains(&manifest) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(bed.keys().await.contains(&manifest), "the backup never landed");
+    let again = function.invoke(&scheduled()).await.unwrap().response();
+    assert_eq!(again["plan"]["already_done"][0]["gateway"], "openclaw-gateway", "{again}");
+    assert_eq!(bed.sent_commands().await, 1);
+    std::fs::remove_dir_all(&bin).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_ssm_cannot_reach_is_refused_at_the_send_and_the_others_are_backed_up() {
+    let bed = Bed::start("no-agent").await;
+    // A second gateway whose SSM agent never registered (its instance profile lacks the policy).
+    let ec2 = aws_sdk_ec2::Client::new(&bed.emulator.admin().await);
+    let image =
+        ec2.describe_images().owners("amazon").send().await.unwrap().images.unwrap()[0].image_id.clone().unwrap();
+    let tags = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(Tag::builder().key("Name").value("openclaw-gateway-2").build())
+        .tags(Tag::builder().key("openclaw:role").value("gateway").build())
+        .build();
+    ec2.run_instances().image_id(image).min_count(1).max_count(1).tag_specifications(tags).send().await.unwrap();
+    let function = bed.function(&bed.state.root.to_string_lossy()).await;
+
+    let (error_type, message) = function.invoke(&scheduled()).await.unwrap().error();
+    assert_eq!(error_type, "IncompleteRun");
+    assert!(message.contains("openclaw-gateway-2"), "{message}");
+    assert!(message.contains("InvalidInstanceId") && message.contains("AmazonSSMManagedInstanceCore"), "{message}");
+    // The reachable gateway's backup was made and verified all the same.
+    let keys = bed.keys().await;
+    assert!(keys.iter().any(|k| k.starts_with("openclaw/daily/openclaw-gateway/")), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("openclaw-gateway-2")), "{keys:?}");
 }

@@ -46,7 +46,15 @@ async fn run_script(emulator: &Emulator, instance: &str, script: String) -> Resu
         .unwrap();
     let id = sent.command.unwrap().command_id.unwrap();
     for _ in 0..600 {
-        let inv = ssm.get_command_invocation().command_id(&id).instance_id(instance).send().await.unwrap();
+        let inv = match ssm.get_command_invocation().command_id(&id).instance_id(instance).send().await {
+            Ok(inv) => inv,
+            // As on AWS, the invocation is not there for a moment after the send.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_invocation_does_not_exist()) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => panic!("GetCommandInvocation: {e:?}"),
+        };
         let status = inv.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
         if status == "InProgress" || status == "Pending" {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -75,7 +83,6 @@ async fn a_backup_of_a_live_state_directory_lands_complete_consistent_and_verifi
     let mut env = serde_json::Map::new();
     env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
     env.insert("AWS_DEFAULT_REGION".into(), json!(emulator.region));
-    env.insert("HOME".into(), json!(std::env::temp_dir()));
     for (k, v) in emulator.function_env(&emulator.admin_keys()) {
         env.insert(k, json!(v));
     }
@@ -247,8 +254,6 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
     let cli = bin.join("openclaw");
     std::fs::write(&cli, FAILING_OPENCLAW).unwrap();
     std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let home = std::env::temp_dir().join(format!("openclaw-cli-home-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
     let version = pinned_openclaw();
 
     for (instance, path, method) in [
@@ -258,7 +263,6 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
         let mut env = serde_json::Map::new();
         env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
         env.insert("AWS_DEFAULT_REGION".into(), json!(emulator.region));
-        env.insert("HOME".into(), json!(home));
         let venv = workspace_root().join(".venv/bin");
         env.insert("PATH".into(), json!(format!("{path}:{}:{}", venv.display(), std::env::var("PATH").unwrap())));
         for (k, v) in emulator.function_env(&emulator.admin_keys()) {

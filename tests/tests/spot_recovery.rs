@@ -21,6 +21,9 @@ const LOGICAL_ID: &str = "SpotRecoveryFunction";
 const BUCKET: &str = "openclaw-backups-spot";
 /// The data volume's zone; the gateway's subnet there is the one a replacement must use.
 const AZ: &str = "us-east-1b";
+/// Bed time runs this much faster than real time: a reclaimed instance's 30 s of `shutting-down`
+/// take 6 s, a new target's 60 s of `initial` 12 s; the function's own waits stay real.
+const TIME_SCALE: f64 = 5.0;
 
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
@@ -56,6 +59,7 @@ struct Bed {
 impl Bed {
     async fn start(tier: Tier) -> Bed {
         let emulator = Emulator::start().await.unwrap();
+        emulator.set_time_scale(TIME_SCALE).await.unwrap();
         let admin = emulator.admin().await;
         let ec2 = aws_sdk_ec2::Client::new(&admin);
         let image =
@@ -170,6 +174,9 @@ impl Bed {
                 .vpc_id(vpc)
                 .health_check_port("18789")
                 .health_check_path("/healthz")
+                // As the template's WebhookTargetGroup: a new target is `initial` for 2 x 30 s.
+                .healthy_threshold_count(2)
+                .health_check_interval_seconds(30)
                 .send()
                 .await
                 .unwrap()
@@ -238,6 +245,17 @@ impl Bed {
     async fn replacements(&self) -> Vec<Instance> {
         let old = self.gateway.clone();
         self.instances().await.into_iter().filter(|i| tags_of(i).get("openclaw:replaces") == Some(&old)).collect()
+    }
+
+    /// Waits (real time, bounded) until EC2 says the instance is `state`.
+    async fn wait_for_state(&self, id: &str, state: &str) {
+        for _ in 0..100 {
+            if self.instance(id).await.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some(state) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{id} never became {state}");
     }
 
     async fn attached_to(&self, volume: &str) -> Option<(String, String)> {
@@ -310,13 +328,13 @@ fn state_change(instance: &str, state: &str, time: DateTime<Utc>) -> Value {
 }
 
 /// The machine plays the gateway for SSM, with its state directory; its "instance role" is the admin.
-async fn play_the_gateway(bed: &Bed) -> StateDir {
-    let state = state_dir("spot");
+/// Each test its own state directory (`name`): tests run at once in one process.
+async fn play_the_gateway(bed: &Bed, name: &str) -> StateDir {
+    let state = state_dir(name);
     let mut env = serde_json::Map::new();
     for (k, v) in bed.emulator.function_env(&bed.emulator.admin_keys()) {
         env.insert(k, json!(v));
     }
-    env.insert("HOME".into(), json!(std::env::temp_dir()));
     bed.emulator.register_instance(&bed.gateway, env).await.unwrap();
     state
 }
@@ -324,7 +342,7 @@ async fn play_the_gateway(bed: &Bed) -> StateDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once() {
     let bed = Bed::start(Tier::Budget).await;
-    let state = play_the_gateway(&bed).await;
+    let state = play_the_gateway(&bed, "spot-warning").await;
     let function = bed.function(&[("BACKUP_BUCKET", BUCKET), ("STATE_DIR", &state.root.to_string_lossy())]).await;
     let before = bed.instances().await.len();
     let now = Utc::now();
@@ -384,7 +402,7 @@ async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spot_termination_is_replaced_in_the_volumes_zone_with_the_volume_the_address_and_the_tags() {
     let bed = Bed::start(Tier::Budget).await;
-    let state = play_the_gateway(&bed).await;
+    let state = play_the_gateway(&bed, "spot-replace").await;
     let function = bed.function(&[("BACKUP_BUCKET", BUCKET), ("STATE_DIR", &state.root.to_string_lossy())]).await;
     let warned_at = Utc::now();
     function.invoke(&warning(&bed.gateway, warned_at)).await.unwrap().response();
@@ -532,7 +550,8 @@ async fn a_gone_data_volume_is_restored_from_the_newest_snapshot_and_said_loudly
     let snapshot_id = warned["outcome"]["snapshot_id"].as_str().unwrap().to_owned();
     bed.notifications().await;
 
-    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    bed.emulator.spot_interruption_taking(&bed.gateway, "terminate", 0.0).await.unwrap();
+    bed.wait_for_state(&bed.gateway, "terminated").await;
     bed.ec2.delete_volume().volume_id(&bed.data_volume).send().await.unwrap();
     let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
     assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
@@ -560,7 +579,8 @@ async fn a_gone_data_volume_is_restored_from_the_newest_snapshot_and_said_loudly
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spot_stop_is_replaced_only_with_replace_on_stop_and_the_volume_is_detached_first() {
     let bed = Bed::start(Tier::Budget).await;
-    bed.emulator.spot_interruption(&bed.gateway, "stop").await.unwrap();
+    bed.emulator.spot_interruption_taking(&bed.gateway, "stop", 0.0).await.unwrap();
+    bed.wait_for_state(&bed.gateway, "stopped").await;
     let event = state_change(&bed.gateway, "stopped", Utc::now());
 
     let off = bed.function(&[]).await;
@@ -612,7 +632,7 @@ async fn a_foreign_instances_events_and_bad_input_change_nothing_at_all() {
         assert_eq!(report["plan"]["action"], "ignore", "{report}");
         assert!(report["plan"]["reason"].as_str().unwrap().contains("not the gateway"));
     }
-    bed.emulator.spot_interruption(&bed.foreign, "terminate").await.unwrap();
+    bed.emulator.spot_interruption_taking(&bed.foreign, "terminate", 0.0).await.unwrap();
     let report = function.invoke(&state_change(&bed.foreign, "terminated", now)).await.unwrap().response();
     assert_eq!(report["plan"]["action"], "ignore", "{report}");
 
@@ -706,4 +726,135 @@ async fn a_dry_run_plans_and_reports_but_changes_nothing() {
     let notes = bed.notifications().await;
     assert!(notes[0]["text"].as_str().unwrap().contains("dry run"), "{notes:?}");
     assert!(notes[1]["title"].as_str().unwrap().starts_with("Dry run: openclaw-gateway would be replaced"));
+}
+
+// --- AWS's timings and rules, which the test bed now keeps ----------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_volume_moves_only_once_the_reclaimed_instance_has_released_it() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    // 30 s of shutting-down (6 s real at the test's time scale), the volume attached all along.
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    assert_eq!(bed.instance(&bed.gateway).await.state().unwrap().name().unwrap().as_str(), "shutting-down");
+    assert_eq!(bed.attached_to(&bed.data_volume).await.map(|a| a.0), Some(bed.gateway.clone()));
+
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let new_id = report["outcome"]["replacement"].as_str().unwrap().to_owned();
+    let steps: Vec<String> = report["outcome"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["what"].as_str().unwrap().to_owned())
+        .collect();
+    let available = steps.iter().position(|s| s.ends_with("available")).expect("waited for the release");
+    let attached = steps.iter().position(|s| s.contains("attached to")).expect("attached");
+    assert!(available < attached, "{steps:?}");
+    assert_eq!(bed.instance(&bed.gateway).await.state().unwrap().name().unwrap().as_str(), "terminated");
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id, "/dev/sdf".to_owned())));
+    bed.assert_all_allowed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_standby_does_not_block_the_replacement() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[("EARLY_REPLACE", "true")]).await;
+    let report = function.invoke(&rebalance(&bed.gateway, Utc::now())).await.unwrap().response();
+    let standby = report["outcome"]["replacement"].as_str().unwrap().to_owned();
+    // The standby is reclaimed (or terminated by hand) before the gateway is.
+    bed.ec2.terminate_instances().instance_ids(&standby).send().await.unwrap();
+
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    // EC2 answers a client token reused with other tags with IdempotentParameterMismatch.
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let new_id = report["outcome"]["replacement"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, standby);
+    assert_eq!(bed.instance(&new_id).await.state().unwrap().name().unwrap().as_str(), "running");
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id, "/dev/sdf".to_owned())));
+    bed.assert_all_allowed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_replacement_died_launches_a_live_one() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let event = state_change(&bed.gateway, "terminated", Utc::now());
+    bed.principal.deny(&bed.emulator, &["ec2:AttachVolume"]).await.unwrap();
+    let (kind, _) = function.invoke(&event).await.unwrap().error();
+    assert_eq!(kind, "IncompleteRun");
+    let first = bed.replacements().await[0].instance_id().unwrap().to_owned();
+    // The first replacement is itself reclaimed before Lambda's retry.
+    bed.ec2.terminate_instances().instance_ids(&first).send().await.unwrap();
+
+    bed.principal.restore(&bed.emulator).await.unwrap();
+    let report = function.invoke(&event).await.unwrap().response();
+    // EC2 answers the same client token with the same (now terminated) instance.
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let second = report["outcome"]["replacement"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(bed.instance(&second).await.state().unwrap().name().unwrap().as_str(), "running");
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((second, "/dev/sdf".to_owned())));
+}
+
+/// spot-recovery's work does not fit in its time: the new target is still booting when the run
+/// must stop (its `Timeout` of 300 s, here on a time scale of 15: 20 s). The run says so and ends
+/// incomplete in time, the old instance is not retired, and Lambda's retry finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_still_booting_at_the_deadline_is_reported_unfinished_and_the_retry_completes() {
+    let bed = Bed::start(Tier::Full).await;
+    bed.emulator.set_target_health("*", 900.0, "healthy").await.unwrap();
+    let mut env = bed.emulator.function_env(&bed.principal.keys);
+    let subnets = bed.subnets.values().cloned().collect::<Vec<_>>().join(",");
+    env.extend([
+        ("NOTIFY_TOPIC_ARN".to_owned(), bed.topic_arn.clone()),
+        ("LAUNCH_TEMPLATE_ID".to_owned(), bed.template_id.clone()),
+        ("SUBNET_IDS".to_owned(), subnets),
+        ("TARGET_GROUP_ARN".to_owned(), bed.target_group.clone().unwrap()),
+    ]);
+    let function = Function::start_scaled("spot-recovery", &env, 15.0).await.unwrap();
+    assert_eq!(function.timeout(), std::time::Duration::from_secs(300), "template.yaml's Timeout");
+
+    bed.emulator.spot_interruption_taking(&bed.gateway, "terminate", 0.0).await.unwrap();
+    bed.wait_for_state(&bed.gateway, "terminated").await;
+    let event = state_change(&bed.gateway, "terminated", Utc::now());
+    let started = std::time::Instant::now();
+    let (kind, message) = function.invoke(&event).await.unwrap().error();
+    assert_eq!(kind, "IncompleteRun", "ended by the function, not by Lambda's timeout: {message}");
+    assert!(started.elapsed() < function.deadline(), "{:?}", started.elapsed());
+    assert!(message.contains("health") && message.contains("initial"), "{message}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes[0]["severity"], "critical", "{notes:?}");
+    assert!(notes[0]["title"].as_str().unwrap().contains("INCOMPLETE"), "{notes:?}");
+    assert_eq!(tags_of(&bed.instance(&bed.gateway).await)["openclaw:role"], "gateway", "not retired yet");
+
+    // Half an hour later the target has booted (15 min) and passed its checks; Lambda delivers the
+    // event again.
+    bed.emulator.set_clock(Utc::now() + chrono::TimeDelta::minutes(30)).await.unwrap();
+    let report = function.invoke(&event).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    assert_eq!(report["outcome"]["target_health"], "healthy");
+    assert_eq!(tags_of(&bed.instance(&bed.gateway).await)["openclaw:role"], "replaced");
+    let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
+    assert_eq!(launches, 1);
+    bed.assert_all_allowed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_without_a_reachable_ssm_agent_is_snapshotted_and_its_backup_refused_at_once() {
+    let bed = Bed::start(Tier::Budget).await;
+    let state = state_dir("spot-no-agent");
+    // The gateway is not registered with the test bed's SSM: no agent.
+    let function = bed.function(&[("BACKUP_BUCKET", BUCKET), ("STATE_DIR", &state.root.to_string_lossy())]).await;
+    let (kind, message) = function.invoke(&warning(&bed.gateway, Utc::now())).await.unwrap().error();
+    assert_eq!(kind, "IncompleteRun", "{message}");
+    assert!(message.contains("InvalidInstanceId") && message.contains("AmazonSSMManagedInstanceCore"), "{message}");
+    // The snapshot, the record and the notices still happened.
+    let snapshots = bed.snapshots().await;
+    assert!(snapshots.iter().any(|s| s.volume_id() == Some(bed.data_volume.as_str())), "{snapshots:?}");
+    assert!(tags_of(&bed.instance(&bed.gateway).await).contains_key("openclaw:spot-warning"));
+    let notes = bed.notifications().await;
+    assert!(notes.iter().any(|n| n["severity"] == "critical"), "{notes:?}");
 }

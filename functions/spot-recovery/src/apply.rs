@@ -281,8 +281,20 @@ pub async fn replace(
             outcome.address = Some(arn.clone());
             let until = deadline.min(Instant::now() + health_timeout);
             match clients.target_group.wait_healthy(arn, &new, until).await {
-                Ok(state) => {
+                Ok(state) if state == "healthy" => {
                     outcome.step(format!("target {new}: {state}"));
+                    outcome.target_health = Some(state);
+                }
+                // Not serving yet (still booting, or failing its checks): not a recovery to report
+                // as done. The run ends incomplete, the old instance is not retired, and Lambda's
+                // retry of the event looks again.
+                Ok(state) => {
+                    outcome.fail(
+                        "health",
+                        format!(
+                            "target {new} is still {state} at the end of the wait: the load balancer sends it no traffic yet"
+                        ),
+                    );
                     outcome.target_health = Some(state);
                 }
                 Err(e) => outcome.fail("health", e),

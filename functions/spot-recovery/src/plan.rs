@@ -467,9 +467,25 @@ fn launch(
         template_version: config.launch_template_version.clone(),
         az,
         subnet_id,
-        client_token: format!("openclaw-ops-replace-{}", instance.id),
+        client_token: client_token(instance, observed, launching),
         tags,
     })
+}
+
+/// EC2 answers a `ClientToken` it has seen with the instance it launched then, and a token reused
+/// with other parameters with `IdempotentParameterMismatch`. So the token names what is launched
+/// (a standby lacks the gateway tag: another request) and how many launches for this instance are
+/// gone already: two deliveries of one event share a token and get one instance, while a launch
+/// after a replacement that died gets a new instance instead of the dead one.
+fn client_token(instance: &Instance, observed: &Observed, launching: Launching) -> String {
+    let purpose = match launching {
+        Launching::Now => "replace",
+        Launching::Standby => "standby",
+    };
+    match observed.replacements.iter().filter(|r| r.is_gone()).count() {
+        0 => format!("openclaw-ops-{purpose}-{}", instance.id),
+        gone => format!("openclaw-ops-{purpose}-{}-{gone}", instance.id),
+    }
 }
 
 /// The newest completed suite snapshot that `matches`.

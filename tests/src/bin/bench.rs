@@ -242,9 +242,8 @@ async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
     configure_like_the_template(&s3, BUCKET, &key_arn).await?;
     let state = state_dir("bench");
     let role = gateway_instance_role(&emulator, &stack).await?;
-    let mut instance_env: serde_json::Map<String, Value> =
+    let instance_env: serde_json::Map<String, Value> =
         emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
-    instance_env.insert("HOME".into(), json!(std::env::temp_dir()));
     emulator.register_instance(&account.instance_id, instance_env).await?;
     let principal = Principal::for_function(&emulator, "S3BackupFunction", &stack).await?;
     let env = with(

@@ -199,9 +199,8 @@ async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
     configure_like_the_template(&s3, BACKUP_BUCKET, &key_arn).await?;
     let state = state_dir("demo");
     let role = gateway_instance_role(&demo.emulator, &stack).await?;
-    let mut instance_env: serde_json::Map<String, Value> =
+    let instance_env: serde_json::Map<String, Value> =
         demo.emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
-    instance_env.insert("HOME".into(), json!(std::env::temp_dir()));
     demo.emulator.register_instance(&demo.account.instance_id, instance_env).await?;
 
     let principal = Principal::for_function(&demo.emulator, "S3BackupFunction", &stack).await?;
@@ -268,6 +267,8 @@ async fn show_spot_recovery() -> anyhow::Result<()> {
     };
     println!("spot-recovery: EC2 reclaims the Spot gateway; the suite brings it back");
     let emulator = Emulator::start().await?;
+    // EC2 takes its time to reclaim an instance (30 s); the demo's bed time runs ten times faster.
+    emulator.set_time_scale(10.0).await?;
     let admin = emulator.admin().await;
     let ec2 = aws_sdk_ec2::Client::new(&admin);
     let image = ec2.describe_images().owners("amazon").send().await?;

@@ -300,11 +300,13 @@ fn a_replacement_found_by_its_tag_is_never_launched_twice() {
     assert_eq!(r.replacement, Replacement::Existing { instance_id: NEW.into(), tags: vec![] });
     assert_eq!(r.volume, VolumeStep::Attached { volume_id: "vol-data".into(), device: "/dev/sdg".into() });
 
-    // A replacement that is itself gone does not count.
+    // A replacement that is itself gone does not count, and its client token is not reused: EC2
+    // would answer it with the dead instance.
     existing.state = "terminated".into();
     o.replacements = vec![existing];
     let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
-    assert!(matches!(r.replacement, Replacement::Launch(_)));
+    let Replacement::Launch(launch) = r.replacement else { panic!("{:?}", r.replacement) };
+    assert_eq!(launch.client_token, format!("openclaw-ops-replace-{OLD}-1"));
 }
 
 // --- the launch -------------------------------------------------------------------------------
@@ -579,6 +581,8 @@ fn a_rebalance_recommendation_saves_and_starts_early_only_when_configured() {
     assert_eq!((l.az.as_str(), l.subnet_id.as_deref()), ("us-east-1b", Some("subnet-b")));
     assert!(l.tags.contains(&(REPLACES.to_owned(), OLD.to_owned())));
     assert!(!l.tags.iter().any(|(k, _)| k == "openclaw:role"), "a standby is not the gateway yet: {:?}", l.tags);
+    // Other tags, another request: a replacement launched later must not reuse the standby's token.
+    assert_eq!(l.client_token, format!("openclaw-ops-standby-{OLD}"));
 
     // At the interruption it takes over, and gets the gateway's tags it lacks.
     let mut standby = gateway("running");
