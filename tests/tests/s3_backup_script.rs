@@ -254,6 +254,9 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
     let cli = bin.join("openclaw");
     std::fs::write(&cli, FAILING_OPENCLAW).unwrap();
     std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The HOME `openclaw doctor` runs with here, on the test's side (SSM gives its scripts none).
+    let home = std::env::temp_dir().join(format!("openclaw-cli-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
     let version = pinned_openclaw();
 
     for (instance, path, method) in [
