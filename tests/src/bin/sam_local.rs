@@ -26,6 +26,7 @@ use integration_tests::emulator::{Emulator, Keys};
 use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::state_dir;
 use integration_tests::runtime::{Function, Outcome};
+use integration_tests::stack::Stack;
 use integration_tests::workspace_root;
 use serde_json::{Value, json};
 
@@ -89,7 +90,8 @@ fn fill_env_vars(template: &str, values: &BTreeMap<&str, String>) -> anyhow::Res
         for (name, value) in vars.as_object_mut().with_context(|| format!("{function}: an object"))? {
             let raw = value.as_str().with_context(|| format!("{function}.{name}: a string"))?;
             if let Some(output) = raw.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
-                let filled = values.get(output).with_context(|| format!("{function}.{name}: no value for <{output}>"))?;
+                let filled =
+                    values.get(output).with_context(|| format!("{function}.{name}: no value for <{output}>"))?;
                 *value = Value::String(filled.clone());
             }
         }
@@ -174,8 +176,9 @@ fn check_response(function: &str, sample: &str, response: &Value, telegram_messa
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let root = workspace_root();
-    let address = std::env::var("OPENCLAW_SAM_HOST_ADDRESS")
-        .context("OPENCLAW_SAM_HOST_ADDRESS (this machine's address on Docker's bridge) is not set: run scripts/sam-test.sh")?;
+    let address = std::env::var("OPENCLAW_SAM_HOST_ADDRESS").context(
+        "OPENCLAW_SAM_HOST_ADDRESS (this machine's address on Docker's bridge) is not set: run scripts/sam-test.sh",
+    )?;
     let sam = root.join(".venv-sam/bin/sam");
     if !sam.exists() || !root.join(".aws-sam/build/template.yaml").exists() {
         bail!("no SAM CLI in .venv-sam or no .aws-sam/build: run scripts/sam-test.sh (it builds first)");
@@ -190,8 +193,8 @@ async fn main() -> anyhow::Result<()> {
     // The stack's resources, as the template makes them.
     let s3 = aws_sdk_s3::Client::new(admin);
     s3.create_bucket().bucket(BUCKET).send().await?;
-    let key = aws_sdk_kms::Client::new(admin).create_key().send().await?.key_metadata.context("key")?;
-    let key_arn = key.arn.context("key arn")?;
+    let stack = Stack::new(&emulator).await?.bucket("BackupBucket", BUCKET).topic("OpsTopic", &account.topic_arn);
+    let key_arn = stack.attr("OpsKey.Arn").context("key arn")?.to_owned();
     configure_like_the_template(&s3, BUCKET, &key_arn).await?;
     let secret = aws_sdk_secretsmanager::Client::new(admin)
         .create_secret()
@@ -201,15 +204,24 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .arn
         .context("secret arn")?;
-    let dead_letters =
-        aws_sdk_sqs::Client::new(admin).create_queue().queue_name("telegram-dlq").send().await?.queue_url.context("queue")?;
+    let dead_letters = aws_sdk_sqs::Client::new(admin)
+        .create_queue()
+        .queue_name("telegram-dlq")
+        .send()
+        .await?
+        .queue_url
+        .context("queue")?;
 
     // This machine plays the gateway for s3-backup's SSM command, with the instance role's keys.
     let state = state_dir("sam-local");
-    let role = gateway_instance_role(&emulator, BUCKET).await?;
-    let mut instance_env: serde_json::Map<String, Value> =
+    let dead_letters_arn = format!("arn:aws:sqs:{}:123456789012:telegram-dlq", emulator.region);
+    let stack = stack
+        .resource("TelegramSecret", &secret, &[])
+        .resource("TelegramDeadLetterQueue", &dead_letters, &[("Arn", &dead_letters_arn)])
+        .param("SpotLaunchTemplateId", "lt-0123456789abcdef0");
+    let role = gateway_instance_role(&emulator, &stack).await?;
+    let instance_env: serde_json::Map<String, Value> =
         emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
-    instance_env.insert("HOME".into(), json!(std::env::temp_dir()));
     emulator.register_instance(&account.instance_id, instance_env).await?;
 
     // Cost Explorer's answers: a month of the full tier for each check, a forecast for the weekly one.
@@ -252,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
 
     let (mut passed, mut failed) = (0, 0);
     for (logical_id, function) in FUNCTIONS {
-        let principal = Principal::for_function(&emulator, logical_id).await?;
+        let principal = Principal::for_function(&emulator, logical_id, &stack).await?;
         // The same bootstrap through the integration tests' Runtime API: the reference for bad samples.
         let mut env = emulator.function_env(&principal.keys);
         for (name, value) in filled[logical_id].as_object().into_iter().flatten() {
@@ -283,7 +295,9 @@ async fn main() -> anyhow::Result<()> {
                         }
                     }
                 },
-                Ok(Outcome::Error { error_type, error_message }) => Err(anyhow!("failed: {error_type}: {error_message}")),
+                Ok(Outcome::Error { error_type, error_message }) => {
+                    Err(anyhow!("failed: {error_type}: {error_message}"))
+                }
                 Ok(Outcome::Response(response)) => {
                     let messages = telegram.lock().unwrap().len() - before;
                     check_response(function, &sample, &response, messages)
@@ -338,7 +352,10 @@ mod tests {
         for (logical_id, vars) in doc.as_object().unwrap() {
             let declared = template.function_environment(logical_id).unwrap();
             for name in vars.as_object().unwrap().keys() {
-                assert!(declared.contains(name), "{logical_id}.{name}: SAM ignores a variable the template does not declare");
+                assert!(
+                    declared.contains(name),
+                    "{logical_id}.{name}: SAM ignores a variable the template does not declare"
+                );
             }
         }
     }
