@@ -370,7 +370,8 @@ async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
             text(&line["status"])
         );
     }
-    let drivers: Vec<String> = report["comparison"]["drivers"].as_array().into_iter().flatten().map(text).collect();
+    let drivers: Vec<String> =
+        report["comparison"]["drivers"].as_array().into_iter().flatten().map(|d| text(&d["name"])).collect();
     println!("  driving the overrun: {}\n", drivers.join("; "));
     Ok(())
 }
