@@ -401,14 +401,14 @@ def install() -> None:
         except CeError as err:
             raise JsonRESTError(err.code, err.message) from err
 
-    def get_cost_and_usage(self) -> str:  # noqa: ANN001
+    def serve_cost_and_usage(self) -> str:  # noqa: ANN001
         return answer(self, "GetCostAndUsage", lambda request: get_cost_and_usage(request, lambda: json.loads(original(self))))
 
-    def get_cost_forecast(self) -> str:  # noqa: ANN001
+    def serve_cost_forecast(self) -> str:  # noqa: ANN001
         return answer(self, "GetCostForecast", get_cost_forecast)
 
-    CostExplorerResponse.get_cost_and_usage = get_cost_and_usage
-    CostExplorerResponse.get_cost_forecast = get_cost_forecast
+    CostExplorerResponse.get_cost_and_usage = serve_cost_and_usage
+    CostExplorerResponse.get_cost_forecast = serve_cost_forecast
 
 
 def route(method: str, path: str, body: bytes) -> tuple[str, object] | None:

@@ -60,7 +60,18 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
         ),
         (
             "CostCheckFunction",
-            &["NOTIFY_TOPIC_ARN", "COST_TIER", "COST_ESTIMATE", "COST_WARN_PCT", "COST_ALERT_PCT", "COST_TAG"],
+            &[
+                "NOTIFY_TOPIC_ARN",
+                "COST_TIER",
+                "COST_ESTIMATE",
+                "COST_WARN_PCT",
+                "COST_ALERT_PCT",
+                "COST_PART_WARN_USD",
+                "COST_PART_ALERT_USD",
+                "COST_TAG",
+                "COST_SUITE_TAG",
+                "COST_GATEWAY_STACK",
+            ],
         ),
         ("EbsSnapshotsFunction", &["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]),
         (

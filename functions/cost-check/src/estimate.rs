@@ -346,6 +346,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_states_the_suites_normal_month_and_the_stacks_additions_as_computed() {
+        let readme = include_str!("../../../README.md");
+        let sum = |e: &Estimate, b| e.block(b).iter().map(|(_, a)| a.expected).sum::<Decimal>();
+        let full = built_in(Tier::Full, true);
+        let budget = built_in(Tier::Budget, true);
+        for claim in [
+            format!("**The suite's expected normal month: ${}**", sum(&full, Block::Suite)),
+            format!("**What the gateway stack adds**: full tier ${}", sum(&full, Block::Stack)),
+            format!("budget tier ${}", sum(&budget, Block::Stack)),
+        ] {
+            assert!(readme.contains(&claim), "README.md does not say {claim:?}");
+        }
+    }
+
+    #[test]
     fn every_addition_is_priced_or_in_the_seed_and_is_measurable_or_inside_a_line() {
         let prices = PriceTable::built_in();
         for tier in [Tier::Full, Tier::Budget] {

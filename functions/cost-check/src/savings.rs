@@ -16,6 +16,11 @@ fn usd(x: Decimal) -> String {
     format!("${:.2}", cents(x))
 }
 
+/// A unit price as the table gives it ($0.045, not $0.05).
+fn unit(x: Decimal) -> String {
+    format!("${}", x.normalize())
+}
+
 const HOURS: i64 = 730;
 
 /// The options for one driver.
@@ -62,18 +67,19 @@ pub fn for_driver(saving: Saving, driver: &Driver, estimate: &Estimate, prices: 
                 s(
                     "An S3 gateway endpoint on the private route table (free): the instance's backups and restores reach S3 without the NAT",
                     format!(
-                        "the S3 share of this month's {gb} GB ({} at {}/GB); traffic to Anthropic, Telegram and package registries stays on the NAT whatever endpoints exist, and the bill does not say which share is which: the stack's VPC Flow Logs do (README, cost-check: the Logs Insights query)",
+                        "the S3 share of this month's {gb} GB ({} at {}/GB processed); traffic to Anthropic, Telegram and package registries stays on the NAT whatever endpoints exist, and the bill does not say which share is which: the stack's VPC Flow Logs do (README, cost-check: the Logs Insights query)",
                         usd(driver.actual),
-                        usd(nat_gb)
+                        unit(nat_gb)
                     ),
                     "None in cost; give the endpoint a policy that allows only the suite's buckets",
                 ),
                 s(
                     "Interface endpoints for the AWS APIs the instance calls (Secrets Manager, SSM, CloudWatch Logs, KMS)",
                     format!(
-                        "each pays off only above {break_even} GB a month through it ({}/month per endpoint and AZ, $0.01/GB, against the NAT's {}/GB)",
+                        "worth it only above {break_even} GB a month through each ({}/month per endpoint and AZ plus {}/GB, against the NAT's {}/GB)",
                         usd(endpoint_month),
-                        usd(nat_gb)
+                        unit(prices.usd("vpc_interface_endpoint_gb")),
+                        unit(nat_gb)
                     ),
                     format!("{} a month for each endpoint even when idle", usd(endpoint_month)),
                 ),
@@ -96,7 +102,7 @@ pub fn for_driver(saving: Saving, driver: &Driver, estimate: &Estimate, prices: 
                     format!(
                         "part of this month's {lcu_hours} LCU-hours ({} at {}/LCU-hour)",
                         usd(driver.actual),
-                        usd(prices.usd("alb_lcu_hour"))
+                        unit(prices.usd("alb_lcu_hour"))
                     ),
                     "Legitimate bursts are throttled too",
                 ),

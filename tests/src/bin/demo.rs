@@ -360,6 +360,10 @@ async fn show_spot_recovery() -> anyhow::Result<()> {
 /// cost-check on the 2nd of the month: last month against the seed's full-tier estimate, line by
 /// line, with the NAT Gateway running over.
 async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
+    // Cost Explorer answers only for periods up to its "today" (the emulator's clock, which the
+    // demo has moved): the check runs as on that day, for the month before it.
+    let clock: Value = reqwest::get(format!("{}/_testbed/clock", demo.emulator.url)).await?.json().await?;
+    let today = chrono::DateTime::parse_from_rfc3339(clock["now"].as_str().unwrap_or_default())?.date_naive();
     demo.emulator.queue_cost_and_usage(vec![groups(&full_with_nat_overrun())]).await?;
     let stack = Stack::new(&demo.emulator).await?.topic("OpsTopic", &demo.account.topic_arn);
     let principal = Principal::for_function(&demo.emulator, "CostCheckFunction", &stack).await?;
@@ -370,9 +374,10 @@ async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
         ("RUST_LOG".to_owned(), "off".to_owned()),
     ]);
     let function = Function::start("cost-check", &env).await?;
-    let report = function.invoke(&json!({"check": "monthly", "as_of": "2026-11-02"})).await?.response();
+    let report = function.invoke(&json!({"check": "monthly", "as_of": today.to_string()})).await?.response();
     println!(
-        "cost-check: October 2026 against the seed's full-tier estimate ({} Cost Explorer request(s)):",
+        "cost-check: {} against the seed's full-tier estimate ({} Cost Explorer request(s)):",
+        report["comparison"]["period_start"].as_str().unwrap_or_default(),
         report["requests"]
     );
     let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
@@ -386,7 +391,8 @@ async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
             text(&line["status"])
         );
     }
-    let drivers: Vec<String> = report["comparison"]["drivers"].as_array().into_iter().flatten().map(text).collect();
+    let drivers: Vec<String> =
+        report["comparison"]["drivers"].as_array().into_iter().flatten().map(|d| text(&d["name"])).collect();
     println!("  driving the overrun: {}\n", drivers.join("; "));
     Ok(())
 }
