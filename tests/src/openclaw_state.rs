@@ -59,8 +59,18 @@ pub fn state_dir_seeded(name: &str, database: Option<&std::path::Path>) -> State
         .arg(root.join("state/openclaw.sqlite"))
         .spawn()
         .unwrap();
-    // Let the live database reach a few hundred rows and a WAL file.
-    std::thread::sleep(Duration::from_millis(700));
+    // Let the live database reach a few hundred rows and a WAL file: counted, not timed, as a loaded
+    // machine (the real OpenClaw CLI running in a neighbouring test) slows the writer down.
+    let db = root.join("state/openclaw.sqlite");
+    for _ in 0..300 {
+        std::thread::sleep(Duration::from_millis(100));
+        let count = Command::new("sqlite3").arg(&db).arg(".timeout 2000").arg("select count(*) from events;").output();
+        let rows: u64 =
+            count.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or_default();
+        if rows > 300 {
+            break;
+        }
+    }
     StateDir { root, writer }
 }
 
