@@ -371,6 +371,10 @@ def mount_instance(spec, loop):
     run(["mount", "-t", "tmpfs", "tmpfs", f"{root}/dev/shm"])
     run(["mount", "-t", "tmpfs", "tmpfs", f"{root}/run"])
     run(["mount", "-t", "tmpfs", "tmpfs", f"{root}/tmp"])
+    # npm's global installs (OpenClaw: some 650 MB in 30,000 files) in memory: gone with the boot's
+    # namespace instead of costing minutes of deletion on a loaded machine.
+    os.makedirs(f"{root}/usr/local/lib/node_modules", exist_ok=True)
+    run(["mount", "-t", "tmpfs", "tmpfs", f"{root}/usr/local/lib/node_modules"])
     for src, dst in ((f"{spec['cache']}/npm", "var/cache/testbed/npm"),
                      (f"{spec['cache']}/wheels-certbot", "var/cache/testbed/wheels")):
         os.makedirs(os.path.join(root, dst), exist_ok=True)
