@@ -33,7 +33,8 @@ fn names_read(source: &str) -> BTreeSet<String> {
     for reader in READERS {
         for (at, _) in code.match_indices(reader) {
             let rest = &code[at + reader.len()..];
-            let name: String = rest.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            let name: String =
+                rest.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
             if !name.is_empty() && rest[name.len()..].starts_with('"') {
                 names.insert(name);
             }
@@ -61,7 +62,10 @@ fn names_in_tables(markdown: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for line in markdown.lines().filter(|l| l.trim_start().starts_with('|')) {
         for (i, span) in line.split('`').enumerate() {
-            if i % 2 == 1 && !span.is_empty() && span.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+            if i % 2 == 1
+                && !span.is_empty()
+                && span.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
                 names.insert(span.to_owned());
             }
         }

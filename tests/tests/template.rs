@@ -98,7 +98,13 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
         ("EbsSnapshotsFunction", &["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]),
         (
             "TelegramNotifyFunction",
-            &["TELEGRAM_SECRET_ARN", "TELEGRAM_CHATS", "TELEGRAM_INSUFFICIENT_DATA", "TELEGRAM_DLQ_URL", "TELEGRAM_API_URL"],
+            &[
+                "TELEGRAM_SECRET_ARN",
+                "TELEGRAM_CHATS",
+                "TELEGRAM_INSUFFICIENT_DATA",
+                "TELEGRAM_DLQ_URL",
+                "TELEGRAM_API_URL",
+            ],
         ),
     ];
     for (function, want) in cases {

@@ -39,7 +39,7 @@ const FUNCTIONS: [(&str, &str); 5] = [
 ];
 
 /// The stand-in for AWS's base image (testbed/sam/base-image.sh builds it).
-const BASE_IMAGE: &str = "openclaw-ops/lambda-base:local";
+const BASE_IMAGE: &str = "openclaw-ops/lambda-base:local-2";
 const BUCKET: &str = "openclaw-ops-backups";
 const CHAT: &str = "111";
 
@@ -89,7 +89,8 @@ fn fill_env_vars(template: &str, values: &BTreeMap<&str, String>) -> anyhow::Res
         for (name, value) in vars.as_object_mut().with_context(|| format!("{function}: an object"))? {
             let raw = value.as_str().with_context(|| format!("{function}.{name}: a string"))?;
             if let Some(output) = raw.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
-                let filled = values.get(output).with_context(|| format!("{function}.{name}: no value for <{output}>"))?;
+                let filled =
+                    values.get(output).with_context(|| format!("{function}.{name}: no value for <{output}>"))?;
                 *value = Value::String(filled.clone());
             }
         }
@@ -174,8 +175,9 @@ fn check_response(function: &str, sample: &str, response: &Value, telegram_messa
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let root = workspace_root();
-    let address = std::env::var("OPENCLAW_SAM_HOST_ADDRESS")
-        .context("OPENCLAW_SAM_HOST_ADDRESS (this machine's address on Docker's bridge) is not set: run scripts/sam-test.sh")?;
+    let address = std::env::var("OPENCLAW_SAM_HOST_ADDRESS").context(
+        "OPENCLAW_SAM_HOST_ADDRESS (this machine's address on Docker's bridge) is not set: run scripts/sam-test.sh",
+    )?;
     let sam = root.join(".venv-sam/bin/sam");
     if !sam.exists() || !root.join(".aws-sam/build/template.yaml").exists() {
         bail!("no SAM CLI in .venv-sam or no .aws-sam/build: run scripts/sam-test.sh (it builds first)");
@@ -201,8 +203,13 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .arn
         .context("secret arn")?;
-    let dead_letters =
-        aws_sdk_sqs::Client::new(admin).create_queue().queue_name("telegram-dlq").send().await?.queue_url.context("queue")?;
+    let dead_letters = aws_sdk_sqs::Client::new(admin)
+        .create_queue()
+        .queue_name("telegram-dlq")
+        .send()
+        .await?
+        .queue_url
+        .context("queue")?;
 
     // This machine plays the gateway for s3-backup's SSM command, with the instance role's keys.
     let state = state_dir("sam-local");
@@ -283,7 +290,9 @@ async fn main() -> anyhow::Result<()> {
                         }
                     }
                 },
-                Ok(Outcome::Error { error_type, error_message }) => Err(anyhow!("failed: {error_type}: {error_message}")),
+                Ok(Outcome::Error { error_type, error_message }) => {
+                    Err(anyhow!("failed: {error_type}: {error_message}"))
+                }
                 Ok(Outcome::Response(response)) => {
                     let messages = telegram.lock().unwrap().len() - before;
                     check_response(function, &sample, &response, messages)
@@ -338,7 +347,10 @@ mod tests {
         for (logical_id, vars) in doc.as_object().unwrap() {
             let declared = template.function_environment(logical_id).unwrap();
             for name in vars.as_object().unwrap().keys() {
-                assert!(declared.contains(name), "{logical_id}.{name}: SAM ignores a variable the template does not declare");
+                assert!(
+                    declared.contains(name),
+                    "{logical_id}.{name}: SAM ignores a variable the template does not declare"
+                );
             }
         }
     }
