@@ -40,7 +40,7 @@ const FUNCTIONS: [(&str, &str); 5] = [
 ];
 
 /// The stand-in for AWS's base image (testbed/sam/base-image.sh builds it).
-const BASE_IMAGE: &str = "openclaw-ops/lambda-base:local";
+const BASE_IMAGE: &str = "openclaw-ops/lambda-base:local-2";
 const BUCKET: &str = "openclaw-ops-backups";
 const CHAT: &str = "111";
 
@@ -173,6 +173,19 @@ fn check_response(function: &str, sample: &str, response: &Value, telegram_messa
     }
 }
 
+/// The restore sample names a monthly backup by key: put the backup made by an earlier sample there
+/// (archive and manifest, as s3-backup's monthly promotion copies them).
+async fn backup_at_the_samples_key(s3: &aws_sdk_s3::Client, sample: &Path, made: Option<&str>) -> anyhow::Result<()> {
+    let made = made.context("no earlier sample made a backup to restore")?;
+    let event: Value = serde_json::from_slice(&std::fs::read(sample)?)?;
+    let key = event["backup"].as_str().context("the sample names no backup key")?;
+    let manifest = |archive: &str| archive.replace(".tar.gz", ".manifest.json");
+    for (from, to) in [(made.to_owned(), key.to_owned()), (manifest(made), manifest(key))] {
+        s3.copy_object().bucket(BUCKET).copy_source(format!("{BUCKET}/{from}")).key(to).send().await?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let root = workspace_root();
@@ -263,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let (mut passed, mut failed) = (0, 0);
+    let mut last_backup: Option<String> = None;
     for (logical_id, function) in FUNCTIONS {
         let principal = Principal::for_function(&emulator, logical_id, &stack).await?;
         // The same bootstrap through the integration tests' Runtime API: the reference for bad samples.
@@ -281,6 +295,9 @@ async fn main() -> anyhow::Result<()> {
         samples.sort();
         for path in samples {
             let sample = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            if (function, sample.as_str()) == ("s3-backup", "restore-key-dry-run") {
+                backup_at_the_samples_key(&s3, &path, last_backup.as_deref()).await?;
+            }
             let before = telegram.lock().unwrap().len();
             let started = std::time::Instant::now();
             let result = match run.invoke(logical_id, &path, &principal.keys) {
@@ -299,6 +316,9 @@ async fn main() -> anyhow::Result<()> {
                     Err(anyhow!("failed: {error_type}: {error_message}"))
                 }
                 Ok(Outcome::Response(response)) => {
+                    if let Some(key) = response["backed_up"][0]["archive_key"].as_str() {
+                        last_backup = Some(key.to_owned());
+                    }
                     let messages = telegram.lock().unwrap().len() - before;
                     check_response(function, &sample, &response, messages)
                 }
