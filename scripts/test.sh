@@ -44,7 +44,5 @@ step "least privilege, both ways, over every test: each template grant used, not
 # (built with the workspace above: a `cargo run -p` would resolve features anew and rebuild the SDKs)
 target/debug/iam-coverage
 
-# Last: it reuses the bootstraps built above for its reference runs, and its own sam build is the
-# longest step (Docker, SAM CLI and cargo-lambda installed on first use).
-step "SAM CLI: validate, build, local invoke of every sample event (scripts/sam-test.sh)"
-./scripts/sam-test.sh
+# scripts/sam-test.sh (SAM CLI validate, build, local invoke of every sample event) is not run here
+# yet: it has not run end to end on a clean clone within CI's time (see the README).

@@ -533,7 +533,8 @@ async fn pages_are_followed_within_the_request_budget() {
     ce.account(json!({"page_size": 4})).await.unwrap();
     let admin = emulator.admin().await;
     let (topic_arn, _) = ops_topic_with_capture(&admin).await.unwrap();
-    let principal = Principal::for_function(&emulator, LOGICAL_ID).await.unwrap();
+    let stack = Stack::new(&emulator).await.unwrap().topic("OpsTopic", &topic_arn);
+    let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
     let mut env = emulator.function_env(&principal.keys);
     env.push(("NOTIFY_TOPIC_ARN".to_owned(), topic_arn));
     let function = Function::start("cost-check", &env).await.unwrap();
