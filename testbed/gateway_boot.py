@@ -19,8 +19,10 @@ machine's own network (target/gateway-boot/cache). The EBS volume is a loop devi
 file: the device node `/dev/sdf` appears only once the instance has attached the volume in the
 emulator (and a few seconds later, as on a Nitro instance), and a boot can be told that the volume
 is still held by an old instance that lets go of it later (a stack update replacing the instance).
-Stand-ins (testbed/instance/): dnf, cfn-signal, the CloudWatch agent's control script, and systemctl
-(no systemd runs as init in a chroot); each records what it was asked under /var/log/testbed.
+Stand-ins (testbed/instance/): dnf, cfn-signal, the CloudWatch agent's control script, systemctl
+(no systemd runs as init in a chroot) and swapon (swap is not namespaced: the real one would give this
+machine's kernel the instance's swap file); each records what it was asked under /var/log/testbed.
+With `memory_kib` in the spec, the instance's /proc/meminfo reports that much memory (its type's).
 """
 
 import fcntl
@@ -347,6 +349,7 @@ def install_instance_files(root, spec, machine_env):
     put(os.path.join(inst, "amazon-cloudwatch-agent-ctl"),
         "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl")
     put(os.path.join(inst, "systemctl"), "/usr/local/sbin/systemctl")
+    put(os.path.join(inst, "swapon"), "/usr/local/sbin/swapon")
     put(os.path.join(HERE, "al2023-packages.txt"), "/usr/share/testbed/al2023-packages.txt", 0o644)
     put(spec["user_data"], "/var/lib/cloud/instance/user-data.txt", 0o700)
     for d in ("var/log/testbed", "var/lib/testbed", "etc/testbed"):
@@ -367,6 +370,13 @@ def mount_instance(spec, loop):
     run(["mount", "-t", "overlay", "overlay", "-o",
          f"lowerdir={spec['rootfs']},upperdir={work}/upper,workdir={work}/overlay-work", root])
     run(["mount", "-t", "proc", "proc", f"{root}/proc"])
+    if spec.get("memory_kib"):
+        # The instance type's memory as its kernel reports it (a t3.micro's, say), over this machine's.
+        meminfo = os.path.join(work, "meminfo")
+        with open("/proc/meminfo") as real, open(meminfo, "w") as fake:
+            for line in real:
+                fake.write(f"MemTotal:       {spec['memory_kib']} kB\n" if line.startswith("MemTotal:") else line)
+        run(["mount", "--bind", meminfo, f"{root}/proc/meminfo"])
     run(["mount", "--bind", f"{work}/dev", f"{root}/dev"])
     run(["mount", "-t", "tmpfs", "tmpfs", f"{root}/dev/shm"])
     run(["mount", "-t", "tmpfs", "tmpfs", f"{root}/run"])
@@ -502,6 +512,8 @@ def inside(spec_path, loop):
     result["cfn_signal"] = read_jsonl(os.path.join(root, "var/log/testbed/cfn-signal.jsonl"))
     result["systemctl"] = read_jsonl(os.path.join(root, "var/log/testbed/systemctl.jsonl"))
     result["cloudwatch_agent"] = read_jsonl(os.path.join(root, "var/log/testbed/cloudwatch-agent.jsonl"))
+    result["swapon"] = read_jsonl(os.path.join(root, "var/log/testbed/swapon.jsonl"))
+    result["fstab"] = open(os.path.join(root, "etc/fstab")).read()
     result["imds"] = imds_records
     result["telegram"] = telegram_records
     with open(os.path.join(spec["work"], "result.json"), "w") as f:

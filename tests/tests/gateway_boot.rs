@@ -273,6 +273,10 @@ async fn boots_twice(name: &str) {
     let image_file = work.join("data-volume.img");
     std::fs::File::create(&image_file).unwrap().set_len(1 << 30).unwrap();
 
+    // The memory the tier's instance type reports (MemTotal, kB) on the first boot: a t3.micro gets
+    // swap, a t3.small not. (The replacement reports this machine's: writing its 2 GiB swap file
+    // would outlast the old instance's hold on the volume that the scenario times.)
+    let memory_kib = if name == "budget" { 949_000 } else { 1_955_000 };
     let spec = |instance: &str, boot: &str, release: Value| Boot {
         spec: json!({
             "rootfs": rootfs,
@@ -294,6 +298,7 @@ async fn boots_twice(name: &str) {
             "device_delay": 3,
             "release_after": release,
             "cfn_signal_failures": 1,
+            "memory_kib": if boot == "first" { json!(memory_kib) } else { Value::Null },
         }),
         work: work.join(boot),
     };
@@ -304,6 +309,17 @@ async fn boots_twice(name: &str) {
     check_boot(name, &one, auth_token);
     let log = one["data_volume_log"].as_str().unwrap();
     assert!(log.contains("is blank, formatting it"), "{name}: {log}");
+    // Swap below 1.5 GB of memory: 2 GiB, made by mkswap, kept in fstab.
+    let swap = one["swapon"].as_array().unwrap();
+    if name == "budget" {
+        assert_eq!(swap.len(), 1, "{name}: {swap:?}");
+        assert_eq!(swap[0]["args"], json!(["/swapfile"]), "{name}");
+        assert_eq!(swap[0]["size"], 2u64 << 30, "{name}");
+        assert_eq!((swap[0]["mode"].as_str(), swap[0]["signature"].as_bool()), (Some("0o600"), Some(true)), "{name}");
+        assert!(one["fstab"].as_str().unwrap().contains("/swapfile none swap defaults 0 0"), "{name}");
+    } else {
+        assert!(swap.is_empty(), "{name}: a t3.small needs no swap: {swap:?}");
+    }
     assert!(log.contains("waiting for /dev/sdf"), "{name}: the device was not waited for: {log}");
     let timeline = one["volume_timeline"].to_string();
     assert!(timeline.contains("attached at /dev/sdf") && timeline.contains("/dev/sdf appeared"), "{timeline}");
