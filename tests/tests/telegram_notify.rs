@@ -181,13 +181,16 @@ async fn topic_messages_reach_every_chat_once_rendered_and_the_token_stays_secre
     assert!(!format!("{response}{again}{direct}").contains("SECRET-bot-token"));
 
     // Least privilege: every call allowed, and the template grants nothing unused but the key
-    // (Secrets Manager decrypts with it on the function's behalf).
+    // (Secrets Manager decrypts with it, SQS encrypts with it, on the function's behalf).
     let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
     assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
     let used: BTreeSet<String> = calls.into_iter().map(|c| c.action).collect();
     assert_eq!(used, BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()]));
     let unused: BTreeSet<String> = bed.principal.granted.difference(&used).cloned().collect();
-    assert_eq!(unused, BTreeSet::from(["kms:Decrypt".to_owned(), "sqs:SendMessage".to_owned()]));
+    assert_eq!(
+        unused,
+        BTreeSet::from(["kms:Decrypt".to_owned(), "kms:GenerateDataKey".to_owned(), "sqs:SendMessage".to_owned()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
