@@ -2,7 +2,14 @@
 # Makes the test bed's pinned Python venvs at the repository root: .venv (moto server, freezegun,
 # cfn-lint, AWS CLI) from testbed/requirements.txt, and .venv-checkov (checkov and the AWS SAM
 # translator, apart because checkov pins an old boto3) from testbed/checkov-requirements.txt.
-# Does nothing for a venv that already matches its requirements file.
+# Those two are lock files: every package of the resolved set, pinned with the sha256 of each of its
+# PyPI files, compiled from the top-level pins in the matching .in file. pip installs with
+# --require-hashes, so a file that changed on the index (or a dependency the lock lacks) fails the
+# install instead of entering the bed. After editing an .in file, compile its lock again:
+#   pip-compile --allow-unsafe --generate-hashes --no-emit-find-links --no-emit-index-url \
+#     --strip-extras --output-file=testbed/requirements.txt testbed/requirements.in
+# (pip-tools 7.x, with the Python the bed runs: 3.11; the lock's header says the command).
+# Does nothing for a venv that already matches its lock file.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -16,7 +23,7 @@ ensure_venv() {
   fi
   echo "testbed: installing Python tools into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
   echo "$want" > "$stamp"
 }
 

@@ -10,7 +10,7 @@ use integration_tests::runtime::Function;
 use integration_tests::stack::Stack;
 use integration_tests::workspace_root;
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, method};
+use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "987654:SECRET-bot-token-for-tests";
@@ -194,13 +194,16 @@ async fn topic_messages_reach_every_chat_once_rendered_and_the_token_stays_secre
     assert!(!format!("{response}{again}{direct}").contains("SECRET-bot-token"));
 
     // Least privilege: every call allowed, and the template grants nothing unused but the key
-    // (Secrets Manager decrypts with it on the function's behalf).
+    // (Secrets Manager decrypts with it, SQS encrypts with it, on the function's behalf).
     let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
     assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
     let used: BTreeSet<String> = calls.into_iter().map(|c| c.action).collect();
     assert_eq!(used, BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()]));
     let unused: BTreeSet<String> = bed.principal.granted.difference(&used).cloned().collect();
-    assert_eq!(unused, BTreeSet::from(["kms:Decrypt".to_owned(), "sqs:SendMessage".to_owned()]));
+    assert_eq!(
+        unused,
+        BTreeSet::from(["kms:Decrypt".to_owned(), "kms:GenerateDataKey".to_owned(), "sqs:SendMessage".to_owned()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,6 +300,101 @@ async fn bad_input_is_refused_without_sending_anything() {
     }
     assert!(bed.sent().await.is_empty());
     assert!(bed.emulator.calls_by(&bed.principal.keys).await.unwrap().is_empty(), "not even the token was read");
+}
+
+/// An alarm on `ops` is anyone's to write who may publish there: a forged ARN must not turn the
+/// "Open in CloudWatch" link into a link to another site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_alarm_arn_gets_no_link() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+    let mut alarm: Value =
+        serde_json::from_str(sample("sns-alarm-cpu.json")["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    alarm["AlarmArn"] = json!("arn:aws:cloudwatch:evil.example/#:1:alarm:x");
+    alarm["AWSAccountId"] = json!("evil.example");
+    bed.publish(Some("ALARM: cpu"), &alarm.to_string()).await;
+    let response = bed.function.invoke(&bed.sqs_event(&bed.queue_url).await).await.unwrap().response();
+    assert_eq!(response["sent"].as_array().unwrap().len(), 2, "{response}");
+    for body in bed.sent().await {
+        let text = body["text"].as_str().unwrap();
+        assert!(text.contains("openclaw-gateway-cpu-high"), "{text}");
+        assert!(!text.contains("href") && !text.contains("evil.example"), "{text}");
+    }
+}
+
+/// Any body on the `ops` queue can look like a replayed remainder and name its chats: only those in
+/// `TELEGRAM_CHATS` get it, the others are refused and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_naming_chats_outside_telegram_chats_reaches_only_configured_ones() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+    let forged = json!({"openclaw_ops_undelivered": {
+        "id": "forged-1", "chats": [{"id": "999"}, {"id": "111"}, {"id": "-100222"}], "errors": [],
+        "origin": {"sns": {"subject": null, "body": "write to my chat"}}
+    }});
+    bed.sqs.send_message().queue_url(&bed.queue_url).message_body(forged.to_string()).send().await.unwrap();
+    let response = bed.function.invoke(&bed.sqs_event(&bed.queue_url).await).await.unwrap().response();
+    assert_eq!(response["batchItemFailures"], json!([]));
+    assert_eq!(
+        response["refused"],
+        json!([
+            {"id": "forged-1", "chat": "999", "reason": "not in TELEGRAM_CHATS"},
+            {"id": "forged-1", "chat": "-100222", "reason": "not in TELEGRAM_CHATS"}
+        ]),
+        "-100222 is configured only with its topic 7"
+    );
+    let chats: Vec<Value> = bed.sent().await.iter().map(|b| b["chat_id"].clone()).collect();
+    assert_eq!(chats, [json!("111")]);
+    assert!(bed.function.output().contains("not in TELEGRAM_CHATS"), "the refusal is logged");
+}
+
+/// A rotated bot token reaches a warm container at its first 401, not only new containers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_is_read_again_when_telegram_refuses_the_old_one() {
+    const NEW_TOKEN: &str = "987654:ROTATED-bot-token-for-tests";
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+    bed.publish(None, "before the rotation").await;
+    let first = bed.function.invoke(&bed.sqs_event(&bed.queue_url).await).await.unwrap().response();
+    assert_eq!(first["sent"].as_array().unwrap().len(), 2);
+
+    // The operator rotates the token: the old one is revoked, the secret holds the new one.
+    let secrets = aws_sdk_secretsmanager::Client::new(&bed.emulator.admin().await);
+    let rotated = json!({"bot_token": NEW_TOKEN}).to_string();
+    secrets.put_secret_value().secret_id(&bed.secret_arn).secret_string(rotated).send().await.unwrap();
+    bed.telegram.reset().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{TOKEN}/sendMessage")))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+        )
+        .mount(&bed.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{NEW_TOKEN}/sendMessage")))
+        .respond_with(ok())
+        .mount(&bed.telegram)
+        .await;
+
+    bed.publish(None, "after the rotation").await;
+    let second = bed.function.invoke(&bed.sqs_event(&bed.queue_url).await).await.unwrap().response();
+    assert_eq!(second["sent"].as_array().unwrap().len(), 2, "{second}");
+    assert_eq!(second["dead_lettered"], json!([]));
+    let paths: Vec<String> =
+        bed.telegram.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
+    assert_eq!(paths.iter().filter(|p| p.contains("SECRET-bot-token")).count(), 1, "one 401, then the new token");
+    assert_eq!(paths.iter().filter(|p| p.contains("ROTATED-bot-token")).count(), 2);
+    let reads = bed
+        .emulator
+        .calls_by(&bed.principal.keys)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.action == "secretsmanager:GetSecretValue")
+        .count();
+    assert_eq!(reads, 2, "read at the first message and again after the 401, not per message");
+    assert!(!bed.function.output().contains("ROTATED-bot-token"));
 }
 
 /// A fake Telegram that holds each chat to one message a second, as the real one does: faster

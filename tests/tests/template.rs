@@ -540,3 +540,73 @@ fn with_deploy_gateway_spot_recovery_is_scoped_to_the_nested_stacks_outputs_and_
     let hand_target = in_mode(&template, &with("elasticloadbalancing:RegisterTargets")[0].resource, false, &by_hand);
     assert!(format!("{hand_target:?}").contains(placeholder) && output("TargetGroupArnOrNone").contains(placeholder));
 }
+
+/// cost-check runs weekly: its heartbeat looks back as far as an alarm can (7 days), and every day
+/// of that without an invocation must be missing, not one.
+#[test]
+fn cost_check_has_a_heartbeat_as_long_as_an_alarm_can_look_back() {
+    let template = Template::load().unwrap();
+    let p = &template.resource("CostCheckHeartbeatAlarm").unwrap()["Properties"];
+    assert_eq!(p["Namespace"].as_str(), Some("AWS/Lambda"));
+    assert_eq!(p["MetricName"].as_str(), Some("Invocations"));
+    assert!(format!("{:?}", p["Dimensions"]).contains("CostCheckFunction"));
+    let window = p["Period"].as_u64().unwrap() * p["EvaluationPeriods"].as_u64().unwrap();
+    assert_eq!(window, 7 * 86400, "a weekly run always falls in the window; CloudWatch allows no more");
+    assert_eq!(p["DatapointsToAlarm"], p["EvaluationPeriods"]);
+    assert_eq!((p["ComparisonOperator"].as_str(), p["Threshold"].as_u64()), (Some("LessThanThreshold"), Some(1)));
+    assert_eq!(p["TreatMissingData"].as_str(), Some("breaching"), "no invocation publishes no datapoint");
+    assert!(alarm_actions(&template, "CostCheckHeartbeatAlarm").contains("OpsTopic"));
+}
+
+/// The queues hold alarm text: encrypted with the suite's key, which SNS may use to deliver to them,
+/// and telegram-notify to write its remainders (through SQS only).
+#[test]
+fn telegram_queues_are_encrypted_with_the_suites_key_that_sns_may_use() {
+    let template = Template::load().unwrap();
+    for id in ["TelegramQueue", "TelegramDeadLetterQueue"] {
+        let p = &template.resource(id).unwrap()["Properties"];
+        assert!(format!("{:?}", p["KmsMasterKeyId"]).contains("OpsKey"), "{id}");
+        assert!(p.get("SqsManagedSseEnabled").is_none(), "{id}");
+    }
+    let policy = format!("{:?}", template.resource("OpsKey").unwrap()["Properties"]["KeyPolicy"]);
+    assert!(policy.contains("SnsDeliversToEncryptedQueues") && policy.contains("sns.amazonaws.com"));
+    let statements = template.function_statements("TelegramNotifyFunction").unwrap();
+    let encrypt = statements.iter().find(|s| s.sid.as_deref() == Some("EncryptUndelivered")).unwrap();
+    assert_eq!(encrypt.actions, ["kms:GenerateDataKey"]);
+    assert!(format!("{:?}", encrypt.condition).contains("sqs."), "through SQS only: {encrypt:?}");
+}
+
+/// Access to the backups is recorded: S3 server access logs, into a bucket S3 can deliver them to
+/// (SSE-S3, not SSE-KMS), that only S3's log delivery for this bucket may write.
+#[test]
+fn the_backup_buckets_access_is_logged() {
+    let template = Template::load().unwrap();
+    let logging = &template.resource("BackupBucket").unwrap()["Properties"]["LoggingConfiguration"];
+    assert!(format!("{:?}", logging["DestinationBucketName"]).contains("BackupAccessLogBucket"));
+    let logs = &template.resource("BackupAccessLogBucket").unwrap()["Properties"];
+    let encryption = &logs["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
+    assert_eq!(encryption["SSEAlgorithm"].as_str(), Some("AES256"));
+    assert_eq!(logs["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"].as_bool(), Some(true));
+    let policy = format!("{:?}", template.resource("BackupAccessLogBucketPolicy").unwrap()["Properties"]);
+    assert!(policy.contains("logging.s3.amazonaws.com") && policy.contains("aws:SourceArn"), "{policy}");
+}
+
+/// Every check checkov skips (the test command runs it on every template with 0 failed) is skipped
+/// in place, with its reason.
+#[test]
+fn every_checkov_skip_says_why() {
+    let mut skips = 0;
+    for file in ["template.yaml", "stacks/gateway.yaml", "stacks/backup-replica.yaml"] {
+        let template = Template::load_file(file).unwrap();
+        for (id, resource) in template.doc["Resources"].as_mapping().unwrap() {
+            for skip in resource["Metadata"]["checkov"]["skip"].as_sequence().into_iter().flatten() {
+                let check = skip["id"].as_str().unwrap_or_default();
+                let comment = skip["comment"].as_str().unwrap_or_default();
+                assert!(check.starts_with("CKV_"), "{file} {id:?}: {skip:?}");
+                assert!(comment.len() >= 30, "{file} {id:?} {check}: a reason, not {comment:?}");
+                skips += 1;
+            }
+        }
+    }
+    assert!(skips >= 20, "{skips}");
+}

@@ -33,16 +33,32 @@ pub struct Periods {
     pub forecast: Option<(NaiveDate, NaiveDate)>,
 }
 
+/// The days a check may be run as on: four-digit years. chrono parses `+262142-12-15`, and a month
+/// before or after a date near its limits does not exist; Cost Explorer has nothing outside these
+/// years either (it keeps 14 months, or 38 with multi-year data turned on).
+pub const AS_OF_YEARS: std::ops::RangeInclusive<i32> = 2000..=9999;
+
 impl Check {
     pub fn parse(payload: Value) -> Result<Self, Error> {
         if !payload.is_object() {
             return Err(Error::Input("expected {\"check\": \"monthly\" | \"weekly\"}".into()));
         }
-        serde_json::from_value(payload).map_err(|e| {
+        let check: Check = serde_json::from_value(payload).map_err(|e| {
             Error::Input(format!("{e}; expected {{\"check\": \"monthly\" | \"weekly\", \"as_of\"?: \"YYYY-MM-DD\"}}"))
-        })
+        })?;
+        if let Some(day) = check.as_of
+            && !AS_OF_YEARS.contains(&day.year())
+        {
+            return Err(Error::Input(format!(
+                "as_of {day}: expected a day in the years {}-{}",
+                AS_OF_YEARS.start(),
+                AS_OF_YEARS.end()
+            )));
+        }
+        Ok(check)
     }
 
+    /// For `today` within `AS_OF_YEARS` (what `parse` lets through, and any clock the function runs on).
     pub fn periods(&self, today: NaiveDate) -> Periods {
         let first = today.with_day(1).expect("day 1 exists");
         let next_first = first + Months::new(1);
@@ -103,6 +119,22 @@ mod tests {
             json!({"check": "weekly", "as_of": "soon"}),
         ] {
             assert!(matches!(Check::parse(bad.clone()), Err(Error::Input(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_absurd_as_of_is_refused_not_a_panic() {
+        for far in ["+262142-12-15", "-262143-01-01", "+10000-01-01", "1999-12-31", "0001-01-01"] {
+            for kind in ["monthly", "weekly"] {
+                let got = Check::parse(json!({"check": kind, "as_of": far}));
+                assert!(matches!(&got, Err(Error::Input(m)) if m.contains("as_of")), "{far}: {got:?}");
+            }
+        }
+        for edge in ["2000-01-01", "9999-12-31"] {
+            for kind in ["monthly", "weekly"] {
+                let c = Check::parse(json!({"check": kind, "as_of": edge})).unwrap();
+                c.periods(c.as_of.unwrap());
+            }
         }
     }
 

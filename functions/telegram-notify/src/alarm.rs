@@ -80,9 +80,62 @@ fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
         .or_else(|| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc()))
 }
 
-/// `arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME`
-fn arn_part(arn: Option<&str>, index: usize) -> Option<String> {
-    arn?.split(':').nth(index).filter(|s| !s.is_empty()).map(str::to_owned)
+/// The partitions the suite can run in, with the console's host suffix and the prefix their regions
+/// carry (`aws` takes every region the other two do not).
+const PARTITIONS: [(&str, &str, &str); 3] = [
+    ("aws-cn", "console.amazonaws.cn", "cn-"),
+    ("aws-us-gov", "console.amazonaws-us-gov.com", "us-gov-"),
+    ("aws", "console.aws.amazon.com", ""),
+];
+
+/// The partition a region belongs to (its first entry in `PARTITIONS` whose prefix it carries).
+fn partition_of(region: &str) -> (&'static str, &'static str) {
+    PARTITIONS
+        .iter()
+        .find(|(_, _, prefix)| region.starts_with(prefix))
+        .map(|(name, host, _)| (*name, *host))
+        .expect("the last partition takes every region")
+}
+
+/// A region code as AWS spells them (`eu-central-1`, `us-gov-west-1`): two lowercase letters, one or
+/// more lowercase words, a number. Anything else in an alarm (which anyone allowed to publish on
+/// `ops` can write) must not end up in a link's host name.
+pub fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let [country, words @ .., number] = parts.as_slice() else { return false };
+    parts.len() >= 3
+        && country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_lowercase())
+        && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An account id: twelve digits.
+pub fn valid_account(account: &str) -> bool {
+    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The region and account of `arn:PARTITION:cloudwatch:REGION:ACCOUNT:alarm:NAME`, only when the
+/// whole prefix is valid and the region belongs to the partition: a forged ARN gives neither.
+fn arn_place(arn: Option<&str>) -> (Option<String>, Option<String>) {
+    let parts: Vec<&str> = arn.map(|a| a.splitn(7, ':').collect()).unwrap_or_default();
+    match parts.as_slice() {
+        ["arn", partition, "cloudwatch", region, account, "alarm", name]
+            if !name.is_empty()
+                && valid_region(region)
+                && partition_of(region).0 == *partition
+                && valid_account(account) =>
+        {
+            (Some((*region).to_owned()), Some((*account).to_owned()))
+        }
+        _ => (None, None),
+    }
+}
+
+/// A region or account given beside the alarm (the event's envelope), kept only when valid.
+fn checked(value: Option<String>, valid: fn(&str) -> bool) -> Option<String> {
+    value.filter(|v| valid(v))
 }
 
 fn dimensions(v: Option<&Value>) -> Vec<(String, String)> {
@@ -169,6 +222,7 @@ impl Alarm {
     /// The classic SNS alarm action's message.
     pub fn from_sns(v: &Value) -> Option<Self> {
         let arn = text(v, "AlarmArn");
+        let (arn_region, arn_account) = arn_place(arn.as_deref());
         let trigger = v.get("Trigger").filter(|t| t.is_object());
         let mut metrics = Vec::new();
         let mut expressions = Vec::new();
@@ -191,8 +245,8 @@ impl Alarm {
             previous: text(v, "OldStateValue").map(|s| State::parse(&s)),
             reason: text(v, "NewStateReason"),
             time: time(v, "StateChangeTime"),
-            region: arn_part(arn.as_deref(), 3),
-            account: text(v, "AWSAccountId").or_else(|| arn_part(arn.as_deref(), 4)),
+            region: arn_region,
+            account: checked(text(v, "AWSAccountId"), valid_account).or(arn_account),
             metrics,
             expressions,
             comparison: trigger.and_then(|t| text(t, "ComparisonOperator")),
@@ -215,6 +269,7 @@ impl Alarm {
         let state = data.get("state").unwrap_or(&Value::Null);
         let previous = data.get("previousState");
         let config = data.get("configuration").unwrap_or(&Value::Null);
+        let (arn_region, arn_account) = arn_place(arn.as_deref());
         let mut metrics = Vec::new();
         let mut expressions = Vec::new();
         metric_queries(config.get("metrics"), &ALARM_DATA_KEYS, &mut metrics, &mut expressions);
@@ -225,8 +280,8 @@ impl Alarm {
             previous: previous.and_then(|p| text(p, "value")).map(|s| State::parse(&s)),
             reason: text(state, "reason"),
             time: time(state, "timestamp").or(at),
-            region: region.or_else(|| arn_part(arn.as_deref(), 3)),
-            account: account.or_else(|| arn_part(arn.as_deref(), 4)),
+            region: checked(region, valid_region).or(arn_region),
+            account: checked(account, valid_account).or(arn_account),
             metrics,
             expressions,
             comparison: text(config, "comparisonOperator"),
@@ -237,9 +292,11 @@ impl Alarm {
         })
     }
 
-    /// A link to the alarm in the CloudWatch console, when the region is known.
+    /// A link to the alarm in its partition's CloudWatch console, when the region is known and
+    /// valid (checked again here: the fields are public).
     pub fn console_url(&self) -> Option<String> {
-        let region = self.region.as_deref()?;
+        let region = self.region.as_deref().filter(|r| valid_region(r))?;
+        let (_, host) = partition_of(region);
         let name: String = self
             .name
             .bytes()
@@ -248,7 +305,7 @@ impl Alarm {
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        Some(format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#alarmsV2:alarm/{name}"))
+        Some(format!("https://{region}.{host}/cloudwatch/home?region={region}#alarmsV2:alarm/{name}"))
     }
 }
 
@@ -304,5 +361,62 @@ mod tests {
         assert_eq!(a.state, State::Other("WEIRD".into()));
         assert!(a.console_url().is_none());
         assert!(Alarm::from_alarm_data(&json!({"alarmName": "x"}), None, None, None, None).is_none());
+    }
+
+    #[test]
+    fn a_forged_region_or_account_gives_no_place_and_no_link() {
+        for arn in [
+            "arn:aws:cloudwatch:evil.example/#:1:alarm:x",
+            "arn:aws:cloudwatch:evil.example/#:123456789012:alarm:x",
+            "arn:aws:cloudwatch:eu-central-1.evil.example:123456789012:alarm:x",
+            "arn:aws:cloudwatch:eu-central-1:12345678901x:alarm:x",
+            "arn:evil:cloudwatch:eu-central-1:123456789012:alarm:x",
+            "arn:aws-cn:cloudwatch:eu-central-1:123456789012:alarm:x",
+            "arn:aws:sns:eu-central-1:123456789012:alarm:x",
+            "arn:aws:cloudwatch:EU-central-1:123456789012:alarm:x",
+        ] {
+            let a = Alarm::from_sns(&json!({"AlarmName": "x", "NewStateValue": "ALARM", "AlarmArn": arn,
+                                            "AWSAccountId": "evil"}))
+            .unwrap();
+            assert_eq!((a.region.as_deref(), a.account.as_deref(), a.console_url()), (None, None, None), "{arn}");
+        }
+        let forged = Alarm::from_alarm_data(
+            &json!({"alarmName": "x", "state": {"value": "ALARM"}}),
+            Some("evil.example/#".into()),
+            Some("1".into()),
+            Some("arn:aws:cloudwatch:evil.example/#:1:alarm:x".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!((forged.region, forged.account), (None, None));
+        let mut a = Alarm::from_sns(&json!({"AlarmName": "x", "NewStateValue": "ALARM"})).unwrap();
+        a.region = Some("evil.example/#".into());
+        assert_eq!(a.console_url(), None, "the link checks the region again");
+    }
+
+    #[test]
+    fn every_partition_links_to_its_own_console() {
+        for (arn, url) in [
+            (
+                "arn:aws-us-gov:cloudwatch:us-gov-west-1:123456789012:alarm:a",
+                "https://us-gov-west-1.console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1#alarmsV2:alarm/a",
+            ),
+            (
+                "arn:aws-cn:cloudwatch:cn-north-1:123456789012:alarm:a",
+                "https://cn-north-1.console.amazonaws.cn/cloudwatch/home?region=cn-north-1#alarmsV2:alarm/a",
+            ),
+            (
+                "arn:aws:cloudwatch:ap-southeast-2:123456789012:alarm:a:with:colons",
+                "https://ap-southeast-2.console.aws.amazon.com/cloudwatch/home?region=ap-southeast-2#alarmsV2:alarm/a",
+            ),
+        ] {
+            let a = Alarm::from_sns(&json!({"AlarmName": "a", "NewStateValue": "OK", "AlarmArn": arn})).unwrap();
+            assert_eq!(a.account.as_deref(), Some("123456789012"));
+            assert_eq!(a.console_url().as_deref(), Some(url), "{arn}");
+        }
+        assert!(valid_region("il-central-1") && valid_region("us-isob-east-1"));
+        for bad in ["", "eu", "eu-1", "eu--1", "e-central-1", "eu-central-", "eu-central-123", "eu-central-1 "] {
+            assert!(!valid_region(bad), "{bad:?}");
+        }
     }
 }

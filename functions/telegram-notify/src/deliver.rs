@@ -30,6 +30,24 @@ pub struct Sent {
     pub waited_429: u32,
 }
 
+/// Why a message did not reach a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// Telegram refused the bot token: read it again and retry.
+    TokenRejected(String),
+    /// Anything else, already retried as far as it could be.
+    Other(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::TokenRejected(e) => write!(f, "the bot token was refused ({e})"),
+            Failed::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 impl Pacer {
     /// Waits for the chat's next slot; `false` when that slot comes after `deadline`.
     async fn wait_turn(&self, chat: &str, deadline: Instant) -> bool {
@@ -53,7 +71,7 @@ impl Pacer {
         chat: &Chat,
         message: &Rendered,
         deadline: Instant,
-    ) -> Result<Sent, String> {
+    ) -> Result<Sent, Failed> {
         let mut chat = chat.clone();
         if let Some(moved) = self.migrated.lock().await.get(&chat.id) {
             chat.id = moved.clone();
@@ -80,7 +98,9 @@ impl Pacer {
                 Err(SendError::RetryAfter(seconds)) => {
                     let wait = Duration::from_secs(seconds);
                     if Instant::now() + wait >= deadline {
-                        return Err(format!("429: retry after {seconds} s is past the invocation's deadline"));
+                        return Err(Failed::Other(format!(
+                            "429: retry after {seconds} s is past the invocation's deadline"
+                        )));
                     }
                     waited_429 += 1;
                     tokio::time::sleep(wait).await;
@@ -99,12 +119,17 @@ impl Pacer {
                     transient += 1;
                     let backoff = Duration::from_millis(500 * 2u64.pow(transient - 1)).min(Duration::from_secs(8));
                     if Instant::now() + backoff >= deadline {
-                        return Err(format!("{error} (no time left to retry)"));
+                        return Err(Failed::Other(format!("{error} (no time left to retry)")));
                     }
                     tokio::time::sleep(backoff).await;
                 }
-                Err(SendError::Transient(e) | SendError::Permanent(e) | SendError::Entities(e)) => return Err(e),
-                Err(SendError::Migrated(id)) => return Err(format!("chat keeps migrating (last to {id})")),
+                Err(SendError::Unauthorized(e)) => return Err(Failed::TokenRejected(e)),
+                Err(SendError::Transient(e) | SendError::Permanent(e) | SendError::Entities(e)) => {
+                    return Err(Failed::Other(e));
+                }
+                Err(SendError::Migrated(id)) => {
+                    return Err(Failed::Other(format!("chat keeps migrating (last to {id})")));
+                }
             }
         }
     }

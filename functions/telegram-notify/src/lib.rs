@@ -1,8 +1,9 @@
 //! telegram-notify: CloudWatch alarms and the suite's notifications, rendered for a phone and sent
 //! to Telegram.
 //!
-//! observe (parse the event; the bot token, once per container) → plan (render; which chats, minus
-//! those that already got it) → apply (send, paced and retried) → report (response, log line, EMF;
+//! observe (parse the event; the bot token, cached at most `TOKEN_MAX_AGE` and read again when
+//! Telegram refuses it) → plan (render; which chats: a replay's own list only within
+//! `TELEGRAM_CHATS`, minus those that already got it) → apply (send, paced and retried) → report (response, log line, EMF;
 //! an undelivered remainder goes to the dead-letter queue, whose alarm e-mails `ops-fallback`).
 
 pub mod alarm;
@@ -23,29 +24,56 @@ use openclaw_ops_shared::error::SdkErrorDisplay;
 use openclaw_ops_shared::metrics::Metrics;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 pub use crate::config::Config;
-use crate::deliver::Pacer;
+use crate::deliver::{Failed, Pacer};
 use crate::input::{Incoming, Undelivered};
 use crate::message::Message;
 use crate::render::InsufficientData;
-use crate::telegram::Telegram;
+use crate::telegram::{Chat, Telegram};
 
 pub const FUNCTION: &str = "telegram-notify";
 /// Kept back from the invocation's deadline to write the undelivered remainder down.
 const RESERVE: Duration = Duration::from_secs(3);
 /// (message id, chat) pairs remembered per container, to drop duplicate deliveries.
 const REMEMBERED: usize = 4096;
+/// How long a container trusts the bot token it read: a rotated secret reaches every warm container
+/// within this time even when the old token still works (a revoked one is read again at once, on
+/// Telegram's 401). Ten minutes is ~150 reads a day per warm container, a few cents a month.
+pub const TOKEN_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Is a token read at `fetched` too old to trust at `now`?
+pub fn token_is_stale(fetched: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(fetched) >= TOKEN_MAX_AGE
+}
+
+/// The chats one message goes to: the configured ones, or a replay's own list cut to those that are
+/// configured. Answers (to send to, refused): any body on the `ops` queue can name chats, and the
+/// bot must write to no chat the operator did not list.
+pub fn targets(only: Option<&[Chat]>, configured: &[Chat]) -> (Vec<Chat>, Vec<Chat>) {
+    match only {
+        None => (configured.to_vec(), Vec::new()),
+        Some(only) => only.iter().cloned().partition(|chat| configured.contains(chat)),
+    }
+}
 
 pub struct Handler {
     config: Config,
     secrets: aws_sdk_secretsmanager::Client,
     sqs: aws_sdk_sqs::Client,
     http: reqwest::Client,
-    telegram: OnceCell<Telegram>,
+    /// The client with the last token read, and when it was read.
+    telegram: Mutex<Option<(Telegram, Instant)>>,
     pacer: Pacer,
     delivered: Mutex<Remembered>,
+}
+
+/// One invocation's client, and whether it already read the token again after a 401.
+struct Session {
+    telegram: Telegram,
+    reread: bool,
 }
 
 /// Recently delivered (message id, chat) pairs, oldest first out.
@@ -55,6 +83,8 @@ type Remembered = (HashSet<(String, String)>, VecDeque<(String, String)>);
 pub struct Report {
     pub sent: Vec<Value>,
     pub duplicates: Vec<Value>,
+    /// Chats a replayed message named that are not in `TELEGRAM_CHATS`: nothing was sent there.
+    pub refused: Vec<Value>,
     pub skipped: Vec<Value>,
     pub dead_lettered: Vec<Value>,
 }
@@ -66,45 +96,47 @@ impl Handler {
             secrets,
             sqs,
             http: telegram::http_client(),
-            telegram: OnceCell::new(),
+            telegram: Mutex::new(None),
             pacer: Pacer::default(),
             delivered: Mutex::new((HashSet::new(), VecDeque::new())),
         }
     }
 
-    /// The bot token, from Secrets Manager on first use, then cached for the container's life.
-    async fn telegram(&self) -> Result<&Telegram, Error> {
-        self.telegram
-            .get_or_try_init(|| async {
-                let secret =
-                    self.secrets.get_secret_value().secret_id(&self.config.secret_arn).send().await.map_err(|e| {
-                        Error::Aws {
-                            operation: "secretsmanager:GetSecretValue",
-                            message: SdkErrorDisplay(&e).to_string(),
-                        }
-                    })?;
-                let raw = secret.secret_string().unwrap_or_default();
-                let token = serde_json::from_str::<Value>(raw)
-                    .ok()
-                    .and_then(|v| v.get("bot_token").and_then(Value::as_str).map(str::to_owned))
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| Error::Config("the Telegram secret must be JSON {\"bot_token\": \"...\"}".into()))?;
-                Ok(Telegram::new(self.http.clone(), &self.config.api_url, token))
-            })
-            .await
+    /// A client with the bot token: the cached one while it is younger than `TOKEN_MAX_AGE`, unless
+    /// `refused` (Telegram answered 401 to it), else read again from Secrets Manager.
+    async fn telegram(&self, refused: bool) -> Result<Telegram, Error> {
+        let mut cached = self.telegram.lock().await;
+        if let Some((telegram, fetched)) = &*cached
+            && !refused
+            && !token_is_stale(*fetched, Instant::now())
+        {
+            return Ok(telegram.clone());
+        }
+        let secret = self.secrets.get_secret_value().secret_id(&self.config.secret_arn).send().await.map_err(|e| {
+            Error::Aws { operation: "secretsmanager:GetSecretValue", message: SdkErrorDisplay(&e).to_string() }
+        })?;
+        let raw = secret.secret_string().unwrap_or_default();
+        let token = serde_json::from_str::<Value>(raw)
+            .ok()
+            .and_then(|v| v.get("bot_token").and_then(Value::as_str).map(str::to_owned))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Config("the Telegram secret must be JSON {\"bot_token\": \"...\"}".into()))?;
+        let telegram = Telegram::new(self.http.clone(), &self.config.api_url, token);
+        *cached = Some((telegram.clone(), Instant::now()));
+        Ok(telegram)
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let from_sqs = event.payload["Records"][0]["eventSource"] == "aws:sqs";
         let incoming = input::parse(event.payload)?;
-        let telegram = self.telegram().await?;
+        let mut session = Session { telegram: self.telegram(false).await?, reread: false };
         let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
         let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
 
         let mut report = Report::default();
         let mut batch_failures = Vec::new();
         for item in incoming {
-            if let Err(e) = self.deliver_one(telegram, &item, deadline, &mut report).await {
+            if let Err(e) = self.deliver_one(&mut session, &item, deadline, &mut report).await {
                 match &item.sqs_message_id {
                     Some(id) if from_sqs => batch_failures.push(json!({"itemIdentifier": id})),
                     _ => return Err(e),
@@ -115,12 +147,14 @@ impl Handler {
         Metrics::new(FUNCTION)
             .count("MessagesSent", report.sent.len())
             .count("MessagesDuplicate", report.duplicates.len())
+            .count("ChatsRefused", report.refused.len())
             .count("MessagesUndelivered", report.dead_lettered.len())
             .emit(Utc::now());
         let json = serde_json::to_value(&report).expect("serialisable");
         tracing::info!(
             sent = report.sent.len(),
             duplicates = report.duplicates.len(),
+            refused = report.refused.len(),
             skipped = report.skipped.len(),
             dead_lettered = report.dead_lettered.len(),
             batch_failures = batch_failures.len(),
@@ -137,7 +171,7 @@ impl Handler {
     /// Delivers one message to each chat that has not had it; writes down what could not be sent.
     async fn deliver_one(
         &self,
-        telegram: &Telegram,
+        session: &mut Session,
         item: &Incoming,
         deadline: tokio::time::Instant,
         report: &mut Report,
@@ -150,7 +184,11 @@ impl Handler {
             return Ok(());
         }
         let rendered = render::render(&item.message, self.config.insufficient_data);
-        let chats = item.only_chats.clone().unwrap_or_else(|| self.config.chats.clone());
+        let (chats, refused) = targets(item.only_chats.as_deref(), &self.config.chats);
+        for chat in refused {
+            tracing::warn!(id = %item.id, chat = %chat.label(), "refused: the message names a chat not in TELEGRAM_CHATS");
+            report.refused.push(json!({"id": item.id, "chat": chat.label(), "reason": "not in TELEGRAM_CHATS"}));
+        }
         let mut undelivered = Vec::new();
         let mut errors = Vec::new();
         for chat in chats {
@@ -159,7 +197,15 @@ impl Handler {
                 report.duplicates.push(json!({"id": item.id, "chat": chat.label()}));
                 continue;
             }
-            match self.pacer.deliver(telegram, &chat, &rendered, deadline).await {
+            let mut result = self.pacer.deliver(&session.telegram, &chat, &rendered, deadline).await;
+            if matches!(result, Err(Failed::TokenRejected(_))) && !session.reread {
+                // Read once per invocation: a token that is refused again is not retried per chat.
+                tracing::warn!("Telegram refused the bot token; reading it again");
+                session.telegram = self.telegram(true).await?;
+                session.reread = true;
+                result = self.pacer.deliver(&session.telegram, &chat, &rendered, deadline).await;
+            }
+            match result {
                 Ok(sent) => {
                     self.remember(key).await;
                     report.sent.push(json!({
@@ -206,5 +252,34 @@ impl Handler {
                 set.remove(&old);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(id: &str, thread: Option<i64>) -> Chat {
+        Chat { id: id.into(), thread }
+    }
+
+    #[test]
+    fn a_replay_goes_only_to_configured_chats_the_rest_is_refused() {
+        let configured = [chat("111", None), chat("-100222", Some(7))];
+        assert_eq!(targets(None, &configured), (configured.to_vec(), vec![]));
+        let only = [chat("-100222", Some(7)), chat("999", None), chat("-100222", None), chat("@elsewhere", None)];
+        let (send, refused) = targets(Some(&only), &configured);
+        assert_eq!(send, [chat("-100222", Some(7))]);
+        assert_eq!(refused, [chat("999", None), chat("-100222", None), chat("@elsewhere", None)]);
+        assert_eq!(targets(Some(&[]), &configured), (vec![], vec![]));
+    }
+
+    #[test]
+    fn the_token_is_trusted_for_ten_minutes() {
+        let read = Instant::now();
+        assert!(!token_is_stale(read, read));
+        assert!(!token_is_stale(read, read + Duration::from_secs(599)));
+        assert!(token_is_stale(read, read + TOKEN_MAX_AGE));
+        assert!(!token_is_stale(read + Duration::from_secs(1), read), "a clock that went back is not stale");
     }
 }

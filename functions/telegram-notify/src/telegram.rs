@@ -57,6 +57,8 @@ pub enum SendError {
     Migrated(String),
     /// 400 "can't parse entities": our HTML was refused.
     Entities(String),
+    /// 401: the token was refused (rotated, or revoked by @BotFather).
+    Unauthorized(String),
     /// 5xx, a timeout or a connection error: worth another try.
     Transient(String),
     /// Anything else (403 bot blocked, 400 chat not found...): another try will not help.
@@ -144,6 +146,7 @@ impl Telegram {
         let params = answer.parameters.unwrap_or(ApiParameters { retry_after: None, migrate_to_chat_id: None });
         Err(match (code, params.retry_after, params.migrate_to_chat_id) {
             (429, retry_after, _) => SendError::RetryAfter(retry_after.unwrap_or(1)),
+            (401, _, _) => SendError::Unauthorized(format!("{code}: {description}")),
             (_, _, Some(new_id)) => SendError::Migrated(new_id.to_string()),
             (400, _, _) if description.contains("can't parse entities") => SendError::Entities(description),
             (500..=599, _, _) => SendError::Transient(format!("{code}: {description}")),

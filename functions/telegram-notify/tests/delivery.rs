@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use telegram_notify::deliver::Pacer;
+use telegram_notify::deliver::{Failed, Pacer};
 use telegram_notify::render::Rendered;
 use telegram_notify::telegram::{Chat, Telegram, http_client};
 use tokio::time::Instant;
@@ -83,7 +83,7 @@ async fn a_retry_after_past_the_deadline_fails_at_once() {
         .await;
     let tg = Telegram::new(http_client(), &server.uri(), TOKEN.into());
     let started = std::time::Instant::now();
-    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(10)).await.unwrap_err();
+    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(10)).await.unwrap_err().to_string();
     assert!(err.contains("deadline"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -103,7 +103,7 @@ async fn server_errors_are_retried_with_backoff_then_given_up() {
     let down = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&down).await;
     let tg = Telegram::new(http_client(), &down.uri(), TOKEN.into());
-    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(60)).await.unwrap_err();
+    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(60)).await.unwrap_err().to_string();
     assert_eq!(down.received_requests().await.unwrap().len(), 5, "bounded tries");
     assert!(!err.contains(TOKEN));
 }
@@ -159,13 +159,13 @@ async fn permanent_errors_are_not_retried_and_never_show_the_token() {
         .mount(&server)
         .await;
     let tg = Telegram::new(http_client(), &server.uri(), TOKEN.into());
-    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(30)).await.unwrap_err();
+    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(30)).await.unwrap_err().to_string();
     assert!(err.contains("403") && err.contains("blocked"), "{err}");
     assert_eq!(bodies(&server).await.len(), 1);
 
     // A connection error's text names the URL, which holds the token: it must not reach us.
     let tg = Telegram::new(http_client(), "http://127.0.0.1:9", TOKEN.into());
-    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(5)).await.unwrap_err();
+    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(5)).await.unwrap_err().to_string();
     assert!(!err.contains("TEST-TOKEN"), "{err}");
 }
 
@@ -180,4 +180,14 @@ async fn messages_to_one_chat_are_paced_about_one_a_second() {
         pacer.deliver(&tg, &chat("1"), &message(), later(30)).await.unwrap();
     }
     assert!(started.elapsed() >= Duration::from_secs(2), "three messages to one chat take two intervals");
+}
+
+#[tokio::test]
+async fn a_refused_token_is_reported_as_such_without_retrying() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(error(401, "Unauthorized", json!({}))).mount(&server).await;
+    let tg = Telegram::new(http_client(), &server.uri(), TOKEN.into());
+    let err = Pacer::default().deliver(&tg, &chat("1"), &message(), later(30)).await.unwrap_err();
+    assert_eq!(err, Failed::TokenRejected("401: Unauthorized".into()));
+    assert_eq!(bodies(&server).await.len(), 1, "the caller reads the token again, not the pacer");
 }
