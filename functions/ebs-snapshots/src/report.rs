@@ -144,7 +144,9 @@ impl Report {
                  snapshots were still made). If the plan below is what you expect, carry it out with\n\
                  aws lambda invoke --function-name <EbsSnapshotsFunctionName> --cli-binary-format raw-in-base64-out \
                  --payload '{{\"action\":\"prune\",\"confirm_deletes\":{n}}}' out.json\n\
-                 (a count that is no longer the plan's deletes nothing).",
+                 The count must be the plan's when the prune runs, or nothing is deleted: once today's snapshots \
+                 complete, the floor may release older ones, so check it first with {{\"dry_run\": true}} \
+                 (its circuit_breaker.would_delete).",
                 n = breaker.would_delete,
                 limit = breaker.limit
             ));
