@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs libfaketime (Debian) if missing, and makes the test bed's pinned Python venvs at the repository root: .venv (moto server, freezegun,
-# cfn-lint, AWS CLI) from testbed/requirements.txt, and .venv-checkov (checkov and the AWS SAM
+# Installs libfaketime (Debian's package) if missing, and makes the test bed's pinned Python venvs
+# at the repository root: .venv (moto server, freezegun, cfn-lint, AWS CLI) from testbed/requirements.txt, and .venv-checkov (checkov and the AWS SAM
 # translator, apart because checkov pins an old boto3) from testbed/checkov-requirements.txt.
 # Does nothing for a venv that already matches its requirements file.
 set -euo pipefail

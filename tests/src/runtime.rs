@@ -98,7 +98,8 @@ struct Clock {
 impl Clock {
     fn set(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
         let offset = (now - chrono::Utc::now()).num_seconds();
-        std::fs::write(&self.file, format!("{offset:+}\n")).with_context(|| format!("writing {}", self.file.display()))?;
+        std::fs::write(&self.file, format!("{offset:+}\n"))
+            .with_context(|| format!("writing {}", self.file.display()))?;
         self.offset_secs.store(offset, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
@@ -181,7 +182,11 @@ impl Function {
 
     /// As [`Function::start`], with the process's clock (and its invocations' deadlines) at `now`;
     /// it keeps ticking, and [`Function::set_clock`] moves it.
-    pub async fn start_at(name: &str, env: &[(String, String)], now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Self> {
+    pub async fn start_at(
+        name: &str,
+        env: &[(String, String)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Self> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let file = std::env::temp_dir().join(format!("openclaw-clock-{}-{n}", std::process::id()));
@@ -201,7 +206,12 @@ impl Function {
         Self::spawn(name, env, time_scale, None).await
     }
 
-    async fn spawn(name: &str, env: &[(String, String)], time_scale: f64, clock: Option<Clock>) -> anyhow::Result<Self> {
+    async fn spawn(
+        name: &str,
+        env: &[(String, String)],
+        time_scale: f64,
+        clock: Option<Clock>,
+    ) -> anyhow::Result<Self> {
         if time_scale.is_nan() || time_scale <= 0.0 {
             bail!("the time scale must be positive, not {time_scale}");
         }
@@ -306,7 +316,8 @@ impl Function {
         };
         let (tx, rx) = oneshot::channel();
         self.shared.waiters.lock().unwrap().insert(id.clone(), tx);
-        let offset_ms = self.clock.as_ref().map_or(0, |c| c.offset_secs.load(std::sync::atomic::Ordering::SeqCst) * 1000);
+        let offset_ms =
+            self.clock.as_ref().map_or(0, |c| c.offset_secs.load(std::sync::atomic::Ordering::SeqCst) * 1000);
         let deadline = chrono::Utc::now().timestamp_millis() + offset_ms + self.deadline.as_millis() as i64;
         self.submit.send((id, payload.into(), deadline)).await.context("runtime queue closed")?;
         let mut exited = self.exited.clone();

@@ -287,7 +287,10 @@ async fn forged_scheduled_times_are_refused_before_any_aws_call() {
     let mut future = scheduled_event(5);
     future["time"] = json!("2035-01-01T00:00:00Z");
     let (error_type, message) = bed.function.invoke(&future).await.unwrap().error();
-    assert!(message.contains("is in the future") && message.contains("refused, nothing done"), "{error_type}: {message}");
+    assert!(
+        message.contains("is in the future") && message.contains("refused, nothing done"),
+        "{error_type}: {message}"
+    );
     let (_, message) = bed.function.invoke(&scheduled_event(6)).await.unwrap().error();
     assert!(message.contains("is in the future"), "{message}");
     let (_, message) = bed.function.invoke(&scheduled_event(4)).await.unwrap().error();
@@ -333,8 +336,7 @@ async fn snapshots_whose_tags_disagree_with_ec2_are_never_deleted_and_are_report
     let foreign = forge(moto_own, ours(&bed.account.data_volume, "manual", day(1))).await;
     // A snapshot of the untagged volume, tagged as the data volume's daily of day 3.
     let other = ec2.create_snapshot().volume_id(&bed.account.untagged_volume).send().await.unwrap();
-    let wrong_volume =
-        forge(other.snapshot_id.unwrap(), ours(&bed.account.data_volume, "daily", day(3))).await;
+    let wrong_volume = forge(other.snapshot_id.unwrap(), ours(&bed.account.data_volume, "daily", day(3))).await;
     // The root volume's real snapshot of day 1, re-dated to day 10: believed, it would be day 10's
     // snapshot, and the run of day 10 would make none.
     let snapshots = bed.account.snapshots().await.unwrap();
@@ -345,7 +347,8 @@ async fn snapshots_whose_tags_disagree_with_ec2_are_never_deleted_and_are_report
                 && tag_value(s, "openclaw:date") == Some(&day(1).to_string())
         })
         .unwrap();
-    let redated = forge(root_day_1.snapshot_id().unwrap().to_owned(), vec![tag("openclaw:date", &day(10).to_string())]).await;
+    let redated =
+        forge(root_day_1.snapshot_id().unwrap().to_owned(), vec![tag("openclaw:date", &day(10).to_string())]).await;
     let forged: BTreeSet<String> = [foreign.clone(), wrong_volume.clone(), redated.clone()].into();
 
     let mut last = Value::Null;
@@ -425,7 +428,10 @@ async fn a_plan_over_the_limit_deletes_nothing_until_a_prune_confirms_its_count(
     let writes_before = bed.writes().await;
     let (_, message) =
         bed.function.invoke(&json!({"action": "prune", "confirm_deletes": count - 1})).await.unwrap().error();
-    assert!(message.contains(&format!("confirm_deletes is {} but the plan now deletes {count}", count - 1)), "{message}");
+    assert!(
+        message.contains(&format!("confirm_deletes is {} but the plan now deletes {count}", count - 1)),
+        "{message}"
+    );
     assert_eq!(bed.writes().await, writes_before, "a count that is not the plan's deletes nothing");
 
     let pruned = bed.function.invoke(&json!({"action": "prune", "confirm_deletes": count})).await.unwrap().response();

@@ -148,11 +148,16 @@ fn the_suite_settings_match_the_architecture() {
 fn ebs_snapshots_max_event_age_is_eventbridges_plus_lambdas() {
     let template = Template::load().unwrap();
     let props = &template.resource("EbsSnapshotsFunction").unwrap()["Properties"];
-    let eventbridge = props["Events"]["Daily"]["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"].as_u64().unwrap();
+    let eventbridge =
+        props["Events"]["Daily"]["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"].as_u64().unwrap();
     let lambda = props["EventInvokeConfig"]["MaximumEventAgeInSeconds"].as_u64().unwrap();
     let configured = &props["Environment"]["Variables"]["MAX_EVENT_AGE_SECONDS"];
     let configured = configured.as_u64().or_else(|| configured.as_str().and_then(|s| s.parse().ok())).unwrap();
-    assert_eq!(configured, eventbridge + lambda, "MAX_EVENT_AGE_SECONDS = EventBridge's {eventbridge} + Lambda's {lambda}");
+    assert_eq!(
+        configured,
+        eventbridge + lambda,
+        "MAX_EVENT_AGE_SECONDS = EventBridge's {eventbridge} + Lambda's {lambda}"
+    );
     let docs = std::fs::read_to_string(integration_tests::workspace_root().join("docs/ARCHITECTURE.md")).unwrap();
     let derivation = format!("{eventbridge} + {lambda} = {configured}");
     assert!(docs.contains(&derivation), "docs/ARCHITECTURE.md shows the derivation `{derivation}`");
@@ -160,7 +165,10 @@ fn ebs_snapshots_max_event_age_is_eventbridges_plus_lambdas() {
     let params = &template.doc["Parameters"];
     assert_eq!(params["MinSnapshots"]["MinValue"].as_u64(), Some(1), "a floor of 0 lets a whole history expire");
     assert_eq!(params["MaxDeletesPerRun"]["Default"].as_u64(), Some(20));
-    assert_eq!(props["Environment"]["Variables"]["MAX_DELETES"], serde_norway::from_str::<Value>("!Ref MaxDeletesPerRun").unwrap());
+    assert_eq!(
+        props["Environment"]["Variables"]["MAX_DELETES"],
+        serde_norway::from_str::<Value>("!Ref MaxDeletesPerRun").unwrap()
+    );
 }
 
 /// Every deleted snapshot stays restorable: a Region-level EBS Recycle Bin rule (a tag-level one is

@@ -174,13 +174,19 @@ impl Report {
         let mut rows: Vec<Vec<String>> =
             self.failed.iter().map(|f| vec![f.id.clone(), format!("{} failed", f.action), f.error.clone()]).collect();
         rows.extend(self.held_by_breaker.iter().take(HELD_ROWS).map(|d| {
-            vec![d.snapshot_id.clone(), format!("held: would delete ({:?})", d.reason), format!("{} {}", d.volume_id, d.date)]
+            vec![
+                d.snapshot_id.clone(),
+                format!("held: would delete ({:?})", d.reason),
+                format!("{} {}", d.volume_id, d.date),
+            ]
         }));
         if self.held_by_breaker.len() > HELD_ROWS {
             let more = self.held_by_breaker.len() - HELD_ROWS;
             rows.push(vec!["…".into(), format!("held: {more} more"), "all in the run's JSON response".into()]);
         }
-        rows.extend(self.tags_disagree.iter().map(|s| vec![s.id.clone(), "tags disagree with EC2".into(), s.reason.clone()]));
+        rows.extend(
+            self.tags_disagree.iter().map(|s| vec![s.id.clone(), "tags disagree with EC2".into(), s.reason.clone()]),
+        );
         rows.extend(
             self.kept_by_floor
                 .iter()

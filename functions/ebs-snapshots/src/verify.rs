@@ -138,7 +138,9 @@ mod tests {
         let s = snap("snap-1", "vol-foreign", Some("vol-gateway"), None, "2026-11-25T03:00:05Z");
         let why = Ec2Fields::new(&[], AGE).check(&s).unwrap_err();
         assert_eq!(why, "openclaw:volume-id vol-gateway but EC2's VolumeId is vol-foreign");
-        assert!(Ec2Fields::new(&[], AGE).check(&snap("snap-2", "", Some("vol-a"), None, "2026-11-25T03:00:05Z")).is_err());
+        assert!(
+            Ec2Fields::new(&[], AGE).check(&snap("snap-2", "", Some("vol-a"), None, "2026-11-25T03:00:05Z")).is_err()
+        );
     }
 
     #[test]
@@ -168,7 +170,10 @@ mod tests {
         let all = [source];
         let fields = Ec2Fields::new(&all, AGE);
         assert_eq!(fields.check(&copy("vol-a")), Ok("vol-a"));
-        assert_eq!(fields.check(&copy("vol-b")).unwrap_err(), "openclaw:volume-id vol-b but its source snap-src is a snapshot of vol-a");
+        assert_eq!(
+            fields.check(&copy("vol-b")).unwrap_err(),
+            "openclaw:volume-id vol-b but its source snap-src is a snapshot of vol-a"
+        );
         // A source in another region cannot be looked at: the copy's tags are taken.
         assert_eq!(Ec2Fields::new(&[], AGE).check(&copy("vol-b")), Ok("vol-b"));
         let orphan = snap("snap-x", COPY_VOLUME_ID, Some("vol-a"), None, "2026-11-25T03:10:00Z");
