@@ -29,8 +29,10 @@ What the account's bill is:
   `month` is in every month of the requested period.
 * Without a bill, `GetCostAndUsage` answers from moto's own queue
   (`POST /moto-api/static/ce/cost-and-usage-results`), still validated, recorded and paged.
-* `POST /_testbed/ce/account {"enabled": bool, "data_available": bool, "active_tags": [..], "page_size": n}`
-  sets the account's state (defaults: enabled, data available, no active tags, 100 groups a page).
+* `POST /_testbed/ce/account {"enabled": bool, "data_available": bool, "active_tags": [..], "page_size": n,
+  "latency_s": x}` sets the account's state (defaults: enabled, data available, no active tags, 100
+  groups a page, answers at once). `latency_s` holds every answer back that many real seconds (AWS's
+  Cost Explorer takes seconds; a slow one must not outlast a function's deadline).
 * `POST /_testbed/ce/forecasts {"forecasts": [{"result": {...}} | {"error": {"code", "message"}}]}`
   queues `GetCostForecast` answers; with none queued it answers `DataUnavailableException`, as AWS
   does early in a month. `POST /_testbed/ce/failures {"failures": [{"code", "message"}]}` makes the
@@ -44,6 +46,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from decimal import Decimal
 
 _lock = threading.Lock()
@@ -62,6 +65,7 @@ def _reset() -> None:
             "data_available": True,
             "active_tags": set(),
             "page_size": 100,
+            "latency_s": 0.0,
             "pages": {},
         }
     )
@@ -396,6 +400,10 @@ def install() -> None:
 
     def answer(self, operation: str, compute) -> str:  # noqa: ANN001
         request = json.loads(self.body or "{}")
+        with _lock:
+            latency = _state["latency_s"]
+        if latency:
+            time.sleep(latency)
         try:
             return json.dumps(_recorded(operation, access_key(self), request, lambda: compute(request)))
         except CeError as err:
@@ -431,7 +439,7 @@ def route(method: str, path: str, body: bytes) -> tuple[str, object] | None:
             _state["bill"] = items
             return "200 OK", {"items": len(items)}
         if name == "account" and method == "POST":
-            unknown = set(request) - {"enabled", "data_available", "active_tags", "page_size"}
+            unknown = set(request) - {"enabled", "data_available", "active_tags", "page_size", "latency_s"}
             if unknown:
                 raise ValueError(f"unknown account settings {sorted(unknown)}")
             for key in ("enabled", "data_available"):
@@ -443,7 +451,11 @@ def route(method: str, path: str, body: bytes) -> tuple[str, object] | None:
                 if int(request["page_size"]) < 1:
                     raise ValueError("page_size must be at least 1")
                 _state["page_size"] = int(request["page_size"])
-            return "200 OK", {"enabled": _state["enabled"], "data_available": _state["data_available"], "active_tags": sorted(_state["active_tags"]), "page_size": _state["page_size"]}
+            if "latency_s" in request:
+                if not 0 <= float(request["latency_s"]) <= 120:
+                    raise ValueError("latency_s must be between 0 and 120")
+                _state["latency_s"] = float(request["latency_s"])
+            return "200 OK", {"latency_s": _state["latency_s"], "enabled": _state["enabled"], "data_available": _state["data_available"], "active_tags": sorted(_state["active_tags"]), "page_size": _state["page_size"]}
         if name == "requests" and method == "GET":
             return "200 OK", list(_state["requests"])
         if name == "requests" and method == "DELETE":

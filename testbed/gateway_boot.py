@@ -512,4 +512,10 @@ if __name__ == "__main__":
     if sys.argv[1] == "--inside":
         inside(sys.argv[2], sys.argv[3])
     else:
+        # Standard output carries the report alone: what the tools this runs print (npm filling its
+        # cache on a cold machine says "added 330 packages") goes to standard error.
+        report = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        sys.stdout = report
         outside(sys.argv[1])
+        report.flush()

@@ -131,7 +131,7 @@ impl FakeCe {
         self.send(reqwest::Method::POST, "bill", Some(json!({ "items": items }))).await.map(drop)
     }
 
-    /// `{"enabled", "data_available", "active_tags", "page_size"}`, any of them.
+    /// `{"enabled", "data_available", "active_tags", "page_size", "latency_s"}`, any of them.
     pub async fn account(&self, settings: Value) -> anyhow::Result<()> {
         self.send(reqwest::Method::POST, "account", Some(settings)).await.map(drop)
     }

@@ -96,6 +96,15 @@ struct Clock {
 }
 
 impl Clock {
+    fn new(now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let file = std::env::temp_dir().join(format!("openclaw-clock-{}-{n}", std::process::id()));
+        let clock = Clock { file, offset_secs: std::sync::atomic::AtomicI64::new(0) };
+        clock.set(now)?;
+        Ok(clock)
+    }
+
     fn set(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
         let offset = (now - chrono::Utc::now()).num_seconds();
         std::fs::write(&self.file, format!("{offset:+}\n"))
@@ -187,12 +196,17 @@ impl Function {
         env: &[(String, String)],
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<Self> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let file = std::env::temp_dir().join(format!("openclaw-clock-{}-{n}", std::process::id()));
-        let clock = Clock { file, offset_secs: std::sync::atomic::AtomicI64::new(0) };
-        clock.set(now)?;
-        Self::spawn(name, env, 1.0, Some(clock)).await
+        Self::spawn(name, env, 1.0, Some(Clock::new(now)?)).await
+    }
+
+    /// [`Function::start_scaled`] on a clock, as [`Function::start_at`].
+    pub async fn start_scaled_at(
+        name: &str,
+        env: &[(String, String)],
+        time_scale: f64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(name, env, time_scale, Some(Clock::new(now)?)).await
     }
 
     /// Moves the clock of a function started with [`Function::start_at`].

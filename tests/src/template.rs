@@ -64,6 +64,23 @@ impl Template {
         statements(logical_id, document)
     }
 
+    /// The inline statements of an `AWS::IAM::Role`'s `Policies` (each `{PolicyName, PolicyDocument}`).
+    pub fn role_statements(&self, logical_id: &str) -> anyhow::Result<Vec<Statement>> {
+        let policies = self
+            .resource(logical_id)?
+            .get("Properties")
+            .and_then(|p| p.get("Policies"))
+            .and_then(Value::as_sequence)
+            .ok_or_else(|| anyhow!("{logical_id} has no Policies list"))?;
+        let mut out = Vec::new();
+        for policy in policies {
+            let document =
+                policy.get("PolicyDocument").ok_or_else(|| anyhow!("{logical_id}: a policy without PolicyDocument"))?;
+            out.extend(statements(logical_id, document)?);
+        }
+        Ok(out)
+    }
+
     /// Names of the environment variables the template sets for a function.
     pub fn function_environment(&self, logical_id: &str) -> anyhow::Result<Vec<String>> {
         let vars = self

@@ -543,6 +543,42 @@ async fn pages_are_followed_within_the_request_budget() {
     assert_eq!(ce.requests().await.unwrap().len(), 2, "two pages read, the third request kept for the forecast");
 }
 
+/// cost-check's work does not fit in its time: Cost Explorer answers, but slower than the run's
+/// `Timeout` (60 s in template.yaml, here on a time scale of 6: 10 s, of which it keeps 5 to
+/// report). The run stops waiting in time, tells the owner, and fails as `IncompleteRun` (not
+/// Lambda's `Sandbox.Timedout`, which would kill it before any notification) so that Lambda retries
+/// it; the retry, with Cost Explorer answering again, reports the month.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_explorer_slower_than_the_deadline_is_reported_and_the_retry_completes() {
+    let emulator = Emulator::start().await.unwrap();
+    let ce = FakeCe::new(&emulator);
+    let admin = emulator.admin().await;
+    let (topic_arn, queue_url) = ops_topic_with_capture(&admin).await.unwrap();
+    ce.bill(items(FULL_ON_BUDGET)).await.unwrap();
+    ce.account(json!({"latency_s": 8})).await.unwrap();
+    let stack = Stack::new(&emulator).await.unwrap().topic("OpsTopic", &topic_arn);
+    let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
+    let mut env = emulator.function_env(&principal.keys);
+    env.push(("NOTIFY_TOPIC_ARN".to_owned(), topic_arn));
+    let function = Function::start_scaled("cost-check", &env, 6.0).await.unwrap();
+    assert_eq!(function.timeout(), std::time::Duration::from_secs(60), "template.yaml's Timeout");
+
+    let started = std::time::Instant::now();
+    let (error_type, message) = function.invoke(&monthly()).await.unwrap().error();
+    let took = started.elapsed();
+    assert_eq!(error_type, "IncompleteRun", "ended by the function, not by Lambda's timeout: {message}");
+    assert!(message.contains("GetCostAndUsage had not answered"), "{message}");
+    assert!(took < function.deadline() && took >= std::time::Duration::from_secs(4), "{took:?}");
+    let notes = integration_tests::account::drain(&admin, &queue_url).await.unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["title"], "Cost check: Cost Explorer did not answer in time");
+
+    ce.account(json!({"latency_s": 0})).await.unwrap();
+    let report = function.invoke(&monthly()).await.unwrap().response();
+    assert!(report["comparison"]["total"]["actual"].is_string(), "{report}");
+    assert_eq!(report["notified"], true, "the month's report, on the retry");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_is_what_the_function_uses_and_bad_input_changes_nothing() {
     let emulator = Emulator::start().await.unwrap();

@@ -442,3 +442,59 @@ async fn a_plan_over_the_limit_deletes_nothing_until_a_prune_confirms_its_count(
     assert_eq!(dates.get(&bed.account.data_volume), Some(&kept));
     assert_eq!(dates.get(&bed.account.root_volume), Some(&kept));
 }
+
+/// ebs-snapshots' work does not fit in its time: 32 volumes to snapshot at one write a second
+/// (`EC2_WRITE_RATE=1`) after the first 20, and the run's `Timeout` (900 s in template.yaml, here on
+/// a time scale of 25: 36 s, of which it keeps 30 to report) leaves about 6 s of writes. The run
+/// starts no write it cannot finish, ends as `IncompleteRun` before the deadline (not Lambda's
+/// `Sandbox.Timedout`), tells the owner which volumes missed the day, and Lambda's retry of the same
+/// event snapshots exactly those: one snapshot per volume for the day, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_past_the_deadline_are_reported_and_the_retry_snapshots_only_them() {
+    let emulator = Emulator::start().await.unwrap();
+    let account = OpenClawAccount::seed(&emulator).await.unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.admin().await);
+    for n in 0..30 {
+        let name = format!("openclaw-extra-{n:02}");
+        OpenClawAccount::volume(&ec2, &[("Name", &name), ("openclaw:snapshot", "daily")]).await.unwrap();
+    }
+    let stack = Stack::new(&emulator).await.unwrap().topic("OpsTopic", &account.topic_arn);
+    let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
+    let mut env = emulator.function_env(&principal.keys);
+    env.push(("NOTIFY_TOPIC_ARN".into(), account.topic_arn.clone()));
+    env.push(("EC2_WRITE_RATE".into(), "1".into()));
+    // On day 1's clock: the function refuses a scheduled event its own clock says is stale.
+    let function =
+        Function::start_scaled_at("ebs-snapshots", &env, 25.0, scheduled_at(1) + TimeDelta::seconds(2)).await.unwrap();
+    assert_eq!(function.timeout(), std::time::Duration::from_secs(900), "template.yaml's Timeout");
+    emulator.set_clock(scheduled_at(1) + TimeDelta::seconds(2)).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let (error_type, message) = function.invoke(&scheduled_event(1)).await.unwrap().error();
+    assert!(started.elapsed() < function.deadline(), "{:?}", started.elapsed());
+    assert_eq!(error_type, "IncompleteRun", "ended by the function, not by Lambda's timeout: {message}");
+    assert!(message.contains("not attempted: the run reached its deadline"), "{message}");
+    let snapshotted = |snapshots: &[aws_sdk_ec2::types::Snapshot]| -> Vec<String> {
+        let mut volumes: Vec<String> = snapshots
+            .iter()
+            .filter(|s| tag_value(s, "openclaw:managed-by") == Some("openclaw-ops"))
+            .filter(|s| tag_value(s, "openclaw:date") == Some(day(1).to_string().as_str()))
+            .map(|s| tag_value(s, "openclaw:volume-id").unwrap().to_owned())
+            .collect();
+        volumes.sort();
+        volumes
+    };
+    let first = snapshotted(&account.snapshots().await.unwrap());
+    assert!((20..32).contains(&first.len()), "the burst and a few paced writes, not all 32: {}", first.len());
+    let notes = account.notifications().await.unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["severity"], "critical");
+    assert!(notes[0]["title"].as_str().unwrap().contains(&format!("{} operation(s) failed", 32 - first.len())));
+
+    let retry = function.invoke(&scheduled_event(1)).await.unwrap().response();
+    assert_eq!(retry["already_present"].as_array().unwrap().len(), first.len(), "{retry}");
+    assert_eq!(retry["created"].as_array().unwrap().len(), 32 - first.len(), "{retry}");
+    let all = snapshotted(&account.snapshots().await.unwrap());
+    assert_eq!(all.len(), 32);
+    assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 32, "one snapshot per volume, none twice");
+}

@@ -18,8 +18,11 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use integration_tests::emulator::{Emulator, Keys};
+use integration_tests::emulator::Emulator;
 use integration_tests::gateway_stack::{tier, user_data};
+use integration_tests::iam::Principal;
+use integration_tests::stack::Stack;
+use integration_tests::template::Template;
 use integration_tests::workspace_root;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -43,29 +46,6 @@ fn rootfs() -> &'static PathBuf {
         eprintln!("gateway root filesystem ready in {:.0?}", started.elapsed());
         dir.join("rootfs")
     })
-}
-
-/// An IAM user holding the instance role's own statements (stacks/gateway.yaml's GatewayRole), with
-/// `Resource: "*"` as moto evaluates resources (tests/src/iam.rs says why).
-async fn instance_role(emulator: &Emulator, t: &Value, name: &str) -> Keys {
-    let statements: Vec<Value> = t["Resources"]["GatewayRole"]["Properties"]["Policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
-        .map(|s| json!({"Effect": s["Effect"], "Action": s["Action"], "Resource": "*"}))
-        .collect();
-    let iam = aws_sdk_iam::Client::new(&emulator.admin().await);
-    iam.create_user().user_name(name).send().await.unwrap();
-    iam.put_user_policy()
-        .user_name(name)
-        .policy_name("gateway-role")
-        .policy_document(json!({"Version": "2012-10-17", "Statement": statements}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let key = iam.create_access_key().user_name(name).send().await.unwrap().access_key.unwrap();
-    Keys { access_key_id: key.access_key_id, secret_access_key: key.secret_access_key }
 }
 
 async fn launch(ec2: &aws_sdk_ec2::Client, image: &str, az: &str) -> String {
@@ -258,13 +238,27 @@ async fn boots_twice(name: &str) {
         let arn = secrets.create_secret().name(format!("{name}-{resource}")).secret_string(value).send().await.unwrap();
         arns.insert(resource, arn.arn.unwrap());
     }
-    let keys = instance_role(&emulator, &t, &format!("gateway-{name}")).await;
+    // The instance's role: stacks/gateway.yaml's GatewayRole statements exactly as written (its
+    // managed policies, SSM's and the backup policy, serve no boot step), resolved to this account.
+    let key = aws_sdk_kms::Client::new(&admin).create_key().send().await.unwrap().key_metadata.unwrap();
+    let log_group = format!("/openclaw/{name}/gateway");
+    let log_group_arn = format!("arn:aws:logs:{}:123456789012:log-group:{log_group}:*", emulator.region);
+    let mut stack = Stack::of(Template::load_file("stacks/gateway.yaml").unwrap(), &emulator.region)
+        .unwrap()
+        .resource("DataVolume", &volume, &[])
+        .resource("GatewayKey", key.key_id(), &[("Arn", key.arn().unwrap())])
+        .resource("GatewayLogGroup", &log_group, &[("Arn", log_group_arn.as_str())]);
+    for (resource, arn) in &arns {
+        stack = stack.resource(resource, arn, &[]);
+    }
+    let role = Principal::for_role(&emulator, "GatewayRole", &stack).await.unwrap();
+    let keys = &role.keys;
 
     let mut values: BTreeMap<&str, String> = arns.into_iter().collect();
     values.insert("AWS::Region", emulator.region.clone());
     values.insert("DomainName", DOMAIN.into());
     values.insert("DataVolume", volume.clone());
-    values.insert("GatewayLogGroup", format!("/openclaw/{name}/gateway"));
+    values.insert("GatewayLogGroup", log_group);
     values.insert(
         "BootstrapHandle",
         "https://cloudformation-waitcondition-us-east-1.s3.amazonaws.com/arn%3Aaws%3Acloudformation/BootstrapHandle"
@@ -333,6 +327,15 @@ async fn boots_twice(name: &str) {
     let attached = ec2.describe_volumes().volume_ids(&volume).send().await.unwrap();
     let attachment = &attached.volumes()[0].attachments()[0];
     assert_eq!(attachment.instance_id(), Some(second.as_str()), "{name}");
+
+    // Both boots did what they did as the role, and the role allowed every call.
+    let calls = emulator.calls_by(&role.keys).await.unwrap();
+    let denied: Vec<_> = calls.iter().filter(|c| !c.allowed).collect();
+    assert!(denied.is_empty(), "{name}: the instance role was denied: {denied:?}");
+    let used: std::collections::BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    for action in ["secretsmanager:GetSecretValue", "ec2:DescribeVolumes", "ec2:AttachVolume"] {
+        assert!(used.contains(action), "{name}: the boot never called {action}: {used:?}");
+    }
     std::fs::remove_dir_all(&work).unwrap();
 }
 

@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use openclaw_ops_shared::error::SdkErrorDisplay;
 use openclaw_ops_shared::tags::TagFilter;
 use rust_decimal::Decimal;
+use tokio::time::Instant;
 
 use crate::compare::{Cost, Forecast};
 
@@ -30,12 +31,17 @@ pub enum Unavailable {
     AccessDenied(String),
     /// More pages than the request budget allows.
     TooManyPages(usize),
+    /// Cost Explorer had not answered when the run had to stop to report (AWS's answers take
+    /// seconds; a hung connection would otherwise last until Lambda kills the run unreported).
+    OutOfTime(String),
     Other(String),
 }
 
 pub struct CostExplorer {
     client: Client,
     requests: AtomicUsize,
+    /// When the run must stop waiting for Cost Explorer to still report in time.
+    deadline: Instant,
 }
 
 fn interval((start, end): (NaiveDate, NaiveDate)) -> DateInterval {
@@ -68,8 +74,18 @@ fn amount(raw: Option<&str>) -> Decimal {
 }
 
 impl CostExplorer {
-    pub fn new(client: Client) -> Self {
-        CostExplorer { client, requests: AtomicUsize::new(0) }
+    pub fn new(client: Client, deadline: Instant) -> Self {
+        CostExplorer { client, requests: AtomicUsize::new(0), deadline }
+    }
+
+    /// A request's answer, or [`Unavailable::OutOfTime`] once the deadline has come.
+    async fn in_time<T>(&self, operation: &str, request: impl Future<Output = T>) -> Result<T, Unavailable> {
+        tokio::time::timeout_at(self.deadline, request).await.map_err(|_| {
+            Unavailable::OutOfTime(format!(
+                "{operation} had not answered when the run had to stop to report in time (request {})",
+                self.requests()
+            ))
+        })
     }
 
     pub fn requests(&self) -> usize {
@@ -111,7 +127,7 @@ impl CostExplorer {
             if let Some(tag) = tag {
                 request = request.filter(tag_filter(tag));
             }
-            let out = request.send().await.map_err(|e| classify(&e))?;
+            let out = self.in_time("GetCostAndUsage", request.send()).await?.map_err(|e| classify(&e))?;
             for by_time in out.results_by_time() {
                 for group in by_time.groups() {
                     let keys = group.keys();
@@ -148,7 +164,7 @@ impl CostExplorer {
         if let Some(tag) = tag {
             request = request.filter(tag_filter(tag));
         }
-        match request.send().await {
+        match self.in_time("GetCostForecast", request.send()).await? {
             Ok(out) => {
                 let total = out.total();
                 let mean = amount(total.and_then(|t| t.amount()));

@@ -26,6 +26,8 @@ use crate::event::{Check, Kind};
 use crate::report::Report;
 
 pub const FUNCTION: &str = "cost-check";
+/// Kept back from the invocation's deadline to notify and report after the last read.
+const RESERVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Handler {
     config: Config,
@@ -43,7 +45,8 @@ impl Handler {
         let check = Check::parse(event.payload)?;
         let as_of = check.as_of.unwrap_or_else(|| Utc::now().date_naive());
         let periods = check.periods(as_of);
-        let ce = CostExplorer::new(self.ce.clone());
+        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let ce = CostExplorer::new(self.ce.clone(), tokio::time::Instant::now() + remaining.saturating_sub(RESERVE));
         let tag = self.config.tag.as_ref();
 
         // Requests, in order: the costs, the suite's tagged costs, the forecast. Each read leaves
@@ -129,6 +132,10 @@ impl Handler {
         if let Some(n) = notification {
             self.publisher.publish(&n).await?;
         }
-        Ok(report)
+        // Out of time is worth Lambda's retries of the scheduled run; the others are not.
+        match &report.unavailable {
+            Some(ce::Unavailable::OutOfTime(why)) => Err(Error::Incomplete(why.clone())),
+            _ => Ok(report),
+        }
     }
 }

@@ -139,6 +139,14 @@ impl Report {
                     "Cost check: more cost data than the request budget".to_owned(),
                     format!("Stopped after {n} Cost Explorer requests ($0.01 each) without reading every page."),
                 ),
+                Unavailable::OutOfTime(detail) => (
+                    "Cost check: Cost Explorer did not answer in time".to_owned(),
+                    format!(
+                        "Cost Explorer was still answering when the run had to stop ({detail}). The run ends as \
+                         failed so that Lambda tries it again (twice, within minutes); if this repeats, look for a \
+                         Cost Explorer event on the AWS Health Dashboard."
+                    ),
+                ),
                 Unavailable::Other(detail) => ("Cost check: Cost Explorer failed".to_owned(), detail.clone()),
             };
             return Some(

@@ -31,11 +31,15 @@ pub struct Sent {
 }
 
 impl Pacer {
-    async fn wait_turn(&self, chat: &str) {
+    /// Waits for the chat's next slot; `false` when that slot comes after `deadline`.
+    async fn wait_turn(&self, chat: &str, deadline: Instant) -> bool {
         let next = self.last_sent.lock().await.get(chat).map(|t| *t + MIN_INTERVAL);
-        if let Some(next) = next {
-            tokio::time::sleep_until(next).await;
+        let at = next.map_or_else(Instant::now, |next| next.max(Instant::now()));
+        if at >= deadline {
+            return false;
         }
+        tokio::time::sleep_until(at).await;
+        true
     }
 
     async fn sent(&self, chat: &str) {
@@ -59,9 +63,17 @@ impl Pacer {
         let mut migrations = 0;
         let mut waited_429 = 0;
         loop {
-            self.wait_turn(&chat.id).await;
+            if !self.wait_turn(&chat.id, deadline).await {
+                return Err("no time left before the invocation's deadline".into());
+            }
             let text = if html { &message.html } else { &message.plain };
-            let result = telegram.send(&chat, text, html, message.silent).await;
+            // A send cut off at the deadline may still have arrived: written down as undelivered, it
+            // can reach the chat twice, which is better than the whole batch dying unreported.
+            let Ok(result) = tokio::time::timeout_at(deadline, telegram.send(&chat, text, html, message.silent)).await
+            else {
+                self.sent(&chat.id).await;
+                return Err("Telegram had not answered by the invocation's deadline".into());
+            };
             self.sent(&chat.id).await;
             match result {
                 Ok(message_id) => return Ok(Sent { message_id, chat, as_plain_text: !html, waited_429 }),
@@ -95,5 +107,63 @@ impl Pacer {
                 Err(SendError::Migrated(id)) => return Err(format!("chat keeps migrating (last to {id})")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+
+    fn message() -> Rendered {
+        Rendered { html: "<b>hi</b>".into(), plain: "hi".into(), silent: false }
+    }
+
+    fn chat() -> Chat {
+        Chat { id: "111".into(), thread: None }
+    }
+
+    async fn telegram_answering_after(delay: Duration) -> (MockServer, Telegram) {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": true, "result": {"message_id": 7}}))
+                    .set_delay(delay),
+            )
+            .mount(&server)
+            .await;
+        let telegram = Telegram::new(crate::telegram::http_client(), &server.uri(), "1:token".into());
+        (server, telegram)
+    }
+
+    /// A Telegram slower than the time left: the send is given up at the deadline, not at the HTTP
+    /// client's own 10-second limit, which would outlast the invocation.
+    #[tokio::test]
+    async fn a_send_that_outlasts_the_deadline_is_given_up_at_the_deadline() {
+        let (_server, telegram) = telegram_answering_after(Duration::from_secs(5)).await;
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(300);
+        let error = Pacer::default().deliver(&telegram, &chat(), &message(), deadline).await.unwrap_err();
+        assert!(error.contains("had not answered by the invocation's deadline"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    /// The chat's next slot (one message a second) lies past the deadline: no send is started.
+    #[tokio::test]
+    async fn a_turn_that_comes_after_the_deadline_is_not_waited_for() {
+        let (server, telegram) = telegram_answering_after(Duration::ZERO).await;
+        let pacer = Pacer::default();
+        let far = Instant::now() + Duration::from_secs(30);
+        pacer.deliver(&telegram, &chat(), &message(), far).await.unwrap();
+        let started = Instant::now();
+        let error =
+            pacer.deliver(&telegram, &chat(), &message(), started + Duration::from_millis(200)).await.unwrap_err();
+        assert!(error.contains("no time left"), "{error}");
+        assert!(started.elapsed() < Duration::from_millis(200));
+        assert_eq!(server.received_requests().await.unwrap().len(), 1, "the second message was not sent");
     }
 }
