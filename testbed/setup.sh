@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes the test bed's pinned Python venvs at the repository root: .venv (moto server, freezegun,
-# cfn-lint, AWS CLI) from testbed/requirements.txt, and .venv-checkov (checkov and the AWS SAM
+# Installs libfaketime (Debian's package) if missing, and makes the test bed's pinned Python venvs
+# at the repository root: .venv (moto server, freezegun, cfn-lint, AWS CLI) from testbed/requirements.txt, and .venv-checkov (checkov and the AWS SAM
 # translator, apart because checkov pins an old boto3) from testbed/checkov-requirements.txt.
 # Those two are lock files: every package of the resolved set, pinned with the sha256 of each of its
 # PyPI files, compiled from the top-level pins in the matching .in file. pip installs with
@@ -26,6 +26,14 @@ ensure_venv() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
   echo "$want" > "$stamp"
 }
+
+# libfaketime: integration tests run a function's process on its scenario's clock
+# (tests/src/runtime.rs, Function::start_at).
+if ! ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1; then
+  echo "testbed: installing libfaketime (Debian package)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime >/dev/null
+fi
 
 ensure_venv "$root/.venv" "$root/testbed/requirements.txt"
 ensure_venv "$root/.venv-checkov" "$root/testbed/checkov-requirements.txt"

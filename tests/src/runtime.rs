@@ -8,6 +8,12 @@
 //! ([`Function::start_scaled`]), the deadline then coming `scale` times sooner, as the test bed's
 //! durations do with its own time scale: a 300-second function meets a slow health check in
 //! seconds.
+//!
+//! A function may also run on a scenario's clock ([`Function::start_at`]): its process is started
+//! under libfaketime (LD_PRELOAD; the function's code does not know), reading its offset from real
+//! time from a file the test moves ([`Function::set_clock`]), and the invocation deadline Lambda
+//! gives it is on that clock too, as Lambda's and the function's clocks agree in AWS. A scheduled
+//! event for 2026-03-01 is then genuine for a function that checks its time against its clock.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -77,7 +83,55 @@ pub struct Function {
     /// What one invocation gets: `timeout` divided by the test's time scale.
     deadline: Duration,
     kill: Mutex<Option<oneshot::Sender<()>>>,
+    /// Set by [`Function::start_at`]: the process's clock, as an offset from real time.
+    clock: Option<Clock>,
     _server: tokio::task::JoinHandle<()>,
+}
+
+/// The faked clock of a function's process: libfaketime reads `file` (`+N`/`-N` seconds from real
+/// time) at every clock read.
+struct Clock {
+    file: std::path::PathBuf,
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    fn new(now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let file = std::env::temp_dir().join(format!("openclaw-clock-{}-{n}", std::process::id()));
+        let clock = Clock { file, offset_secs: std::sync::atomic::AtomicI64::new(0) };
+        clock.set(now)?;
+        Ok(clock)
+    }
+
+    fn set(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+        let offset = (now - chrono::Utc::now()).num_seconds();
+        std::fs::write(&self.file, format!("{offset:+}\n"))
+            .with_context(|| format!("writing {}", self.file.display()))?;
+        self.offset_secs.store(offset, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Drop for Clock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// Where Debian's `libfaketime` package puts its thread-safe library (`OPENCLAW_LIBFAKETIME` overrides).
+fn libfaketime() -> anyhow::Result<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("OPENCLAW_LIBFAKETIME") {
+        return Ok(path.into());
+    }
+    let candidates = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|triple| std::path::PathBuf::from(format!("/usr/lib/{triple}/faketime/libfaketimeMT.so.1")));
+    candidates.into_iter().find(|p| p.exists()).context(
+        "libfaketime is not installed (apt-get install libfaketime; testbed/setup.sh installs it): a function \
+         started on a scenario's clock needs it",
+    )
 }
 
 /// A function's `Timeout` in template.yaml (found by its binary's name, as `cargo lambda` builds
@@ -135,9 +189,43 @@ impl Function {
         Self::start_scaled(name, env, 1.0).await
     }
 
+    /// As [`Function::start`], with the process's clock (and its invocations' deadlines) at `now`;
+    /// it keeps ticking, and [`Function::set_clock`] moves it.
+    pub async fn start_at(
+        name: &str,
+        env: &[(String, String)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(name, env, 1.0, Some(Clock::new(now)?)).await
+    }
+
+    /// [`Function::start_scaled`] on a clock, as [`Function::start_at`].
+    pub async fn start_scaled_at(
+        name: &str,
+        env: &[(String, String)],
+        time_scale: f64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(name, env, time_scale, Some(Clock::new(now)?)).await
+    }
+
+    /// Moves the clock of a function started with [`Function::start_at`].
+    pub fn set_clock(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+        self.clock.as_ref().context("set_clock: the function was not started on a clock (Function::start_at)")?.set(now)
+    }
+
     /// As [`Function::start`], with the deadline `time_scale` times sooner (a 300-second `Timeout`
     /// at scale 30 gives each invocation 10 seconds).
     pub async fn start_scaled(name: &str, env: &[(String, String)], time_scale: f64) -> anyhow::Result<Self> {
+        Self::spawn(name, env, time_scale, None).await
+    }
+
+    async fn spawn(
+        name: &str,
+        env: &[(String, String)],
+        time_scale: f64,
+        clock: Option<Clock>,
+    ) -> anyhow::Result<Self> {
         if time_scale.is_nan() || time_scale <= 0.0 {
             bail!("the time scale must be positive, not {time_scale}");
         }
@@ -179,6 +267,15 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(clock) = &clock {
+            command
+                .env("LD_PRELOAD", libfaketime()?)
+                .env("FAKETIME_TIMESTAMP_FILE", &clock.file)
+                // Read at every clock read, so a moved clock holds from the next invocation on.
+                .env("FAKETIME_NO_CACHE", "1")
+                // Timers and Instants stay real: only the wall clock is the scenario's.
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         let spawned = std::time::Instant::now();
         let mut child = command.spawn().with_context(|| format!("starting {}", path.display()))?;
         let pid = child.id();
@@ -202,6 +299,7 @@ impl Function {
             timeout,
             deadline,
             kill: Mutex::new(Some(kill)),
+            clock,
             _server: server,
         })
     }
@@ -232,7 +330,9 @@ impl Function {
         };
         let (tx, rx) = oneshot::channel();
         self.shared.waiters.lock().unwrap().insert(id.clone(), tx);
-        let deadline = chrono::Utc::now().timestamp_millis() + self.deadline.as_millis() as i64;
+        let offset_ms =
+            self.clock.as_ref().map_or(0, |c| c.offset_secs.load(std::sync::atomic::Ordering::SeqCst) * 1000);
+        let deadline = chrono::Utc::now().timestamp_millis() + offset_ms + self.deadline.as_millis() as i64;
         self.submit.send((id, payload.into(), deadline)).await.context("runtime queue closed")?;
         let mut exited = self.exited.clone();
         // A moment past the deadline for the answer on its way (Lambda's own check is not exact either).

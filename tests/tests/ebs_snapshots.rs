@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use integration_tests::account::{OpenClawAccount, tag_value};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
@@ -30,14 +30,29 @@ impl Bed {
         let mut env = emulator.function_env(&principal.keys);
         env.push(("NOTIFY_TOPIC_ARN".into(), account.topic_arn.clone()));
         env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let function = Function::start("ebs-snapshots", &env).await.unwrap();
+        // The function's clock and the emulator's both start at day 1's schedule: the function
+        // refuses scheduled events its own clock says no genuine delivery carries.
+        emulator.set_clock(scheduled_at(1)).await.unwrap();
+        let function = Function::start_at("ebs-snapshots", &env, scheduled_at(1)).await.unwrap();
         Bed { emulator, account, principal, function }
     }
 
-    /// Runs the schedule of day `n`, with the emulator's clock at that day.
+    /// Sets the function's and the emulator's clocks.
+    async fn set_clock(&self, now: DateTime<Utc>) {
+        self.emulator.set_clock(now).await.unwrap();
+        self.function.set_clock(now).unwrap();
+    }
+
+    /// Runs the schedule of day `n`, with the clocks at that day.
     async fn run_day(&self, n: u32) -> integration_tests::runtime::Outcome {
-        self.emulator.set_clock(scheduled_at(n) + TimeDelta::seconds(2)).await.unwrap();
+        self.set_clock(scheduled_at(n) + TimeDelta::seconds(2)).await;
         self.function.invoke(&scheduled_event(n)).await.unwrap()
+    }
+
+    /// The mutating calls the function made so far.
+    async fn writes(&self) -> Vec<String> {
+        let calls = self.actions_used().await.into_iter().map(|(action, _)| action);
+        calls.filter(|a| !a.starts_with("ec2:Describe")).collect()
     }
 
     /// The suite's snapshots per source volume, as their scheduled dates.
@@ -262,6 +277,172 @@ async fn missing_configuration_fails_the_init_phase_by_name() {
     assert!(failure.contains("NOTIFY_TOPIC_ARN is required"), "{failure}");
 }
 
+/// A scheduled event's `time` moves the run's "today": one from the future would expire every
+/// snapshot, a replayed old one would act for a past day. Both are refused before any AWS call; a
+/// genuine late delivery (EventBridge's and Lambda's retries, up to 12 hours) still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_scheduled_times_are_refused_before_any_aws_call() {
+    let bed = Bed::start(&[]).await;
+    bed.set_clock(scheduled_at(5) + TimeDelta::seconds(2)).await;
+    let mut future = scheduled_event(5);
+    future["time"] = json!("2035-01-01T00:00:00Z");
+    let (error_type, message) = bed.function.invoke(&future).await.unwrap().error();
+    assert!(
+        message.contains("is in the future") && message.contains("refused, nothing done"),
+        "{error_type}: {message}"
+    );
+    let (_, message) = bed.function.invoke(&scheduled_event(6)).await.unwrap().error();
+    assert!(message.contains("is in the future"), "{message}");
+    let (_, message) = bed.function.invoke(&scheduled_event(4)).await.unwrap().error();
+    assert!(message.contains("older than any genuine retry can be (43200 s"), "{message}");
+    assert_eq!(bed.actions_used().await, vec![], "refused before any AWS call");
+
+    // The last retry Lambda can make of day 5's event, 12 hours on, is genuine.
+    bed.set_clock(scheduled_at(5) + TimeDelta::hours(12)).await;
+    let report = bed.function.invoke(&scheduled_event(5)).await.unwrap().response();
+    assert_eq!(report["date"], day(5).to_string());
+    assert_eq!(report["created"].as_array().unwrap().len(), 2, "{report}");
+}
+
+/// Tags anyone with ec2:CreateTags can set are checked against EC2's own VolumeId and StartTime: a
+/// foreign snapshot tagged as the gateway's, a snapshot of another volume tagged with the gateway's
+/// volume id, and an old snapshot re-tagged as a later day are never deleted, never stand in for a
+/// day's snapshot, and are reported by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_whose_tags_disagree_with_ec2_are_never_deleted_and_are_reported() {
+    let bed = Bed::start(&[]).await;
+    let ec2 = aws_sdk_ec2::Client::new(&bed.account.admin);
+    for n in 1..=3 {
+        bed.run_day(n).await.response();
+    }
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    let forge = |id: String, tags: Vec<aws_sdk_ec2::types::Tag>| {
+        let ec2 = ec2.clone();
+        async move {
+            ec2.create_tags().resources(&id).set_tags(Some(tags)).send().await.unwrap();
+            id
+        }
+    };
+    let ours = |volume: &str, kind: &str, date: NaiveDate| {
+        vec![
+            tag("openclaw:managed-by", "openclaw-ops"),
+            tag("openclaw:kind", kind),
+            tag("openclaw:volume-id", volume),
+            tag("openclaw:date", &date.to_string()),
+        ]
+    };
+    // One of the emulator's own snapshots, tagged as a manual snapshot of the data volume.
+    let moto_own = bed.foreign_snapshots().await.into_iter().next().unwrap();
+    let foreign = forge(moto_own, ours(&bed.account.data_volume, "manual", day(1))).await;
+    // A snapshot of the untagged volume, tagged as the data volume's daily of day 3.
+    let other = ec2.create_snapshot().volume_id(&bed.account.untagged_volume).send().await.unwrap();
+    let wrong_volume = forge(other.snapshot_id.unwrap(), ours(&bed.account.data_volume, "daily", day(3))).await;
+    // The root volume's real snapshot of day 1, re-dated to day 10: believed, it would be day 10's
+    // snapshot, and the run of day 10 would make none.
+    let snapshots = bed.account.snapshots().await.unwrap();
+    let root_day_1 = snapshots
+        .iter()
+        .find(|s| {
+            tag_value(s, "openclaw:volume-id") == Some(bed.account.root_volume.as_str())
+                && tag_value(s, "openclaw:date") == Some(&day(1).to_string())
+        })
+        .unwrap();
+    let redated =
+        forge(root_day_1.snapshot_id().unwrap().to_owned(), vec![tag("openclaw:date", &day(10).to_string())]).await;
+    let forged: BTreeSet<String> = [foreign.clone(), wrong_volume.clone(), redated.clone()].into();
+
+    let mut last = Value::Null;
+    for n in 4..=10 {
+        last = bed.run_day(n).await.response();
+        assert_eq!(last["created"].as_array().unwrap().len(), 2, "day {n}: {last}");
+        assert_eq!(last["failed"], json!([]));
+        let deleted: BTreeSet<String> =
+            last["deleted"].as_array().unwrap().iter().map(|d| d["snapshot_id"].as_str().unwrap().to_owned()).collect();
+        assert!(deleted.is_disjoint(&forged), "day {n} deleted a forged snapshot: {deleted:?}");
+    }
+    let reported: BTreeMap<String, String> = last["tags_disagree"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().to_owned(), s["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(reported.keys().cloned().collect::<BTreeSet<_>>(), forged, "{last}");
+    assert!(reported.values().all(|r| r.starts_with("tags disagree with EC2: ")), "{reported:?}");
+    assert!(reported[&wrong_volume].contains(&format!("EC2's VolumeId is {}", bed.account.untagged_volume)));
+    assert!(reported[&redated].contains(&format!("openclaw:date {} but EC2's StartTime is {}", day(10), day(1))));
+
+    // All three are still there, and the real history is exactly the window.
+    let after = bed.account.snapshots().await.unwrap();
+    let ids: BTreeSet<String> = after.iter().map(|s| s.snapshot_id().unwrap().to_owned()).collect();
+    assert!(forged.is_subset(&ids));
+    let real_dates = |volume: &str| {
+        let mut dates: Vec<NaiveDate> = after
+            .iter()
+            .filter(|s| !forged.contains(s.snapshot_id().unwrap()))
+            .filter(|s| tag_value(s, "openclaw:volume-id") == Some(volume))
+            .map(|s| tag_value(s, "openclaw:date").unwrap().parse().unwrap())
+            .collect();
+        dates.sort();
+        dates
+    };
+    let window: Vec<NaiveDate> = (4..=10).map(day).collect();
+    assert_eq!(real_dates(&bed.account.data_volume), window);
+    assert_eq!(real_dates(&bed.account.root_volume), window);
+
+    let last_note = bed.account.notifications().await.unwrap().pop().unwrap();
+    assert_eq!(last_note["severity"], "warning");
+    assert_eq!(last_note["fields"]["tags disagree"], "3");
+}
+
+/// A run that would delete more than MAX_DELETES deletes nothing, still makes today's snapshots and
+/// sends the plan; a manual prune naming the plan's count carries it out, another count nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_over_the_limit_deletes_nothing_until_a_prune_confirms_its_count() {
+    let bed = Bed::start(&[("MAX_DELETES", "3")]).await;
+    for n in 1..=7 {
+        bed.run_day(n).await.response();
+    }
+    // The schedule was off for four days; day 12 finds days 1..=5 expired on both volumes.
+    let before: BTreeSet<String> =
+        bed.account.snapshots().await.unwrap().iter().map(|s| s.snapshot_id().unwrap().to_owned()).collect();
+    let report = bed.run_day(12).await.response();
+    assert_eq!(report["created"].as_array().unwrap().len(), 2, "today's snapshots are still made: {report}");
+    assert_eq!(report["deleted"], json!([]));
+    let would = report["circuit_breaker"]["would_delete"].as_u64().unwrap();
+    assert_eq!(report["circuit_breaker"]["limit"], 3);
+    assert_eq!(report["held_by_breaker"].as_array().unwrap().len() as u64, would);
+    assert!(would > 3, "{report}");
+    let after: BTreeSet<String> =
+        bed.account.snapshots().await.unwrap().iter().map(|s| s.snapshot_id().unwrap().to_owned()).collect();
+    assert!(before.is_subset(&after), "nothing deleted");
+    let note = bed.account.notifications().await.unwrap().pop().unwrap();
+    assert_eq!(note["severity"], "critical");
+    assert!(note["title"].as_str().unwrap().contains("circuit breaker held"), "{note}");
+    assert!(note["text"].as_str().unwrap().contains(r#""action":"prune""#), "{note}");
+
+    // Later that day, with today's snapshots complete: a dry run shows the count to confirm.
+    bed.set_clock(scheduled_at(12) + TimeDelta::hours(1)).await;
+    let dry = bed.function.invoke(&json!({"dry_run": true})).await.unwrap().response();
+    let count = dry["circuit_breaker"]["would_delete"].as_u64().unwrap();
+    assert_eq!(count, 10, "days 1..=5 of two volumes, the floor met by days 6, 7 and 12: {dry}");
+    let writes_before = bed.writes().await;
+    let (_, message) =
+        bed.function.invoke(&json!({"action": "prune", "confirm_deletes": count - 1})).await.unwrap().error();
+    assert!(
+        message.contains(&format!("confirm_deletes is {} but the plan now deletes {count}", count - 1)),
+        "{message}"
+    );
+    assert_eq!(bed.writes().await, writes_before, "a count that is not the plan's deletes nothing");
+
+    let pruned = bed.function.invoke(&json!({"action": "prune", "confirm_deletes": count})).await.unwrap().response();
+    assert_eq!(pruned["trigger"], "prune");
+    assert_eq!(pruned["deleted"].as_array().unwrap().len() as u64, count, "{pruned}");
+    let dates = bed.owned_dates().await;
+    let kept: Vec<NaiveDate> = [6, 7, 12].into_iter().map(day).collect();
+    assert_eq!(dates.get(&bed.account.data_volume), Some(&kept));
+    assert_eq!(dates.get(&bed.account.root_volume), Some(&kept));
+}
+
 /// ebs-snapshots' work does not fit in its time: 32 volumes to snapshot at one write a second
 /// (`EC2_WRITE_RATE=1`) after the first 20, and the run's `Timeout` (900 s in template.yaml, here on
 /// a time scale of 25: 36 s, of which it keeps 30 to report) leaves about 6 s of writes. The run
@@ -282,7 +463,9 @@ async fn volumes_past_the_deadline_are_reported_and_the_retry_snapshots_only_the
     let mut env = emulator.function_env(&principal.keys);
     env.push(("NOTIFY_TOPIC_ARN".into(), account.topic_arn.clone()));
     env.push(("EC2_WRITE_RATE".into(), "1".into()));
-    let function = Function::start_scaled("ebs-snapshots", &env, 25.0).await.unwrap();
+    // On day 1's clock: the function refuses a scheduled event its own clock says is stale.
+    let function =
+        Function::start_scaled_at("ebs-snapshots", &env, 25.0, scheduled_at(1) + TimeDelta::seconds(2)).await.unwrap();
     assert_eq!(function.timeout(), std::time::Duration::from_secs(900), "template.yaml's Timeout");
     emulator.set_clock(scheduled_at(1) + TimeDelta::seconds(2)).await.unwrap();
 

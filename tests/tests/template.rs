@@ -73,7 +73,18 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
                 "COST_GATEWAY_STACK",
             ],
         ),
-        ("EbsSnapshotsFunction", &["NOTIFY_TOPIC_ARN", "SNAPSHOT_TAG", "RETENTION_DAYS", "MIN_SNAPSHOTS", "DRY_RUN"]),
+        (
+            "EbsSnapshotsFunction",
+            &[
+                "NOTIFY_TOPIC_ARN",
+                "SNAPSHOT_TAG",
+                "RETENTION_DAYS",
+                "MIN_SNAPSHOTS",
+                "MAX_DELETES",
+                "MAX_EVENT_AGE_SECONDS",
+                "DRY_RUN",
+            ],
+        ),
         (
             "TelegramNotifyFunction",
             &[
@@ -128,6 +139,61 @@ fn the_suite_settings_match_the_architecture() {
     assert_eq!(logs["Properties"]["RetentionInDays"].as_u64(), Some(30));
     let alarm = template.resource("EbsSnapshotsErrorsAlarm").unwrap();
     assert_eq!(alarm["Properties"]["MetricName"].as_str(), Some("Errors"));
+}
+
+/// ebs-snapshots refuses scheduled events older than a genuine retry can be. That age is EventBridge's
+/// retries on the Daily rule plus Lambda's asynchronous queue: the function's MAX_EVENT_AGE_SECONDS
+/// must be their sum, and docs/ARCHITECTURE.md shows the same sum, so neither drifts from the template.
+#[test]
+fn ebs_snapshots_max_event_age_is_eventbridges_plus_lambdas() {
+    let template = Template::load().unwrap();
+    let props = &template.resource("EbsSnapshotsFunction").unwrap()["Properties"];
+    let eventbridge =
+        props["Events"]["Daily"]["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"].as_u64().unwrap();
+    let lambda = props["EventInvokeConfig"]["MaximumEventAgeInSeconds"].as_u64().unwrap();
+    let configured = &props["Environment"]["Variables"]["MAX_EVENT_AGE_SECONDS"];
+    let configured = configured.as_u64().or_else(|| configured.as_str().and_then(|s| s.parse().ok())).unwrap();
+    assert_eq!(
+        configured,
+        eventbridge + lambda,
+        "MAX_EVENT_AGE_SECONDS = EventBridge's {eventbridge} + Lambda's {lambda}"
+    );
+    let docs = std::fs::read_to_string(integration_tests::workspace_root().join("docs/ARCHITECTURE.md")).unwrap();
+    let derivation = format!("{eventbridge} + {lambda} = {configured}");
+    assert!(docs.contains(&derivation), "docs/ARCHITECTURE.md shows the derivation `{derivation}`");
+
+    let params = &template.doc["Parameters"];
+    assert_eq!(params["MinSnapshots"]["MinValue"].as_u64(), Some(1), "a floor of 0 lets a whole history expire");
+    assert_eq!(params["MaxDeletesPerRun"]["Default"].as_u64(), Some(20));
+    assert_eq!(
+        props["Environment"]["Variables"]["MAX_DELETES"],
+        serde_norway::from_str::<Value>("!Ref MaxDeletesPerRun").unwrap()
+    );
+}
+
+/// Every deleted snapshot stays restorable: a Region-level EBS Recycle Bin rule (a tag-level one is
+/// escaped by re-tagging first), locked by default, retention a parameter defaulting to 7 days.
+#[test]
+fn deleted_snapshots_go_to_a_locked_region_level_recycle_bin() {
+    let template = Template::load().unwrap();
+    let rule = template.resource("SnapshotRecycleBinRule").unwrap();
+    assert_eq!(rule["Type"].as_str(), Some("AWS::Rbin::Rule"));
+    let props = &rule["Properties"];
+    assert_eq!(props["ResourceType"].as_str(), Some("EBS_SNAPSHOT"));
+    assert!(props.get("ResourceTags").is_none(), "Region-level: no resource tags to escape by");
+    assert_eq!(props["RetentionPeriod"]["RetentionPeriodUnit"].as_str(), Some("DAYS"));
+    assert_eq!(
+        props["RetentionPeriod"]["RetentionPeriodValue"],
+        serde_norway::from_str::<Value>("!Ref RecycleBinRetentionDays").unwrap()
+    );
+    let params = &template.doc["Parameters"];
+    assert_eq!(params["RecycleBinRetentionDays"]["Default"].as_u64(), Some(7));
+    assert_eq!(params["RecycleBinLock"]["Default"].as_str(), Some("locked"));
+    assert_eq!(params["RecycleBinExcludeTag"]["Default"].as_str(), Some(""), "no exclusion unless asked for");
+    let lock = format!("{:?}", props["LockConfiguration"]);
+    assert!(lock.contains("RecycleBinLocked") && lock.contains("UnlockDelayValue"), "{lock}");
+    let readme = std::fs::read_to_string(integration_tests::workspace_root().join("README.md")).unwrap();
+    assert!(readme.contains("aws ec2 restore-snapshot-from-recycle-bin"), "the README says how to bring one back");
 }
 
 fn alarm_actions(template: &Template, id: &str) -> String {

@@ -164,6 +164,9 @@ mod tests {
                 .collect(),
             keep_by_floor: vec![],
             skip: vec![],
+            disagree: vec![],
+            held: vec![],
+            breaker: None,
         }
     }
 

@@ -4,9 +4,21 @@ use openclaw_ops_shared::Error;
 use openclaw_ops_shared::config::{self, Env};
 use openclaw_ops_shared::tags::TagFilter;
 
+use crate::event::{CLOCK_SKEW, Freshness};
 use crate::plan::Policy;
 
 pub const DEFAULT_SNAPSHOT_TAG: &str = "openclaw:snapshot=daily";
+
+/// EventBridge's `MaximumEventAgeInSeconds` on the schedule (6 h) plus Lambda's asynchronous
+/// `MaximumEventAgeInSeconds` (6 h): template.yaml sets `MAX_EVENT_AGE_SECONDS` to their sum, and
+/// tests/tests/template.rs checks it does.
+pub const DEFAULT_MAX_EVENT_AGE_SECONDS: u32 = 43_200;
+
+/// The circuit breaker's default: a week-long outage of the schedule on the seed's two snapshotted
+/// volumes (data and root) leaves at most `RETENTION_DAYS` = 7 expired dates each (14 deletes on the
+/// first run back), plus a few `spot-final` snapshots and duplicates (6): 20. More than that in one
+/// run is not something a normal week produces (docs/ARCHITECTURE.md, "Circuit breaker").
+pub const DEFAULT_MAX_DELETES: u32 = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -16,16 +28,26 @@ pub struct Config {
     pub dry_run: bool,
     /// Snapshot writes (create, delete) per second: under EC2's refill of mutating requests.
     pub write_rate: u32,
+    /// The most deletions one run carries out without a manual `prune` confirming them.
+    pub max_deletes: u32,
+    pub freshness: Freshness,
 }
 
 impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, Error> {
+        let max_event_age_secs = config::parsed(env, "MAX_EVENT_AGE_SECONDS", DEFAULT_MAX_EVENT_AGE_SECONDS)?;
         let policy = Policy {
             retention_days: config::parsed(env, "RETENTION_DAYS", 7)?,
             min_snapshots: config::parsed(env, "MIN_SNAPSHOTS", 3)?,
+            max_event_age_secs,
         };
         if policy.retention_days == 0 {
             return Err(Error::Config("RETENTION_DAYS must be at least 1".into()));
+        }
+        if policy.min_snapshots == 0 {
+            return Err(Error::Config(
+                "MIN_SNAPSHOTS must be at least 1: a floor of 0 lets a volume's whole history expire".into(),
+            ));
         }
         Ok(Config {
             topic_arn: config::required(env, "NOTIFY_TOPIC_ARN")?,
@@ -33,6 +55,11 @@ impl Config {
             policy,
             dry_run: config::flag(env, "DRY_RUN", false)?,
             write_rate: config::parsed(env, "EC2_WRITE_RATE", 4)?,
+            max_deletes: config::parsed(env, "MAX_DELETES", DEFAULT_MAX_DELETES)?,
+            freshness: Freshness {
+                max_age: chrono::TimeDelta::seconds(i64::from(max_event_age_secs)),
+                skew: CLOCK_SKEW,
+            },
         })
     }
 }
@@ -51,7 +78,9 @@ mod tests {
     fn defaults_follow_the_architecture() {
         let c = Config::from_env(&env(&[("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:1:ops")])).unwrap();
         assert_eq!(c.snapshot_tag.to_string(), "openclaw:snapshot=daily");
-        assert_eq!(c.policy, Policy { retention_days: 7, min_snapshots: 3 });
+        assert_eq!(c.policy, Policy { retention_days: 7, min_snapshots: 3, max_event_age_secs: 43_200 });
+        assert_eq!(c.freshness.max_age, chrono::TimeDelta::hours(12));
+        assert_eq!(c.max_deletes, 20);
         assert!(!c.dry_run);
     }
 
@@ -62,5 +91,9 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("RETENTION_DAYS"));
         let bad = Config::from_env(&env(&[("NOTIFY_TOPIC_ARN", "t"), ("MIN_SNAPSHOTS", "-1")]));
         assert!(bad.unwrap_err().to_string().contains("MIN_SNAPSHOTS"));
+        let bad = Config::from_env(&env(&[("NOTIFY_TOPIC_ARN", "t"), ("MIN_SNAPSHOTS", "0")]));
+        assert!(bad.unwrap_err().to_string().contains("MIN_SNAPSHOTS must be at least 1"));
+        let bad = Config::from_env(&env(&[("NOTIFY_TOPIC_ARN", "t"), ("MAX_DELETES", "many")]));
+        assert!(bad.unwrap_err().to_string().contains("MAX_DELETES"));
     }
 }

@@ -66,7 +66,8 @@ impl Ec2 {
     }
 
     /// The account's own snapshots that carry the suite's ownership tag. The plan checks the tag
-    /// again: the filter narrows the read, it is not what keeps foreign snapshots safe.
+    /// again: the filter narrows the read, it is not what keeps foreign snapshots safe. Each one's
+    /// `volume_id` is EC2's `VolumeId` (the `openclaw:volume-id` tag stays in `tags`).
     pub async fn owned_snapshots(&self) -> Result<Vec<ObservedSnapshot>, Error> {
         let filter = Filter::builder().name(format!("tag:{}", tags::MANAGED_BY)).values(tags::MANAGED_BY_VALUE).build();
         let mut pages = self
@@ -80,7 +81,12 @@ impl Ec2 {
         let mut snapshots = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("ec2:DescribeSnapshots", &e))?;
-            snapshots.extend(page.snapshots().iter().filter_map(ObservedSnapshot::from_sdk));
+            snapshots.extend(page.snapshots().iter().filter_map(|sdk| {
+                let mut observed = ObservedSnapshot::from_sdk(sdk)?;
+                // EC2's own VolumeId, not the tag: the plan checks the tag against it (verify.rs).
+                observed.volume_id = sdk.volume_id().unwrap_or_default().to_owned();
+                Some(observed)
+            }));
         }
         Ok(snapshots)
     }

@@ -1,8 +1,9 @@
-//! What may invoke the function: its EventBridge schedule, or a person with `{}` / `{"dry_run": true}`.
-//! Anything else is refused before any AWS call.
+//! What may invoke the function: its EventBridge schedule, or a person with `{}` / `{"dry_run": true}`
+//! / `{"action": "prune", "confirm_deletes": N}`. Anything else is refused before any AWS call, and so
+//! is a scheduled event whose `time` no genuine delivery can carry ([`Freshness`]).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use openclaw_ops_shared::Error;
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,7 +23,34 @@ pub enum Trigger {
 pub struct ManualRequest {
     #[serde(default)]
     pub dry_run: bool,
+    /// `prune`: carry out deletions the circuit breaker held back, naming how many are confirmed.
+    #[serde(default)]
+    pub action: Option<Action>,
+    #[serde(default)]
+    pub confirm_deletes: Option<usize>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Prune,
+}
+
+/// How far a scheduled event's `time` may lie from the function's clock and still be a genuine
+/// delivery (docs/ARCHITECTURE.md, "Forged time").
+///
+/// EventBridge retries a failed delivery for up to its rule's `MaximumEventAgeInSeconds`; the
+/// delivered event then waits in Lambda's asynchronous queue, retries included, for up to the
+/// function's own `MaximumEventAgeInSeconds`. The two add up to `max_age` (`MAX_EVENT_AGE_SECONDS`,
+/// checked against template.yaml by tests/tests/template.rs). `skew` allows for clocks that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub max_age: TimeDelta,
+    pub skew: TimeDelta,
+}
+
+/// NTP-synchronised clocks (Lambda's and EventBridge's) differ by far less.
+pub const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
 
 impl Trigger {
     pub fn parse(payload: Value) -> Result<Self, Error> {
@@ -39,9 +67,22 @@ impl Trigger {
         if fields.contains_key("detail-type") || fields.contains_key("source") {
             return Self::parse_eventbridge(payload);
         }
-        let request: ManualRequest = serde_json::from_value(payload)
-            .map_err(|e| Error::Input(format!("manual invocation: {e}; accepted: {{\"dry_run\": bool}}")))?;
-        Ok(Trigger::Manual(request))
+        let request: ManualRequest = serde_json::from_value(payload).map_err(|e| {
+            Error::Input(format!(
+                "manual invocation: {e}; accepted: {{\"dry_run\": bool}}, {{\"action\": \"prune\", \"confirm_deletes\": N}}"
+            ))
+        })?;
+        match (request.action, request.confirm_deletes) {
+            (Some(Action::Prune), None) => Err(Error::Input(
+                "manual invocation: \"action\": \"prune\" needs \"confirm_deletes\": the number of deletions the \
+                 plan holds (see the circuit breaker's notification, or a dry run's `would_delete`)"
+                    .into(),
+            )),
+            (None, Some(_)) => Err(Error::Input(
+                "manual invocation: \"confirm_deletes\" is only accepted with \"action\": \"prune\"".into(),
+            )),
+            _ => Ok(Trigger::Manual(request)),
+        }
     }
 
     fn parse_eventbridge(payload: Value) -> Result<Self, Error> {
@@ -57,8 +98,37 @@ impl Trigger {
         Ok(Trigger::Schedule { event_id: event.id.unwrap_or_default(), time })
     }
 
+    /// Refuses a scheduled event whose `time` is in the future or older than any genuine retry;
+    /// manual runs act on `now` and always pass.
+    pub fn check_time(&self, now: DateTime<Utc>, freshness: Freshness) -> Result<(), Error> {
+        let Trigger::Schedule { time, .. } = self else { return Ok(()) };
+        if *time > now + freshness.skew {
+            return Err(Error::Input(format!(
+                "scheduled event time {time} is in the future (the function's clock says {now}, {} s of skew \
+                 allowed): no schedule delivers that; refused, nothing done",
+                freshness.skew.num_seconds()
+            )));
+        }
+        if *time + freshness.max_age + freshness.skew < now {
+            return Err(Error::Input(format!(
+                "scheduled event time {time} is older than any genuine retry can be ({} s: EventBridge's and \
+                 Lambda's maximum event ages; the function's clock says {now}); refused, nothing done",
+                freshness.max_age.num_seconds()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn dry_run(&self) -> bool {
-        matches!(self, Trigger::Manual(ManualRequest { dry_run: true }))
+        matches!(self, Trigger::Manual(ManualRequest { dry_run: true, .. }))
+    }
+
+    /// The deletion count a manual `prune` confirms.
+    pub fn confirmed_deletes(&self) -> Option<usize> {
+        match self {
+            Trigger::Manual(ManualRequest { action: Some(Action::Prune), confirm_deletes, .. }) => *confirm_deletes,
+            _ => None,
+        }
     }
 
     /// The time the run acts for: the scheduled time, or now for a manual run.
@@ -72,6 +142,7 @@ impl Trigger {
     pub fn name(&self) -> &'static str {
         match self {
             Trigger::Schedule { .. } => "schedule",
+            Trigger::Manual(ManualRequest { action: Some(Action::Prune), .. }) => "prune",
             Trigger::Manual(_) => "manual",
         }
     }
@@ -113,10 +184,47 @@ mod tests {
 
     #[test]
     fn manual_invocations() {
-        assert_eq!(Trigger::parse(json!({})).unwrap(), Trigger::Manual(ManualRequest { dry_run: false }));
+        assert_eq!(Trigger::parse(json!({})).unwrap(), Trigger::Manual(ManualRequest::default()));
         assert!(Trigger::parse(json!({"dry_run": true})).unwrap().dry_run());
         let now = Utc::now();
         assert_eq!(Trigger::parse(json!({})).unwrap().time(now), now);
+    }
+
+    const FRESHNESS: Freshness = Freshness { max_age: TimeDelta::hours(12), skew: CLOCK_SKEW };
+
+    #[test]
+    fn scheduled_times_a_genuine_delivery_cannot_carry_are_refused() {
+        let t = Trigger::parse(scheduled()).unwrap();
+        let scheduled: DateTime<Utc> = "2026-11-25T03:00:00Z".parse().unwrap();
+        let ok = [scheduled - CLOCK_SKEW, scheduled, scheduled + TimeDelta::hours(12) + CLOCK_SKEW];
+        for now in ok {
+            assert!(t.check_time(now, FRESHNESS).is_ok(), "{now}");
+        }
+        let future = t.check_time(scheduled - CLOCK_SKEW - TimeDelta::seconds(1), FRESHNESS).unwrap_err();
+        assert!(matches!(future, Error::Input(_)) && future.to_string().contains("in the future"), "{future}");
+        let stale = t.check_time(scheduled + TimeDelta::hours(12) + CLOCK_SKEW + TimeDelta::seconds(1), FRESHNESS);
+        let stale = stale.unwrap_err();
+        assert!(stale.to_string().contains("older than any genuine retry"), "{stale}");
+        let manual = Trigger::parse(json!({})).unwrap();
+        assert!(manual.check_time(scheduled + TimeDelta::days(3650), FRESHNESS).is_ok());
+    }
+
+    #[test]
+    fn prune_names_the_count_it_confirms() {
+        let t = Trigger::parse(json!({"action": "prune", "confirm_deletes": 37})).unwrap();
+        assert_eq!(t.confirmed_deletes(), Some(37));
+        assert_eq!(t.name(), "prune");
+        assert_eq!(Trigger::parse(json!({"dry_run": true})).unwrap().confirmed_deletes(), None);
+        let cases = [
+            (json!({"action": "prune"}), "needs \"confirm_deletes\""),
+            (json!({"confirm_deletes": 3}), "only accepted with"),
+            (json!({"action": "purge", "confirm_deletes": 3}), "unknown variant `purge`"),
+            (json!({"action": "prune", "confirm_deletes": -1}), "manual invocation"),
+        ];
+        for (payload, needle) in cases {
+            let err = Trigger::parse(payload.clone()).unwrap_err();
+            assert!(err.to_string().contains(needle), "{payload}: {err}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! ebs-snapshots: daily EBS snapshots of the gateway's volumes, 7-day retention, never losing history.
 //!
-//! observe (volumes by tag, the suite's snapshots) → plan ([`plan::plan`], pure) → apply (skipped in
-//! dry-run) → report (JSON response, log line, EMF metrics, notification when a human should know).
+//! observe (volumes by tag, the suite's snapshots) → plan ([`plan::plan`] and the circuit breaker
+//! [`plan::limit`], pure) → apply (skipped in dry-run) → report (JSON response, log line, EMF
+//! metrics, notification when a human should know).
 
 pub mod apply;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod ec2;
 pub mod event;
 pub mod plan;
 pub mod report;
+pub mod verify;
 
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
@@ -40,6 +42,8 @@ impl Handler {
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
         let trigger = Trigger::parse(event.payload)?;
+        // A forged or replayed `time` would move "today": refused before any AWS call.
+        trigger.check_time(Utc::now(), self.config.freshness)?;
         let now = trigger.time(Utc::now());
         let dry_run = self.config.dry_run || trigger.dry_run();
 
@@ -48,6 +52,7 @@ impl Handler {
             tokio::try_join!(self.ec2.volumes(&self.config.snapshot_tag), self.ec2.owned_snapshots())?;
 
         let plan = plan::plan(&volumes, &snapshots, &self.config.policy, now);
+        let plan = plan::limit(plan, self.config.max_deletes, trigger.confirmed_deletes()).map_err(Error::Input)?;
 
         // Kept back from Lambda's deadline to report and notify.
         let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();

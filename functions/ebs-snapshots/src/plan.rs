@@ -6,6 +6,10 @@
 //! - ...but never below `min_snapshots` completed snapshots per source volume: the newest expired
 //!   ones are kept instead, so a week of failed runs (or a deleted volume) never wipes the history.
 //! - Only snapshots carrying the ownership tag are ever considered; pending ones are never touched.
+//! - Only snapshots whose tags agree with EC2's own fields ([`crate::verify`]) are believed: the others
+//!   are never deleted and are reported.
+//! - More deletions than the circuit breaker's limit in one run are held back ([`limit`]) until a
+//!   manual `prune` confirms their number.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +17,15 @@ use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource, State};
 use serde::Serialize;
 
+use crate::verify::Ec2Fields;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Policy {
     pub retention_days: u32,
     pub min_snapshots: u32,
+    /// The oldest a genuine scheduled event can be when it runs (`MAX_EVENT_AGE_SECONDS`): how late
+    /// after its date a snapshot of that date may start.
+    pub max_event_age_secs: u32,
 }
 
 /// A volume selected by `SNAPSHOT_TAG`.
@@ -84,6 +93,43 @@ pub struct Plan {
     pub delete: Vec<Deletion>,
     pub keep_by_floor: Vec<Kept>,
     pub skip: Vec<Skip>,
+    /// Snapshots carrying the ownership tag whose tags disagree with EC2's `VolumeId` or `StartTime`:
+    /// never deleted, never counted.
+    pub disagree: Vec<Skip>,
+    /// Deletions the circuit breaker held back: the plan would delete more than its limit.
+    pub held: Vec<Deletion>,
+    /// Set when the breaker held `held` back.
+    pub breaker: Option<Breaker>,
+}
+
+/// Why deletions were held: how many, against which limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Breaker {
+    pub limit: u32,
+    /// The count a manual `{"action": "prune", "confirm_deletes": N}` must name.
+    pub would_delete: usize,
+}
+
+/// The circuit breaker. Unconfirmed, a plan deleting more than `max_deletes` keeps its creates and
+/// holds every deletion; confirmed (a manual `prune`), it is carried out whole, but only when the
+/// confirmed count is the plan's own: a count for another plan (a day later, after someone's change)
+/// confirms nothing.
+pub fn limit(mut plan: Plan, max_deletes: u32, confirmed: Option<usize>) -> Result<Plan, String> {
+    if let Some(confirmed) = confirmed {
+        if confirmed != plan.delete.len() {
+            return Err(format!(
+                "confirm_deletes is {confirmed} but the plan now deletes {}: nothing done; run \
+                 {{\"dry_run\": true}} to see the plan and confirm its count",
+                plan.delete.len()
+            ));
+        }
+        return Ok(plan);
+    }
+    if plan.delete.len() > max_deletes as usize {
+        plan.breaker = Some(Breaker { limit: max_deletes, would_delete: plan.delete.len() });
+        plan.held = std::mem::take(&mut plan.delete);
+    }
+    Ok(plan)
 }
 
 /// Decides what to create and delete at `now` (the scheduled time of the run).
@@ -96,7 +142,11 @@ pub fn plan(volumes: &[Volume], snapshots: &[ObservedSnapshot], policy: &Policy,
         delete: Vec::new(),
         keep_by_floor: Vec::new(),
         skip: Vec::new(),
+        disagree: Vec::new(),
+        held: Vec::new(),
+        breaker: None,
     };
+    let ec2 = Ec2Fields::new(snapshots, TimeDelta::seconds(i64::from(policy.max_event_age_secs)));
 
     let mut by_volume: BTreeMap<&str, Vec<Candidate<'_>>> = BTreeMap::new();
     let mut daily_by_day: BTreeMap<(&str, NaiveDate), Vec<Candidate<'_>>> = BTreeMap::new();
@@ -108,13 +158,21 @@ pub fn plan(volumes: &[Volume], snapshots: &[ObservedSnapshot], policy: &Policy,
                 continue;
             }
         };
-        let candidate = Candidate { snapshot, kind, date: snapshot.date() };
+        let volume_id = match ec2.check(snapshot) {
+            Ok(volume_id) => volume_id,
+            Err(why) => {
+                let reason = format!("{TAGS_DISAGREE}: {why}");
+                plan.disagree.push(Skip { id: snapshot.snapshot_id.clone(), reason });
+                continue;
+            }
+        };
+        let candidate = Candidate { snapshot, volume_id, kind, date: snapshot.date() };
         if snapshot.state == State::Error {
             plan.delete.push(candidate.deletion(DeleteReason::Failed));
         } else if kind == SnapshotKind::Daily {
-            daily_by_day.entry((snapshot.volume_id.as_str(), candidate.date)).or_default().push(candidate);
+            daily_by_day.entry((volume_id, candidate.date)).or_default().push(candidate);
         } else {
-            by_volume.entry(snapshot.volume_id.as_str()).or_default().push(candidate);
+            by_volume.entry(volume_id).or_default().push(candidate);
         }
     }
 
@@ -185,12 +243,18 @@ pub fn plan(volumes: &[Volume], snapshots: &[ObservedSnapshot], policy: &Policy,
     plan.delete.sort_by(|a, b| (&a.volume_id, a.date, &a.snapshot_id).cmp(&(&b.volume_id, b.date, &b.snapshot_id)));
     plan.keep_by_floor.sort_by(|a, b| (&a.volume_id, a.date).cmp(&(&b.volume_id, b.date)));
     plan.skip.sort_by(|a, b| a.id.cmp(&b.id));
+    plan.disagree.sort_by(|a, b| a.id.cmp(&b.id));
     plan
 }
+
+/// How a snapshot whose tags EC2 contradicts is reported.
+pub const TAGS_DISAGREE: &str = "tags disagree with EC2";
 
 #[derive(Debug, Clone, Copy)]
 struct Candidate<'a> {
     snapshot: &'a ObservedSnapshot,
+    /// The source volume, as the tags and EC2 agree.
+    volume_id: &'a str,
     kind: SnapshotKind,
     date: NaiveDate,
 }
@@ -199,7 +263,7 @@ impl Candidate<'_> {
     fn deletion(&self, reason: DeleteReason) -> Deletion {
         Deletion {
             snapshot_id: self.snapshot.snapshot_id.clone(),
-            volume_id: self.snapshot.volume_id.clone(),
+            volume_id: self.volume_id.to_owned(),
             kind: self.kind,
             date: self.date,
             reason,
@@ -222,7 +286,7 @@ mod tests {
 
     use super::*;
 
-    const POLICY: Policy = Policy { retention_days: 7, min_snapshots: 3 };
+    const POLICY: Policy = Policy { retention_days: 7, min_snapshots: 3, max_event_age_secs: 43_200 };
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
@@ -358,7 +422,7 @@ mod tests {
     #[test]
     fn a_zero_floor_lets_everything_expire() {
         let snaps = daily("vol-gone", 1..=5);
-        let p = plan(&[], &snaps, &Policy { retention_days: 7, min_snapshots: 0 }, at(30));
+        let p = plan(&[], &snaps, &Policy { min_snapshots: 0, ..POLICY }, at(30));
         assert_eq!(p.delete.len(), 5);
     }
 
@@ -384,7 +448,7 @@ mod tests {
             snap("snap-old-pending", "vol-a", "daily", 1, State::Pending),
             snap("snap-old-other", "vol-a", "daily", 2, State::Other),
         ];
-        let p = plan(&[], &snaps, &Policy { retention_days: 7, min_snapshots: 0 }, at(30));
+        let p = plan(&[], &snaps, &Policy { min_snapshots: 0, ..POLICY }, at(30));
         assert!(p.delete.is_empty());
         assert_eq!(p.skip.len(), 2);
         assert!(p.skip[0].reason.contains("left until it completes"), "{:?}", p.skip);
@@ -428,7 +492,7 @@ mod tests {
     #[test]
     fn age_expiry_is_exact_to_the_retention_period() {
         let mut spot = snap("snap-spot", "vol-a", "spot-final", 3, State::Completed);
-        let policy = Policy { retention_days: 7, min_snapshots: 0 };
+        let policy = Policy { min_snapshots: 0, ..POLICY };
         spot.start_time = at(10) - TimeDelta::days(7) + TimeDelta::seconds(1);
         assert!(plan(&[], std::slice::from_ref(&spot), &policy, at(10)).delete.is_empty());
         spot.start_time = at(10) - TimeDelta::days(7);
@@ -438,7 +502,7 @@ mod tests {
     #[test]
     fn unknown_kinds_are_skipped_not_deleted() {
         let snaps = vec![snap("snap-weird", "vol-a", "weekly", 1, State::Completed)];
-        let p = plan(&[], &snaps, &Policy { retention_days: 1, min_snapshots: 0 }, at(30));
+        let p = plan(&[], &snaps, &Policy { retention_days: 1, min_snapshots: 0, ..POLICY }, at(30));
         assert!(p.delete.is_empty());
         assert!(p.skip[0].reason.contains("weekly"));
     }
@@ -463,8 +527,50 @@ mod tests {
     #[test]
     fn a_one_day_retention_keeps_only_today() {
         let snaps = daily("vol-a", 8..=10);
-        let p = plan(&[volume("vol-a")], &snaps, &Policy { retention_days: 1, min_snapshots: 1 }, at(10));
+        let p = plan(&[volume("vol-a")], &snaps, &Policy { retention_days: 1, min_snapshots: 1, ..POLICY }, at(10));
         assert_eq!(deleted(&p), ids(["snap-vol-a-08", "snap-vol-a-09"]));
+    }
+
+    #[test]
+    fn snapshots_whose_tags_disagree_with_ec2_are_never_deleted_nor_counted() {
+        // A foreign snapshot (EC2: of vol-x) tagged as vol-a's, long expired.
+        let mut foreign = snap("snap-foreign", "vol-x", "manual", 1, State::Completed);
+        foreign.tags.insert(tags::VOLUME_ID.into(), "vol-a".into());
+        // An old snapshot re-tagged as today's: believed, it would be the day's first copy and the
+        // real snapshot of today would go as a duplicate.
+        let mut retagged = snap("snap-old", "vol-a", "daily", 2, State::Completed);
+        retagged.tags.insert(tags::DATE.into(), day(10).to_string());
+        let mut snaps = daily("vol-a", 4..=10);
+        snaps.extend([foreign, retagged]);
+        let p = plan(&[volume("vol-a")], &snaps, &Policy { min_snapshots: 0, ..POLICY }, at(10));
+        assert!(p.delete.is_empty(), "{:?}", p.delete);
+        assert_eq!(p.present[0].snapshot_id, "snap-vol-a-10");
+        let ids: Vec<_> = p.disagree.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["snap-foreign", "snap-old"]);
+        assert!(p.disagree.iter().all(|s| s.reason.starts_with("tags disagree with EC2: ")), "{:?}", p.disagree);
+        assert!(p.disagree[0].reason.contains("EC2's VolumeId is vol-x"), "{}", p.disagree[0].reason);
+        assert!(p.disagree[1].reason.contains("EC2's StartTime is 2026-11-02"), "{}", p.disagree[1].reason);
+    }
+
+    #[test]
+    fn the_circuit_breaker_holds_every_delete_over_its_limit_and_creates_go_on() {
+        let snaps = daily("vol-a", 1..=20);
+        let p = plan(&[volume("vol-a")], &snaps, &POLICY, at(21));
+        assert_eq!((p.create.len(), p.delete.len()), (1, 14));
+
+        let held = limit(p.clone(), 13, None).unwrap();
+        assert!(held.delete.is_empty());
+        assert_eq!(held.held, p.delete);
+        assert_eq!(held.breaker, Some(Breaker { limit: 13, would_delete: 14 }));
+        assert_eq!(held.create, p.create, "today's snapshots are still made");
+
+        let at_limit = limit(p.clone(), 14, None).unwrap();
+        assert_eq!((at_limit.delete.len(), at_limit.breaker), (14, None));
+
+        let confirmed = limit(p.clone(), 1, Some(14)).unwrap();
+        assert_eq!((confirmed.delete.len(), confirmed.held.len()), (14, 0));
+        let wrong = limit(p, 1, Some(13)).unwrap_err();
+        assert!(wrong.contains("confirm_deletes is 13 but the plan now deletes 14"), "{wrong}");
     }
 
     /// Ten simulated days, applying each plan: exactly `retention_days` per volume at the end, and

@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use crate::FUNCTION;
 use crate::apply::{Created, Deleted, Failure, Outcome};
-use crate::plan::{Deletion, Kept, Plan, Present, Skip};
+use crate::plan::{Breaker, Deletion, Kept, Plan, Present, Skip};
+
+/// Rows of held deletions a notification lists; the JSON response has them all.
+const HELD_ROWS: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -28,6 +31,13 @@ pub struct Report {
     pub deleted: Vec<Deleted>,
     pub kept_by_floor: Vec<Kept>,
     pub skipped: Vec<Skip>,
+    /// Snapshots with the ownership tag whose tags EC2's own fields contradict: never deleted.
+    pub tags_disagree: Vec<Skip>,
+    /// Set when the circuit breaker held this run's deletions back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<Breaker>,
+    /// The deletions held back: what a confirmed `prune` would delete.
+    pub held_by_breaker: Vec<Deletion>,
     pub failed: Vec<Failure>,
     /// Expired snapshots left for the next run: deleting them all would have outrun the write rate
     /// within this run's time.
@@ -63,6 +73,9 @@ impl Report {
             deleted: outcome.deleted,
             kept_by_floor: plan.keep_by_floor,
             skipped,
+            tags_disagree: plan.disagree,
+            circuit_breaker: plan.breaker,
+            held_by_breaker: plan.held,
             failed: outcome.failed,
             deferred: outcome.deferred.len(),
             would_create: if dry_run { plan.create } else { Vec::new() },
@@ -76,17 +89,37 @@ impl Report {
             .count("SnapshotsDeleted", self.deleted.len())
             .count("SnapshotFailures", self.failed.len())
             .count("SnapshotsKeptByFloor", self.kept_by_floor.len())
+            .count("SnapshotsHeldByBreaker", self.held_by_breaker.len())
+            .count("SnapshotTagsDisagree", self.tags_disagree.len())
     }
 
-    /// A notification when something failed or the floor held back expired snapshots.
+    /// A notification when something failed, the circuit breaker held deletions, tags disagreed
+    /// with EC2, or the floor held back expired snapshots.
     pub fn notification(&self) -> Option<Notification> {
-        if self.failed.is_empty() && self.kept_by_floor.is_empty() {
+        if self.failed.is_empty()
+            && self.kept_by_floor.is_empty()
+            && self.circuit_breaker.is_none()
+            && self.tags_disagree.is_empty()
+        {
             return None;
         }
         let live: BTreeSet<&str> = self.volumes.iter().map(String::as_str).collect();
         let floor_on_live_volume = self.kept_by_floor.iter().any(|k| live.contains(k.volume_id.as_str()));
         let (severity, title) = if !self.failed.is_empty() {
             (Severity::Critical, format!("EBS snapshots: {} operation(s) failed on {}", self.failed.len(), self.date))
+        } else if let Some(breaker) = &self.circuit_breaker {
+            (
+                Severity::Critical,
+                format!(
+                    "EBS snapshots: circuit breaker held {} deletion(s), over the limit of {}, on {}",
+                    breaker.would_delete, breaker.limit, self.date
+                ),
+            )
+        } else if !self.tags_disagree.is_empty() {
+            (
+                Severity::Warning,
+                format!("EBS snapshots: {} snapshot(s) whose tags disagree with EC2", self.tags_disagree.len()),
+            )
         } else if floor_on_live_volume {
             (
                 Severity::Warning,
@@ -105,6 +138,26 @@ impl Report {
                 "Some snapshot operations failed; the function will report an error so Lambda retries it.".to_owned(),
             );
         }
+        if let Some(breaker) = &self.circuit_breaker {
+            text.push(format!(
+                "This run would delete {n} snapshots, more than MAX_DELETES ({limit}): it deleted none (today's \
+                 snapshots were still made). If the plan below is what you expect, carry it out with\n\
+                 aws lambda invoke --function-name <EbsSnapshotsFunctionName> --cli-binary-format raw-in-base64-out \
+                 --payload '{{\"action\":\"prune\",\"confirm_deletes\":{n}}}' out.json\n\
+                 The count must be the plan's when the prune runs, or nothing is deleted: once today's snapshots \
+                 complete, the floor may release older ones, so check it first with {{\"dry_run\": true}} \
+                 (its circuit_breaker.would_delete).",
+                n = breaker.would_delete,
+                limit = breaker.limit
+            ));
+        }
+        if !self.tags_disagree.is_empty() {
+            text.push(
+                "Some snapshots carry the suite's tags but EC2's own VolumeId or StartTime says otherwise: someone \
+                 re-tagged them. They are never deleted; look at who tagged them (CloudTrail CreateTags)."
+                    .to_owned(),
+            );
+        }
         if floor_on_live_volume {
             text.push(
                 "A volume has fewer recent snapshots than the retention window expects: new snapshots are not being \
@@ -120,6 +173,20 @@ impl Report {
         }
         let mut rows: Vec<Vec<String>> =
             self.failed.iter().map(|f| vec![f.id.clone(), format!("{} failed", f.action), f.error.clone()]).collect();
+        rows.extend(self.held_by_breaker.iter().take(HELD_ROWS).map(|d| {
+            vec![
+                d.snapshot_id.clone(),
+                format!("held: would delete ({:?})", d.reason),
+                format!("{} {}", d.volume_id, d.date),
+            ]
+        }));
+        if self.held_by_breaker.len() > HELD_ROWS {
+            let more = self.held_by_breaker.len() - HELD_ROWS;
+            rows.push(vec!["…".into(), format!("held: {more} more"), "all in the run's JSON response".into()]);
+        }
+        rows.extend(
+            self.tags_disagree.iter().map(|s| vec![s.id.clone(), "tags disagree with EC2".into(), s.reason.clone()]),
+        );
         rows.extend(
             self.kept_by_floor
                 .iter()
@@ -134,6 +201,8 @@ impl Report {
                 .field("created", self.created.len().to_string())
                 .field("deleted", self.deleted.len().to_string())
                 .field("kept by floor", self.kept_by_floor.len().to_string())
+                .field("held by breaker", self.held_by_breaker.len().to_string())
+                .field("tags disagree", self.tags_disagree.len().to_string())
                 .field("failed", self.failed.len().to_string())
                 .table(Table { columns: vec!["id".into(), "what".into(), "detail".into()], rows }),
         )
@@ -195,7 +264,17 @@ mod tests {
     }
 
     fn empty_plan() -> Plan {
-        Plan { date: date(), create: vec![], present: vec![], delete: vec![], keep_by_floor: vec![], skip: vec![] }
+        Plan {
+            date: date(),
+            create: vec![],
+            present: vec![],
+            delete: vec![],
+            keep_by_floor: vec![],
+            skip: vec![],
+            disagree: vec![],
+            held: vec![],
+            breaker: None,
+        }
     }
 
     fn kept(volume: &str) -> Kept {
@@ -231,6 +310,45 @@ mod tests {
         assert_eq!(live.notification().unwrap().severity, Severity::Warning);
         let gone = Report::new("schedule", None, vec!["vol-b".into()], plan, Some(Outcome::default()));
         assert_eq!(gone.notification().unwrap().severity, Severity::Info);
+    }
+
+    fn deletion(id: &str) -> Deletion {
+        Deletion {
+            snapshot_id: id.into(),
+            volume_id: "vol-a".into(),
+            kind: openclaw_ops_shared::snapshot::SnapshotKind::Daily,
+            date: date(),
+            reason: DeleteReason::Expired,
+        }
+    }
+
+    #[test]
+    fn a_held_plan_is_critical_and_says_how_to_confirm_it() {
+        let mut plan = empty_plan();
+        plan.held = (0..60).map(|i| deletion(&format!("snap-{i:02}"))).collect();
+        plan.breaker = Some(Breaker { limit: 20, would_delete: 60 });
+        let r = Report::new("schedule", None, vec!["vol-a".into()], plan, Some(Outcome::default()));
+        let n = r.notification().unwrap();
+        assert_eq!(n.severity, Severity::Critical);
+        assert!(n.title.contains("circuit breaker held 60 deletion(s), over the limit of 20"), "{}", n.title);
+        assert!(n.text.contains(r#"{"action":"prune","confirm_deletes":60}"#));
+        let rows = n.table.unwrap().rows;
+        assert_eq!(rows.len(), 51, "50 held rows and a line for the rest");
+        assert_eq!(rows[50][1], "held: 10 more");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["circuit_breaker"], serde_json::json!({"limit": 20, "would_delete": 60}));
+        assert_eq!(json["held_by_breaker"].as_array().unwrap().len(), 60);
+        assert_eq!(r.metrics().to_emf(chrono::Utc::now())["SnapshotsHeldByBreaker"], 60.0);
+    }
+
+    #[test]
+    fn disagreeing_tags_warn_by_id() {
+        let mut plan = empty_plan();
+        plan.disagree = vec![Skip { id: "snap-x".into(), reason: "tags disagree with EC2: why".into() }];
+        let r = Report::new("schedule", None, vec!["vol-a".into()], plan, Some(Outcome::default()));
+        let n = r.notification().unwrap();
+        assert_eq!(n.severity, Severity::Warning);
+        assert_eq!(n.table.unwrap().rows[0], ["snap-x", "tags disagree with EC2", "tags disagree with EC2: why"]);
     }
 
     #[test]

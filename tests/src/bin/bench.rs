@@ -61,6 +61,15 @@ struct Scenario<'a> {
     event: Box<dyn Fn(usize) -> Value + 'a>,
     /// Between warm invocations, outside the measured time (telegram-notify paces a chat at 1/s).
     pause: Duration,
+    /// The function's clock, when its events are checked against it (ebs-snapshots' schedule).
+    clock: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn start(s: &Scenario<'_>) -> anyhow::Result<Function> {
+    match s.clock {
+        Some(now) => Function::start_at(s.function, &s.env, now).await,
+        None => Function::start(s.function, &s.env).await,
+    }
 }
 
 async fn invoke(function: &Function, event: &Value) -> anyhow::Result<()> {
@@ -110,14 +119,14 @@ async fn measure(s: Scenario<'_>) -> anyhow::Result<FunctionResult> {
     let mut rss = 0;
     let mut metrics = BTreeSet::new();
     for n in 0..COLD_RUNS {
-        let function = Function::start(s.function, &s.env).await?;
+        let function = start(&s).await?;
         invoke(&function, &(s.event)(n)).await.with_context(|| format!("{} cold run {n}", s.function))?;
         cold.push(function.spawned().elapsed());
         init.push(function.init_time().context("no /next seen")?);
         rss = rss.max(function.peak_rss_kib().unwrap_or(0));
         metrics.extend(emf_metrics(&function.output()));
     }
-    let function = Function::start(s.function, &s.env).await?;
+    let function = start(&s).await?;
     invoke(&function, &(s.event)(COLD_RUNS)).await?;
     let mut warm = Vec::new();
     for n in 0..WARM_RUNS {
@@ -162,6 +171,7 @@ async fn ebs_snapshots() -> anyhow::Result<FunctionResult> {
         env: with(&emulator, &principal, &[("NOTIFY_TOPIC_ARN", account.topic_arn.clone())]),
         event: Box::new(|_| scheduled_event(1)),
         pause: Duration::ZERO,
+        clock: Some(scheduled_at(1)),
     })
     .await
 }
@@ -207,6 +217,7 @@ async fn telegram_notify() -> anyhow::Result<FunctionResult> {
             event
         }),
         pause: Duration::from_millis(1050),
+        clock: None,
     })
     .await
 }
@@ -224,6 +235,7 @@ async fn cost_check() -> anyhow::Result<FunctionResult> {
         env: with(&emulator, &principal, &[("NOTIFY_TOPIC_ARN", topic_arn), ("COST_TIER", "full".into())]),
         event: Box::new(|_| json!({"check": "monthly", "as_of": "2026-11-02"})),
         pause: Duration::ZERO,
+        clock: None,
     })
     .await
 }
@@ -266,6 +278,7 @@ async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
         env,
         event: Box::new(|_| scheduled_event(1)),
         pause: Duration::ZERO,
+        clock: None,
     })
     .await?;
     Ok((result, backup_run))
@@ -292,6 +305,7 @@ async fn spot_recovery() -> anyhow::Result<FunctionResult> {
         ),
         event: Box::new(move |_| sample.clone()),
         pause: Duration::ZERO,
+        clock: None,
     })
     .await
 }
@@ -312,7 +326,9 @@ struct Scale {
 }
 
 /// 50 tagged volumes with 200 days of daily snapshots each (10,000), retention switched from "keep
-/// everything" to 7 dates: the run that prunes the backlog, its requests counted by the emulator.
+/// everything" to 7 dates: the day's run trips the circuit breaker (it makes the day's snapshots and
+/// holds the deletions), and the manual prune that confirms the plan's count deletes the backlog, its
+/// requests counted by the emulator.
 async fn ebs_scale() -> anyhow::Result<Scale> {
     const VOLUMES: usize = 50;
     const DAYS: u32 = 200;
@@ -354,12 +370,19 @@ async fn ebs_scale() -> anyhow::Result<Scale> {
         &principal,
         &[("NOTIFY_TOPIC_ARN", topic_arn), ("RETENTION_DAYS", "7".into()), ("EC2_WRITE_RATE", rate.to_string())],
     );
-    let function = Function::start("ebs-snapshots", &env).await?;
-    let started = Instant::now();
-    let report = match function.invoke_within(scheduled_event(DAYS + 1).to_string(), Duration::from_secs(900)).await? {
-        Outcome::Response(r) => r,
-        Outcome::Error { error_type, error_message } => bail!("{error_type}: {error_message}"),
+    let function = Function::start_at("ebs-snapshots", &env, scheduled_at(DAYS + 1)).await?;
+    let run = async |payload: Value| -> anyhow::Result<Value> {
+        match function.invoke_within(payload.to_string(), Duration::from_secs(900)).await? {
+            Outcome::Response(r) => Ok(r),
+            Outcome::Error { error_type, error_message } => bail!("{error_type}: {error_message}"),
+        }
     };
+    let started = Instant::now();
+    let held = run(scheduled_event(DAYS + 1)).await?;
+    anyhow::ensure!(held["created"].as_array().map_or(0, Vec::len) == VOLUMES, "created {}", held["created"]);
+    let confirm = held["circuit_breaker"]["would_delete"].as_u64().context("the breaker did not hold the backlog")?;
+    anyhow::ensure!(confirm as usize == expired, "the breaker held {confirm}, expected {expired}");
+    let report = run(json!({"action": "prune", "confirm_deletes": confirm})).await?;
     let wall = started.elapsed();
     anyhow::ensure!(report["deleted"].as_array().map_or(0, Vec::len) == expired, "deleted {}", report["deleted"]);
     let mut requests = BTreeMap::new();
@@ -368,7 +391,8 @@ async fn ebs_scale() -> anyhow::Result<Scale> {
     }
     let total: usize = requests.values().sum();
     let pages = snapshots.div_ceil(1000);
-    let minimum = 1 + pages + VOLUMES + expired;
+    // Two runs (the held one, the confirmed prune), each reading volumes and every snapshot page.
+    let minimum = 2 * (1 + pages) + VOLUMES + expired;
     // ebs-snapshots' defaults: a burst of 20 writes, then 4 a second.
     let writes = (VOLUMES + expired).saturating_sub(20) as f64;
     let at_default = writes / 4.0;

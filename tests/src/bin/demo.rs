@@ -472,12 +472,24 @@ async fn main() -> anyhow::Result<()> {
     let mut env = demo.emulator.function_env(&principal.keys);
     env.push(("NOTIFY_TOPIC_ARN".into(), demo.account.topic_arn.clone()));
     env.push(("RUST_LOG".into(), "off".into()));
-    let function = Function::start("ebs-snapshots", &env).await?;
+    // The functions run on the scenario's clock: ebs-snapshots refuses a scheduled event that its
+    // own clock says no genuine delivery carries.
+    let function = Function::start_at("ebs-snapshots", &env, scheduled_at(1)).await?;
     let mut dry_env = env.clone();
     dry_env.push(("DRY_RUN".into(), "true".into()));
-    let dry = Function::start("ebs-snapshots", &dry_env).await?;
+    let dry = Function::start_at("ebs-snapshots", &dry_env, scheduled_at(1)).await?;
+    let mut guarded_env = env.clone();
+    guarded_env.push(("MAX_DELETES".into(), "1".into()));
+    let guarded = Function::start_at("ebs-snapshots", &guarded_env, scheduled_at(1)).await?;
+    let set_clocks = async |now| -> anyhow::Result<()> {
+        demo.emulator.set_clock(now).await?;
+        for f in [&function, &dry, &guarded] {
+            f.set_clock(now)?;
+        }
+        Ok(())
+    };
 
-    demo.emulator.set_clock(scheduled_at(1)).await?;
+    set_clocks(scheduled_at(1)).await?;
     let preview = dry.invoke(&scheduled_event(1)).await?.response();
     println!(
         "Dry run for {}: would create {} snapshot(s), would delete {}; changed nothing ({} of ours exist).\n",
@@ -490,7 +502,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{DAYS} scheduled days (retention 7 days, floor 3), then a second delivery of the last day's event:");
     header();
     for n in 1..=DAYS {
-        demo.emulator.set_clock(scheduled_at(n) + TimeDelta::seconds(2)).await?;
+        set_clocks(scheduled_at(n) + TimeDelta::seconds(2)).await?;
         let outcome = function.invoke(&scheduled_event(n)).await?;
         demo.print_day(n, outcome).await?;
     }
@@ -501,11 +513,40 @@ async fn main() -> anyhow::Result<()> {
         count(&again, "already_present")
     );
 
+    let breaker_day = DAYS + 1;
+    println!(
+        "Circuit breaker: day {} with MaxDeletesPerRun=1 (default 20), so the day's 2 deletions trip it:",
+        day(breaker_day)
+    );
+    set_clocks(scheduled_at(breaker_day) + TimeDelta::seconds(2)).await?;
+    let held = guarded.invoke(&scheduled_event(breaker_day)).await?.response();
+    let note = demo.account.notifications().await?.pop().unwrap_or_default();
+    println!(
+        "  created {}, deleted {}, held {} (limit {}); notified {}: {}",
+        count(&held, "created"),
+        count(&held, "deleted"),
+        count(&held, "held_by_breaker"),
+        held["circuit_breaker"]["limit"],
+        note["severity"].as_str().unwrap_or("nobody"),
+        note["title"].as_str().unwrap_or_default()
+    );
+    set_clocks(scheduled_at(breaker_day) + TimeDelta::hours(1)).await?;
+    let plan = guarded.invoke(&json!({"dry_run": true})).await?.response();
+    let confirm = plan["circuit_breaker"]["would_delete"].as_u64().unwrap_or_default();
+    let wrong = guarded.invoke(&json!({"action": "prune", "confirm_deletes": confirm + 1})).await?;
+    let refused = match wrong {
+        Outcome::Error { error_message, .. } => error_message,
+        Outcome::Response(r) => format!("not refused: {r}"),
+    };
+    println!("  {{\"action\":\"prune\",\"confirm_deletes\":{}}} -> refused: {refused}", confirm + 1);
+    let pruned = guarded.invoke(&json!({"action": "prune", "confirm_deletes": confirm})).await?.response();
+    println!("  {{\"action\":\"prune\",\"confirm_deletes\":{confirm}}} -> deleted {}\n", count(&pruned, "deleted"));
+
     println!("{FAILING_DAYS} days on which CreateSnapshot is denied (say, a broken permission boundary):");
     principal.deny(&demo.emulator, &["ec2:CreateSnapshot"]).await?;
     header();
-    for n in DAYS + 1..=DAYS + FAILING_DAYS {
-        demo.emulator.set_clock(scheduled_at(n) + TimeDelta::seconds(2)).await?;
+    for n in breaker_day + 1..=breaker_day + FAILING_DAYS {
+        set_clocks(scheduled_at(n) + TimeDelta::seconds(2)).await?;
         let outcome = function.invoke(&scheduled_event(n)).await?;
         demo.print_day(n, outcome).await?;
     }

@@ -83,6 +83,16 @@ async fn relay(address: &str, emulator_url: &str) -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// A copy of a scheduled-event sample whose `time` is now, in `work`.
+fn delivered_now(sample: &Path, work: &Path) -> anyhow::Result<PathBuf> {
+    let mut event: serde_json::Value = serde_json::from_slice(&std::fs::read(sample)?)?;
+    event["time"] = serde_json::Value::String(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let name = sample.file_name().context("a sample has a file name")?;
+    let copy = work.join(format!("now-{}", name.to_string_lossy()));
+    std::fs::write(&copy, serde_json::to_vec_pretty(&event)?)?;
+    Ok(copy)
+}
+
 /// testbed/sam/env-vars.json with every `<Output>` placeholder replaced; an unknown one is an error.
 fn fill_env_vars(template: &str, values: &BTreeMap<&str, String>) -> anyhow::Result<Value> {
     let mut doc: Value = serde_json::from_str(template).context("testbed/sam/env-vars.json")?;
@@ -155,9 +165,11 @@ impl Run<'_> {
 fn check_response(function: &str, sample: &str, response: &Value, telegram_messages: usize) -> anyhow::Result<()> {
     let count = |field: &str| response[field].as_array().map_or(0, Vec::len);
     match (function, sample) {
-        // The gateway's root and data volumes carry the snapshot tag; each run is another date.
-        ("ebs-snapshots", "manual" | "scheduled") if count("created") != 2 => {
-            bail!("expected 2 snapshots created, got {response}")
+        // The gateway's root and data volumes carry the snapshot tag. The manual run makes today's;
+        // the schedule, delivered now (a scheduled event must be recent), finds them there.
+        ("ebs-snapshots", "manual") if count("created") != 2 => bail!("expected 2 snapshots created, got {response}"),
+        ("ebs-snapshots", "scheduled") if count("created") + count("already_present") != 2 => {
+            bail!("expected today's 2 snapshots created or present, got {response}")
         }
         ("ebs-snapshots", "manual-dry-run") if count("would_create") != 2 => {
             bail!("expected 2 snapshots planned, got {response}")
@@ -298,6 +310,13 @@ async fn main() -> anyhow::Result<()> {
             if (function, sample.as_str()) == ("s3-backup", "restore-key-dry-run") {
                 backup_at_the_samples_key(&s3, &path, last_backup.as_deref()).await?;
             }
+            // ebs-snapshots refuses a scheduled event whose `time` no genuine delivery carries (older
+            // than EventBridge's and Lambda's retries): its sample is sent as the schedule sends it now.
+            let path = if (function, sample.as_str()) == ("ebs-snapshots", "scheduled") {
+                delivered_now(&path, &work)?
+            } else {
+                path
+            };
             let before = telegram.lock().unwrap().len();
             let started = std::time::Instant::now();
             let result = match run.invoke(logical_id, &path, &principal.keys) {
