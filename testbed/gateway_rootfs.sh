@@ -18,7 +18,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 NODE_WHEEL_VERSION=24.19.0
-AWSCLI_VERSION=$(sed -n 's/^awscli==//p' "$here/requirements.txt")
+AWSCLI_VERSION=$(sed -n 's/^awscli==\([^ \\]*\).*/\1/p' "$here/requirements.txt")
 [ -n "$AWSCLI_VERSION" ] || { echo "gateway_rootfs: no awscli pin in testbed/requirements.txt" >&2; exit 1; }
 
 if ! command -v debootstrap >/dev/null; then
