@@ -41,14 +41,8 @@ impl Template {
     /// The inline statements of a function's `Policies` (SAM policy templates and managed policy
     /// names are not used by this suite, and are refused here so they cannot slip past the tests).
     pub fn function_statements(&self, logical_id: &str) -> anyhow::Result<Vec<Statement>> {
-        let policies = self
-            .resource(logical_id)?
-            .get("Properties")
-            .and_then(|p| p.get("Policies"))
-            .and_then(Value::as_sequence)
-            .ok_or_else(|| anyhow!("{logical_id} has no Policies list"))?;
         let mut out = Vec::new();
-        for policy in policies {
+        for policy in self.policies(logical_id)? {
             out.extend(statements(logical_id, policy)?);
         }
         Ok(out)
@@ -66,19 +60,22 @@ impl Template {
 
     /// The inline statements of an `AWS::IAM::Role`'s `Policies` (each `{PolicyName, PolicyDocument}`).
     pub fn role_statements(&self, logical_id: &str) -> anyhow::Result<Vec<Statement>> {
-        let policies = self
-            .resource(logical_id)?
-            .get("Properties")
-            .and_then(|p| p.get("Policies"))
-            .and_then(Value::as_sequence)
-            .ok_or_else(|| anyhow!("{logical_id} has no Policies list"))?;
         let mut out = Vec::new();
-        for policy in policies {
+        for policy in self.policies(logical_id)? {
             let document =
                 policy.get("PolicyDocument").ok_or_else(|| anyhow!("{logical_id}: a policy without PolicyDocument"))?;
             out.extend(statements(logical_id, document)?);
         }
         Ok(out)
+    }
+
+    /// A resource's `Properties.Policies` list (a function's or a role's).
+    fn policies(&self, logical_id: &str) -> anyhow::Result<&Vec<Value>> {
+        self.resource(logical_id)?
+            .get("Properties")
+            .and_then(|p| p.get("Policies"))
+            .and_then(Value::as_sequence)
+            .ok_or_else(|| anyhow!("{logical_id} has no Policies list"))
     }
 
     /// Names of the environment variables the template sets for a function.
