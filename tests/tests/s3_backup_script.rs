@@ -70,15 +70,14 @@ async fn run_script(emulator: &Emulator, instance: &str, script: String) -> Resu
     panic!("the command did not finish");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_of_a_live_state_directory_lands_complete_consistent_and_verifiable() {
+/// An emulator with the backup bucket and a key, and this machine registered as the gateway
+/// instance; the backup of `state_dir` it would be asked for.
+async fn backup_bed(state_dir: &std::path::Path) -> (Emulator, aws_sdk_s3::Client, Backup) {
     let emulator = Emulator::start().await.unwrap();
     let admin = emulator.admin().await;
     let s3 = aws_sdk_s3::Client::new(&admin);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let key = aws_sdk_kms::Client::new(&admin).create_key().send().await.unwrap().key_metadata.unwrap().key_id;
-    let state = state_dir("roundtrip");
-
     let instance = "i-0123456789abcdef0";
     let mut env = serde_json::Map::new();
     env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
@@ -87,9 +86,8 @@ async fn a_backup_of_a_live_state_directory_lands_complete_consistent_and_verifi
         env.insert(k, json!(v));
     }
     emulator.register_instance(instance, env).await.unwrap();
-
     let backup = Backup {
-        state_dir: state.root.to_string_lossy().into_owned(),
+        state_dir: state_dir.to_string_lossy().into_owned(),
         bucket: BUCKET.into(),
         archive_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.tar.gz".into(),
         manifest_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.manifest.json".into(),
@@ -99,6 +97,55 @@ async fn a_backup_of_a_live_state_directory_lands_complete_consistent_and_verifi
         gateway: "gw".into(),
         include_logs_and_media: false,
     };
+    (emulator, s3, backup)
+}
+
+/// A database of real size (tens of MB) that the gateway writes to all the time: SQLite's backup
+/// API, stepped as the sqlite3 shell's `.backup` steps it (100 pages at a time), starts over at every
+/// write from another connection and never ends; the copy must come from one read transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_database_written_all_the_time_is_copied_in_one_consistent_read() {
+    let seed = std::env::temp_dir().join(format!("openclaw-large-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&seed);
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1]); db.execute('pragma journal_mode=wal')\n\
+             db.execute('create table events (id integer primary key, body text)')\n\
+             db.executemany('insert into events (body) values (?)', (('x' * 200,) for _ in range(400000))); db.commit()\n",
+        )
+        .arg(&seed)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let state = state_dir_seeded("large", Some(&seed));
+    let (emulator, s3, backup) = backup_bed(&state.root).await;
+    let started = std::time::Instant::now();
+    let result = run_backup(&emulator, &backup.instance_id, &backup).await;
+    result.unwrap_or_else(|e| panic!("the backup did not finish ({:?}): {e:?}", started.elapsed()));
+
+    // The copy is whole: every seeded row and the writer's, consistent.
+    let archive = s3.get_object().bucket(BUCKET).key(&backup.archive_key).send().await.unwrap();
+    let archive = archive.body.collect().await.unwrap().to_vec();
+    let restored = std::env::temp_dir().join(format!("openclaw-restored-large-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&restored);
+    untar(&archive, &restored).unwrap();
+    let check = Command::new("sqlite3")
+        .arg(restored.join("state/openclaw.sqlite"))
+        .arg("pragma integrity_check; select count(*) >= 400000 from events;")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "ok\n1\n");
+    std::fs::remove_dir_all(&restored).unwrap();
+    std::fs::remove_file(&seed).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_live_state_directory_lands_complete_consistent_and_verifiable() {
+    let state = state_dir("roundtrip");
+    let (emulator, s3, backup) = backup_bed(&state.root).await;
+    let instance = backup.instance_id.as_str();
     let result = run_backup(&emulator, instance, &backup).await.expect("the backup command succeeds");
 
     // Read back: the manifest and archive agree with each other and with what the script reported.

@@ -3,8 +3,9 @@
 //! Where the gateway's OpenClaw CLI has `openclaw backup create --verify`, OpenClaw makes the
 //! snapshot (it knows its databases and volatile files) and the script repacks its state directory.
 //! Otherwise it copies the state directory without the live SQLite files and takes a consistent copy
-//! of each database with SQLite's backup API (`sqlite3 … ".backup …"`, or Python's binding where the
-//! CLI is missing). Either way it leaves logs and media caches out unless asked, packs a tar.gz, writes a manifest (every
+//! of each database read in one transaction (`sqlite3 … "VACUUM INTO …"`, or Python's backup binding
+//! in one step where the CLI is missing: the sqlite3 shell's `.backup` copies 100 pages at a time and
+//! starts over whenever the gateway writes, so a busy database of some size is never copied). Either way it leaves logs and media caches out unless asked, packs a tar.gz, writes a manifest (every
 //! file with its size and SHA-256, the archive's, the OpenClaw version, host, time, trigger), uploads
 //! the archive and then the manifest with SSE-KMS, and prints one result line for the function.
 //! Everything it is told comes in as single-quoted shell words: no value can run as code.
@@ -84,7 +85,7 @@ copy_with_sqlite() {{
     mkdir -p "$stage/$(dirname "$db")"
     # To a plain temporary name first: the database's own path never has to be quoted for SQLite.
     if command -v sqlite3 >/dev/null 2>&1; then
-      sqlite3 "$STATE_DIR/$db" ".timeout 10000" ".backup $work/copy.sqlite"
+      sqlite3 "$STATE_DIR/$db" ".timeout 10000" "VACUUM INTO '$work/copy.sqlite'"
       mv "$work/copy.sqlite" "$stage/$db"
     else
       python3 -c 'import sqlite3, sys
@@ -105,7 +106,7 @@ copy_with_openclaw_cli() {{
   mkdir -p "$work/cli" "$work/cli-unpacked" || return 1
   if ! OPENCLAW_STATE_DIR="$STATE_DIR" openclaw backup create --verify --json --no-include-workspace \
        --output "$work/cli" >"$work/cli.json" 2>"$work/cli.err"; then
-    echo "openclaw-backup: 'openclaw backup create --verify' failed, using sqlite3 .backup: $(tail -n 3 "$work/cli.err")" >&2
+    echo "openclaw-backup: 'openclaw backup create --verify' failed, using SQLite's own copy: $(tail -n 3 "$work/cli.err")" >&2
     return 1
   fi
   local fields
@@ -118,7 +119,7 @@ if not result.get("verified") or not state:
     sys.exit("not verified, or no state directory in it")
 print(result["archivePath"]); print(result.get("archiveRoot", "")); print(state[0]["archivePath"])
 PY
-  ) || {{ echo "openclaw-backup: cannot use the CLI's archive ($(cat "$work/cli.json" | head -c 300)), using sqlite3 .backup" >&2; return 1; }}
+  ) || {{ echo "openclaw-backup: cannot use the CLI's archive ($(cat "$work/cli.json" | head -c 300)), using SQLite's own copy" >&2; return 1; }}
   local archive root inside source=""
   {{ read -r archive; read -r root; read -r inside; }} <<<"$fields"
   tar -xzf "$archive" -C "$work/cli-unpacked" || return 1
@@ -126,7 +127,7 @@ PY
     if [ -d "$candidate" ]; then source="$candidate"; break; fi
   done
   if [ -z "$source" ]; then
-    echo "openclaw-backup: the state directory is not at $inside in the CLI's archive, using sqlite3 .backup" >&2
+    echo "openclaw-backup: the state directory is not at $inside in the CLI's archive, using SQLite's own copy" >&2
     return 1
   fi
   (cd "$source" && find . -type f {excludes}-print0 | tar --null -cf - -T -) | (cd "$stage" && tar -xf -) || return 1
