@@ -87,12 +87,11 @@ impl Pacer {
             let text = if html { &message.html } else { &message.plain };
             // A send cut off at the deadline may still have arrived: written down as undelivered, it
             // can reach the chat twice, which is better than the whole batch dying unreported.
-            let Ok(result) = tokio::time::timeout_at(deadline, telegram.send(&chat, text, html, message.silent)).await
-            else {
-                self.sent(&chat.id).await;
+            let result = tokio::time::timeout_at(deadline, telegram.send(&chat, text, html, message.silent)).await;
+            self.sent(&chat.id).await;
+            let Ok(result) = result else {
                 return Err(Failed::Other("Telegram had not answered by the invocation's deadline".into()));
             };
-            self.sent(&chat.id).await;
             match result {
                 Ok(message_id) => return Ok(Sent { message_id, chat, as_plain_text: !html, waited_429 }),
                 Err(SendError::RetryAfter(seconds)) => {
