@@ -78,6 +78,7 @@ import fake_ce
 import bed_clock
 import bed_routes
 import fake_ec2
+import fake_object_lock
 import fake_elbv2
 import fake_ssm
 
@@ -269,6 +270,7 @@ def main() -> None:
     fake_ssm.install()
     fake_elbv2.install()
     fake_ec2.install()
+    fake_object_lock.install()
     _s3_versioning_as_aws_answers()
     _s3_encryption_actions()
     _paginate_snapshots()

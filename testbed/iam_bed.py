@@ -418,6 +418,9 @@ def _authorize(response, account_id, region, signing_service, access_key_id, use
         requests = (
             iam_requests.handler_for_s3()(call, None) if service == "s3" else iam_requests.authorizations(call, State(account_id, region))
         )
+        if service == "s3" and requests:
+            # moto files some subresources under the object's action (a retention is a PutObject to it)
+            entry["action"] = requests[0].action
         base = _global_context(principal_arn, account_id, user_name, region)
         if service == "s3":
             base["s3:authType"] = "REST-QUERY-STRING" if presigned else "REST-HEADER"

@@ -400,7 +400,25 @@ def _cloudwatch_alarm(action: str):  # noqa: ANN202
     return handler
 
 
+# moto names a request by its method and first query key; these subresources are IAM actions of their
+# own on AWS (moto files them under the object's default action).
+_S3_SUBRESOURCES = {
+    ("PutObject", "retention"): "PutObjectRetention",
+    ("GetObject", "retention"): "GetObjectRetention",
+    ("GetObjectVersion", "retention"): "GetObjectRetention",
+    ("PutObject", "legal-hold"): "PutObjectLegalHold",
+    ("GetObject", "legal-hold"): "GetObjectLegalHold",
+    ("GetObjectVersion", "legal-hold"): "GetObjectLegalHold",
+}
+
+
 def _s3(call: Call, state) -> list[Request]:  # noqa: ANN001
+    operation = call.operation
+    for (moto_operation, subresource), iam_operation in _S3_SUBRESOURCES.items():
+        if operation == moto_operation and subresource in call.query:
+            operation = iam_operation
+            break
+    call = Call(**{**call.__dict__, "operation": operation})
     action = f"s3:{call.operation}"
     context: dict = {}
     if call.operation == "ListBucket":
@@ -419,6 +437,11 @@ def _s3(call: Call, state) -> list[Request]:  # noqa: ANN001
     if "versionId" in call.query:
         context["s3:versionid"] = call.query["versionId"]
     out = [Request(action, call.moto_resource, context)]
+    # Overriding or removing governance-mode retention (a delete or a retention change that says so)
+    # needs a permission of its own, as AWS authorizes it.
+    bypass = (_header(call.headers, "x-amz-bypass-governance-retention") or "").lower() == "true"
+    if bypass and call.operation in ("DeleteObject", "DeleteObjectVersion", "PutObjectRetention", "DeleteObjects"):
+        out.append(Request("s3:BypassGovernanceRetention", call.moto_resource, dict(context)))
     source = _header(call.headers, "x-amz-copy-source")
     if call.operation == "PutObject" and source:
         source = unquote(source.split("?", 1)[0]).lstrip("/")

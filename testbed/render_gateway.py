@@ -30,7 +30,6 @@ TIER_PARAMETERS = {
         "HostedZoneId": "Z0123456789ABCDEFGHIJ",
         "GeoBlockCountries": ["KP"],
         "DomainName": "openclaw.example.com",
-        "BackupPolicyArn": "arn:aws:iam::123456789012:policy/openclaw-ops-GatewayBackupPolicy",
         "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:openclaw-ops-OpsTopic",
     }
     for tier in ("full", "budget")

@@ -1,13 +1,13 @@
-//! The backup bucket as template.yaml makes it: `BackupBucket`'s versioning, encryption and
-//! lifecycle, read from the template and applied through the S3 API, so tests (and the drift check
+//! The backup bucket as template.yaml makes it: `BackupBucket`'s versioning, Object Lock, encryption
+//! and lifecycle, read from the template and applied through the S3 API, so tests (and the drift check
 //! they exercise) use the template's settings instead of a copy of them.
 
 use anyhow::Context;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus,
-    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Transition,
-    TransitionStorageClass, VersioningConfiguration,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockConfiguration,
+    ObjectLockEnabled, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Transition, TransitionStorageClass, VersioningConfiguration,
 };
 use serde_json::Value;
 
@@ -27,7 +27,8 @@ pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, 
     );
     let all = stack.template().resource("BackupBucket")?.get("Properties").context("BackupBucket Properties")?;
     let mut props = serde_json::Map::new();
-    for setting in ["VersioningConfiguration", "BucketEncryption", "LifecycleConfiguration"] {
+    for setting in ["VersioningConfiguration", "BucketEncryption", "LifecycleConfiguration", "ObjectLockConfiguration"]
+    {
         props.insert(setting.to_owned(), stack.resolve(all.get(setting).with_context(|| setting.to_owned())?)?);
     }
     let props = Value::Object(props);
@@ -35,6 +36,15 @@ pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, 
     if props["VersioningConfiguration"]["Status"] == "Enabled" {
         let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
         s3.put_bucket_versioning().bucket(bucket).versioning_configuration(versioning).send().await?;
+    }
+    // Object Lock on, with no default retention (the functions lock what they verified).
+    if props["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled" {
+        anyhow::ensure!(
+            props["ObjectLockConfiguration"].get("Rule").is_none(),
+            "the template gives BackupBucket a default retention; this bed applies none"
+        );
+        let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).build();
+        s3.put_object_lock_configuration().bucket(bucket).object_lock_configuration(lock).send().await?;
     }
     let mut encryption = ServerSideEncryptionConfiguration::builder();
     for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"].as_array().context("encryption")? {
@@ -94,8 +104,28 @@ pub async fn configure_like_the_template(s3: &aws_sdk_s3::Client, bucket: &str, 
     Ok(())
 }
 
-/// The gateway's instance role as a user holding exactly `GatewayBackupPolicy`, resolved for the
-/// stack's bucket and key.
-pub async fn gateway_instance_role(emulator: &Emulator, stack: &Stack) -> anyhow::Result<Principal> {
-    Principal::for_managed_policy(emulator, "GatewayBackupPolicy", stack).await
+/// The gateway's instance role as a user holding exactly stacks/gateway.yaml's `GatewayRole`
+/// statements (no grant on the backups: what a taken-over gateway holds).
+pub async fn gateway_instance_role(emulator: &Emulator) -> anyhow::Result<Principal> {
+    let mut stack = Stack::of(Template::load_file("stacks/gateway.yaml")?, &emulator.region)?;
+    for (logical_id, arn) in [
+        ("AnthropicApiKeySecret", "arn:aws:secretsmanager:us-east-1:123456789012:secret:openclaw/anthropic-AbCdEf"),
+        ("TelegramBotTokenSecret", "arn:aws:secretsmanager:us-east-1:123456789012:secret:openclaw/telegram-AbCdEf"),
+        ("GatewayAuthTokenSecret", "arn:aws:secretsmanager:us-east-1:123456789012:secret:openclaw/gateway-AbCdEf"),
+    ] {
+        stack = stack.resource(logical_id, arn, &[]);
+    }
+    stack = stack
+        .resource(
+            "GatewayKey",
+            "arn:aws:kms:us-east-1:123456789012:key/gw",
+            &[("Arn", "arn:aws:kms:us-east-1:123456789012:key/gw")],
+        )
+        .resource(
+            "GatewayLogGroup",
+            "/openclaw/gw",
+            &[("Arn", "arn:aws:logs:us-east-1:123456789012:log-group:/openclaw/gw")],
+        )
+        .resource("DataVolume", "vol-0123456789abcdef0", &[]);
+    Principal::for_role(emulator, "GatewayRole", &stack).await
 }

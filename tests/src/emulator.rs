@@ -36,6 +36,9 @@ pub struct Call {
     /// The API operation as an IAM action (`ec2:CreateSnapshot`).
     pub action: String,
     pub allowed: bool,
+    /// Authenticated by a pre-signed URL (query-string SigV4), the signer being the principal.
+    #[serde(default)]
+    pub presigned: bool,
     #[serde(default)]
     pub principal: Option<String>,
     /// Every authorization AWS makes for the request (implied ones included), with its decision.

@@ -331,13 +331,13 @@ fn the_instance_and_its_data_volume_carry_what_the_suite_relies_on() {
             (20, Some("gp3"), &Value::Bool(true))
         );
 
-        // The role: SSM, its secrets, the suite's backup policy, CloudWatch - nothing else.
+        // The role: SSM, its secrets, CloudWatch - nothing else; no grant at all on the backups (the
+        // functions hand the instance pre-signed URLs for exactly one run's objects).
         let role = &resource(&t, "GatewayRole")["Properties"];
         let managed_policies = serde_json::to_string(&role["ManagedPolicyArns"]).unwrap();
-        assert!(
-            managed_policies.contains("AmazonSSMManagedInstanceCore") && managed_policies.contains("BackupPolicyArn")
-        );
-        assert_eq!(role["ManagedPolicyArns"].as_array().unwrap().len(), 2, "{name}: {managed_policies}");
+        assert!(managed_policies.contains("AmazonSSMManagedInstanceCore"));
+        assert_eq!(role["ManagedPolicyArns"].as_array().unwrap().len(), 1, "{name}: {managed_policies}");
+        assert!(!serde_json::to_string(role).unwrap().contains("s3:"), "{name}: the instance role must not reach S3");
         let actions: BTreeSet<String> = role["Policies"]
             .as_array()
             .unwrap()
@@ -489,7 +489,6 @@ fn the_suite_deploys_the_gateway_only_when_asked_and_points_its_functions_at_it(
         let name = name.as_str().unwrap();
         assert!(p.get("Default").is_some() || passed.contains(name), "stacks/gateway.yaml needs {name}");
     }
-    assert_eq!(stack["Properties"]["Parameters"]["BackupPolicyArn"], serde_json::json!({"Ref": "GatewayBackupPolicy"}));
     assert_eq!(stack["Properties"]["Parameters"]["AlarmTopicArn"], serde_json::json!({"Ref": "OpsTopic"}));
 
     let mut used = BTreeSet::new();

@@ -1,6 +1,7 @@
 //! s3-backup end to end: the real bootstrap (as the template's IAM policy) finds the gateway, runs
-//! the backup script through SSM (run for real on this machine), reads the result back, and keeps the
-//! month's first under monthly/.
+//! the backup script through SSM (run for real on this machine) with pre-signed URLs for exactly its
+//! objects, reads the result back, locks and records it, and keeps the month's first under monthly/.
+//! Then a taken-over gateway attacks its backups (`a_taken_over_gateway_...`).
 
 use std::collections::BTreeSet;
 
@@ -22,6 +23,8 @@ struct Bed {
     principal: Principal,
     instance_role: Principal,
     s3: aws_sdk_s3::Client,
+    /// The gateway's data volume: what its backups are filed under.
+    volume: String,
     topic_arn: String,
     queue_url: String,
     state: StateDir,
@@ -63,9 +66,19 @@ impl Bed {
             .await
             .unwrap();
         let instance = run.instances()[0].instance_id().unwrap().to_owned();
-        // The machine plays the gateway; its instance role holds exactly GatewayBackupPolicy (its S3
-        // resources resolved: moto evaluates those, so a write outside the prefix is refused).
-        let instance_role = gateway_instance_role(&emulator, &stack).await.unwrap();
+        let zone = run.instances()[0].placement().and_then(|p| p.availability_zone()).unwrap().to_owned();
+        let volume_tags = TagSpecification::builder()
+            .resource_type(ResourceType::Volume)
+            .tags(Tag::builder().key("Name").value("openclaw-gateway-data").build())
+            .tags(Tag::builder().key("openclaw:role").value("gateway").build())
+            .build();
+        let volume =
+            ec2.create_volume().availability_zone(zone).size(20).tag_specifications(volume_tags).send().await.unwrap();
+        let volume = volume.volume_id().unwrap().to_owned();
+        ec2.attach_volume().volume_id(&volume).instance_id(&instance).device("/dev/sdf").send().await.unwrap();
+        // The machine plays the gateway; its instance role holds exactly stacks/gateway.yaml's
+        // GatewayRole: nothing on the backup bucket.
+        let instance_role = gateway_instance_role(&emulator).await.unwrap();
         let mut env = serde_json::Map::new();
         for (k, v) in emulator.function_env(&instance_role.keys) {
             env.insert(k, json!(v));
@@ -76,7 +89,7 @@ impl Bed {
         emulator.register_instance(&instance, env).await.unwrap();
 
         let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
-        Bed { emulator, principal, instance_role, s3, topic_arn, queue_url, state: state_dir(name), key_id }
+        Bed { emulator, principal, instance_role, s3, volume, topic_arn, queue_url, state: state_dir(name), key_id }
     }
 
     async fn function(&self, state_dir: &str) -> Function {
@@ -100,6 +113,11 @@ impl Bed {
             ("STATE_DIR".to_owned(), state_dir.to_owned()),
         ]);
         Function::start_scaled("s3-backup", &env, scale).await.unwrap()
+    }
+
+    /// `openclaw/daily/<volume>/2026/11/25/openclaw-gateway-20261125T023000Z` + `suffix`.
+    fn scheduled_key(&self, suffix: &str) -> String {
+        format!("openclaw/daily/{}/2026/11/25/openclaw-gateway-20261125T023000Z{suffix}", self.volume)
     }
 
     async fn keys(&self) -> Vec<String> {
@@ -126,9 +144,12 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     let report = function.invoke(&scheduled()).await.unwrap().response();
     let done = &report["backed_up"][0];
     assert_eq!(done["gateway"], "openclaw-gateway");
-    assert_eq!(done["archive_key"], "openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T023000Z.tar.gz");
+    assert_eq!(done["archive_key"], bed.scheduled_key(".tar.gz"));
     assert!(done["files"].as_u64().unwrap() >= 6);
-    assert_eq!(done["monthly_copy"], "openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.tar.gz");
+    let monthly = format!("openclaw/monthly/{}/2026/11/openclaw-gateway-20261125T023000Z", bed.volume);
+    assert_eq!(done["monthly_copy"], format!("{monthly}.tar.gz"));
+    assert_eq!(done["record"], bed.scheduled_key(".verified-schedule.json"));
+    assert_eq!(done["retain_until"], "2026-12-25T02:30:00Z", "locked for the daily retention (30 days)");
     assert_eq!(report["drift"], json!([]), "the bucket is as the template makes it");
     // The freshness alarm watches BackupAgeHours: it must be declared as a CloudWatch metric.
     let emf: Value = function
@@ -140,9 +161,27 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Metrics"], json!([{"Name": "BackupAgeHours", "Unit": "None"}]));
     assert_eq!(emf["BackupAgeHours"], 0.0);
     let keys = bed.keys().await;
-    assert!(
-        keys.contains(&"openclaw/monthly/openclaw-gateway/2026/11/openclaw-20261125T023000Z.manifest.json".to_owned())
-    );
+    for key in [
+        format!("{monthly}.manifest.json"),
+        format!("{monthly}.verified-monthly.json"),
+        bed.scheduled_key(".verified-schedule.json"),
+    ] {
+        assert!(keys.contains(&key), "{key} in {keys:?}");
+    }
+    // Exactly the verified versions are locked: the daily ones for 30 days, the monthly copy a year.
+    for (key, until) in
+        [(bed.scheduled_key(".tar.gz"), "2026-12-25T02:30:00Z"), (format!("{monthly}.tar.gz"), "2027-11-25T02:30:00Z")]
+    {
+        // (moto answers GetObjectRetention with the object: the lock is read from HeadObject)
+        let head = bed.s3.head_object().bucket(BUCKET).key(&key).send().await.unwrap();
+        assert_eq!(head.object_lock_mode().unwrap().as_str(), "GOVERNANCE", "{key}");
+        let date = head
+            .object_lock_retain_until_date()
+            .unwrap()
+            .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+            .unwrap();
+        assert_eq!(date, until, "{key}");
+    }
 
     // The same event again: a verified scheduled backup of the date exists, so nothing runs.
     let again = function.invoke(&scheduled()).await.unwrap().response();
@@ -150,43 +189,41 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     assert_eq!(again["plan"]["already_done"][0]["gateway"], "openclaw-gateway");
     assert_eq!(bed.sent_commands().await, 1);
 
-    // A corrupt archive does not count: the next delivery replaces it.
-    bed.s3
-        .put_object()
-        .bucket(BUCKET)
-        .key("openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T023000Z.tar.gz")
-        .body(b"not the archive".to_vec().into())
-        .send()
-        .await
-        .unwrap();
-    let replaced = function.invoke(&scheduled()).await.unwrap().response();
-    assert_eq!(replaced["backed_up"].as_array().unwrap().len(), 1, "{replaced}");
-    assert_eq!(replaced["backed_up"][0]["monthly_copy"], Value::Null, "the month already has its copy");
-    assert_eq!(bed.sent_commands().await, 2);
+    // The next day: a new backup, and no second copy for the month.
+    let next_day = function.invoke(&scheduled_at("2026-11-26T02:30:00Z")).await.unwrap().response();
+    assert_eq!(next_day["backed_up"].as_array().unwrap().len(), 1, "{next_day}");
+    assert_eq!(next_day["backed_up"][0]["monthly_copy"], Value::Null, "the month already has its copy");
 
     // Before an upgrade, by hand: always a new backup.
     let manual = function.invoke(&json!({"action": "backup", "reason": "before upgrade"})).await.unwrap().response();
     assert_eq!(manual["reason"], "before upgrade");
     assert_eq!(manual["backed_up"].as_array().unwrap().len(), 1);
+    assert_eq!(bed.sent_commands().await, 3);
 
-    // The instance role wrote only what it may, and can write nothing outside the backup prefix.
+    // The instance made no AWS call of its own: its uploads were the function's pre-signed PUTs.
     let role_calls = bed.emulator.calls_by(&bed.instance_role.keys).await.unwrap();
-    assert!(role_calls.iter().all(|c| c.allowed), "{role_calls:?}");
-    assert!(role_calls.iter().any(|c| c.action == "s3:PutObject"));
-    let as_instance = aws_sdk_s3::Client::new(&bed.emulator.sdk_config(&bed.instance_role.keys).await);
-    let outside = as_instance.put_object().bucket(BUCKET).key("elsewhere/x").body(b"x".to_vec().into()).send().await;
-    let refused = outside.expect_err("the instance role may not write outside its prefix");
-    assert_eq!(refused.as_service_error().and_then(|e| e.meta().code()), Some("AccessDenied"), "{refused:?}");
+    assert!(role_calls.is_empty(), "{role_calls:?}");
 
     // Least privilege: everything used was granted; of the grants, only the key goes unused
-    // (S3 and SNS use it on the function's behalf) and Publish (nothing failed).
+    // (S3 and SNS use it on the function's behalf), Publish (nothing failed) and reading a named
+    // version (a restore's).
     let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
     assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|c| c.presigned && c.action == "s3:PutObject").count(),
+        6,
+        "three runs, two objects each"
+    );
     let used: BTreeSet<String> = calls.into_iter().map(|c| c.action).collect();
     let unused: BTreeSet<String> = bed.principal.granted.difference(&used).cloned().collect();
     assert_eq!(
         unused,
-        BTreeSet::from(["kms:Decrypt".to_owned(), "kms:GenerateDataKey".to_owned(), "sns:Publish".to_owned()])
+        BTreeSet::from([
+            "kms:Decrypt".to_owned(),
+            "kms:GenerateDataKey".to_owned(),
+            "s3:GetObjectVersion".to_owned(),
+            "sns:Publish".to_owned()
+        ])
     );
 }
 
@@ -236,7 +273,7 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
 
     // A named key that is not in the bucket, or a gateway that does not exist: refused, nothing run.
     for bad in [
-        json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "openclaw/daily/openclaw-gateway/2020/01/01/openclaw-20200101T000000Z.tar.gz"}),
+        json!({"action": "restore", "gateway": "openclaw-gateway", "backup": format!("openclaw/daily/{}/2020/01/01/openclaw-gateway-20200101T000000Z.tar.gz", bed.volume)}),
         json!({"action": "restore", "gateway": "no-such-gateway", "backup": "latest"}),
         json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "../elsewhere/x.tar.gz"}),
     ] {
@@ -245,12 +282,21 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
     }
     assert_eq!(bed.sent_commands().await, sent_before);
 
-    // The newest archive is damaged: "latest" passes over it to the newest one that verifies.
-    let damaged = bed.s3.get_object().bucket(BUCKET).key(&newer_key).send().await.unwrap();
-    let mut bytes = damaged.body.collect().await.unwrap().to_vec();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    bed.s3.put_object().bucket(BUCKET).key(&newer_key).body(bytes.into()).send().await.unwrap();
+    // The newest archive's recorded version is gone (an administrator holding the governance bypass
+    // deleted it): "latest" passes over it to the newest one that verifies. Without the bypass even
+    // the administrator cannot.
+    let version = bed.s3.head_object().bucket(BUCKET).key(&newer_key).send().await.unwrap().version_id.unwrap();
+    let locked = bed.s3.delete_object().bucket(BUCKET).key(&newer_key).version_id(&version).send().await;
+    assert!(locked.is_err(), "a locked version is not deleted without the bypass");
+    bed.s3
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&newer_key)
+        .version_id(&version)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .unwrap();
     let before: Vec<String> = files_under(&bed.state.root).unwrap().into_keys().collect();
     let report = function
         .invoke(&json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"}))
@@ -313,7 +359,7 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
         .unwrap()
         .error();
     assert_eq!(error_type, "IncompleteRun");
-    assert!(message.contains("no backup of openclaw-gateway verifies"), "{message}");
+    assert!(message.contains("no verified backup of openclaw-gateway"), "{message}");
     let siblings = std::fs::read_dir(bed.state.root.parent().unwrap())
         .unwrap()
         .filter(|e| {
@@ -353,26 +399,35 @@ async fn a_hand_edited_bucket_is_reported_and_the_backup_still_made() {
     assert!(notes[0]["fields"]["lifecycle 2"].as_str().unwrap().contains("never expired"));
 }
 
-/// An `aws` that damages every archive on its way up (a flipped byte), as a bad disk, a broken proxy
-/// or a buggy client would; everything else goes to the real AWS CLI.
-const CORRUPTING_AWS: &str = r#"#!/bin/bash
-if [ "$1 $2" = "s3 cp" ] && [[ "$3" == *.tar.gz ]]; then
-  damaged=$(mktemp); cp "$3" "$damaged"
-  printf '\xff' | dd of="$damaged" bs=1 seek=100 count=1 conv=notrunc status=none
-  set -- "$1" "$2" "$damaged" "${@:4}"
-fi
-exec "$REAL_AWS" "$@"
+/// A `curl` that damages every archive on its way up (a flipped byte), as a bad disk, a broken proxy
+/// or a buggy client would; everything else goes to the real curl.
+const CORRUPTING_CURL: &str = r#"#!/bin/bash
+args=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = --upload-file ] && [[ "$2" == *.tar.gz ]]; then
+    damaged=$(mktemp); cp "$2" "$damaged"
+    printf '\xff' | dd of="$damaged" bs=1 seek=100 count=1 conv=notrunc status=none
+    args+=("$1" "$damaged"); shift 2; continue
+  fi
+  args+=("$1"); shift
+done
+exec /usr/bin/curl "${args[@]}"
 "#;
+
+/// A directory holding `curl` as `script`, for the instance's PATH.
+fn stand_in_curl(name: &str, script: &str) -> (std::path::PathBuf, String) {
+    let bin = std::env::temp_dir().join(format!("openclaw-{name}-curl-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("curl"), script).unwrap();
+    std::fs::set_permissions(bin.join("curl"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    (bin, path)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_upload_is_caught_by_reading_it_back() {
-    let bin = std::env::temp_dir().join(format!("openclaw-corrupting-aws-{}", std::process::id()));
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(bin.join("aws"), CORRUPTING_AWS).unwrap();
-    std::fs::set_permissions(bin.join("aws"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let real_aws = integration_tests::workspace_root().join(".venv/bin/aws");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let bed = Bed::start_with("corrupt", &[("PATH", path), ("REAL_AWS", real_aws.display().to_string())]).await;
+    let (bin, path) = stand_in_curl("corrupting", CORRUPTING_CURL);
+    let bed = Bed::start_with("corrupt", &[("PATH", path)]).await;
     let function = bed.function(&bed.state.root.to_string_lossy()).await;
 
     let (error_type, message) = function.invoke(&scheduled()).await.unwrap().error();
@@ -382,16 +437,18 @@ async fn a_corrupted_upload_is_caught_by_reading_it_back() {
     let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["severity"], "critical");
-    // Nothing unverified is promoted to monthly/, and no freshness is claimed.
-    assert!(bed.keys().await.iter().all(|k| !k.contains("/monthly/")));
+    // Nothing unverified is recorded or promoted to monthly/, and no freshness is claimed.
+    assert!(bed.keys().await.iter().all(|k| !k.contains("/monthly/") && !k.contains(".verified-")));
     assert!(!function.output().contains("BackupAgeHours"));
     std::fs::remove_dir_all(&bin).unwrap();
 }
 
-/// An `aws` whose archive upload takes 15 s (a slow link); everything else goes to the real AWS CLI.
-const SLOW_AWS: &str = r#"#!/bin/bash
-if [ "$1 $2" = "s3 cp" ] && [[ "$3" == *.tar.gz ]]; then sleep 15; fi
-exec "$REAL_AWS" "$@"
+/// A `curl` whose archive upload takes 15 s (a slow link); everything else goes to the real curl.
+const SLOW_CURL: &str = r#"#!/bin/bash
+for arg in "$@"; do
+  if [[ "$arg" == *archive.tar.gz ]]; then sleep 15; break; fi
+done
+exec /usr/bin/curl "$@"
 "#;
 
 /// s3-backup's work does not fit in its time: the backup is still uploading when the run must stop
@@ -400,13 +457,8 @@ exec "$REAL_AWS" "$@"
 /// instance, and Lambda's retry finds the verified backup and sends nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_still_running_at_the_deadline_is_reported_unfinished_and_not_sent_twice() {
-    let bin = std::env::temp_dir().join(format!("openclaw-slow-aws-{}", std::process::id()));
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(bin.join("aws"), SLOW_AWS).unwrap();
-    std::fs::set_permissions(bin.join("aws"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let real_aws = integration_tests::workspace_root().join(".venv/bin/aws");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let bed = Bed::start_with("slow", &[("PATH", path), ("REAL_AWS", real_aws.display().to_string())]).await;
+    let (bin, path) = stand_in_curl("slow", SLOW_CURL);
+    let bed = Bed::start_with("slow", &[("PATH", path)]).await;
     let function = bed.function_scaled(&bed.state.root.to_string_lossy(), 30.0).await;
     assert_eq!(function.timeout(), std::time::Duration::from_secs(900), "template.yaml's Timeout");
 
@@ -420,7 +472,7 @@ async fn a_backup_still_running_at_the_deadline_is_reported_unfinished_and_not_s
     assert!(!function.output().contains("BackupAgeHours"), "no freshness claimed");
 
     // The command goes on on the instance and lands.
-    let manifest = "openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T023000Z.manifest.json".to_owned();
+    let manifest = bed.scheduled_key(".manifest.json");
     for _ in 0..120 {
         if bed.keys().await.contains(&manifest) {
             break;
@@ -428,6 +480,11 @@ async fn a_backup_still_running_at_the_deadline_is_reported_unfinished_and_not_s
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     assert!(bed.keys().await.contains(&manifest), "the backup never landed");
+    // Lambda's retry of the same event finds the earlier attempt's upload, reads it back and records
+    // it; nothing is sent to the instance again. A third delivery finds it done.
+    let retried = function.invoke(&scheduled()).await.unwrap().response();
+    assert_eq!(retried["plan"]["backups"][0]["landed"], true, "{retried}");
+    assert_eq!(retried["backed_up"][0]["record"], bed.scheduled_key(".verified-schedule.json"), "{retried}");
     let again = function.invoke(&scheduled()).await.unwrap().response();
     assert_eq!(again["plan"]["already_done"][0]["gateway"], "openclaw-gateway", "{again}");
     assert_eq!(bed.sent_commands().await, 1);
@@ -455,6 +512,181 @@ async fn a_gateway_ssm_cannot_reach_is_refused_at_the_send_and_the_others_are_ba
     assert!(message.contains("InvalidInstanceId") && message.contains("AmazonSSMManagedInstanceCore"), "{message}");
     // The reachable gateway's backup was made and verified all the same.
     let keys = bed.keys().await;
-    assert!(keys.iter().any(|k| k.starts_with("openclaw/daily/openclaw-gateway/")), "{keys:?}");
-    assert!(!keys.iter().any(|k| k.contains("openclaw-gateway-2")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with(&format!("openclaw/daily/{}/", bed.volume))), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("/openclaw-gateway-2-")), "{keys:?}");
+}
+
+// --- A taken-over gateway ------------------------------------------------------------------------
+
+/// A scheduled event of another day.
+fn scheduled_at(time: &str) -> Value {
+    let mut event = scheduled();
+    event["time"] = json!(time);
+    event
+}
+
+/// What the attacker on the instance keeps: every URL (and its headers) the function handed to the
+/// script, taken from a `curl` that writes its arguments down before it runs.
+fn spying_curl(log: &std::path::Path) -> String {
+    format!(
+        "#!/bin/bash\n{{ for arg in \"$@\"; do printf '%s\\x1f' \"$arg\"; done; printf '\\n'; }} >> '{}'\nexec /usr/bin/curl \"$@\"\n",
+        log.display()
+    )
+}
+
+/// Each upload the script made: (URL, headers).
+fn uploads_seen(log: &std::path::Path) -> Vec<(String, Vec<(String, String)>)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let args: Vec<&str> = line.split('\x1f').filter(|a| !a.is_empty()).collect();
+        if !args.contains(&"PUT") {
+            continue;
+        }
+        let url = args.iter().find(|a| a.starts_with("http")).unwrap().to_string();
+        let headers = args
+            .windows(2)
+            .filter(|w| w[0] == "-H")
+            .map(|w| {
+                let (name, value) = w[1].split_once(": ").unwrap();
+                (name.to_owned(), value.to_owned())
+            })
+            .collect();
+        out.push((url, headers));
+    }
+    out
+}
+
+async fn put(url: &str, headers: &[(String, String)], body: &'static [u8]) -> u16 {
+    let mut request = reqwest::Client::new().put(url).body(body);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// The attacker holds the instance role (nothing on the bucket) and every URL the function gave the
+/// script. Reusing a URL, stripping its If-None-Match, pointing it at another key, writing or deleting
+/// as the role: all refused. Objects someone else plants (a future-dated backup, a schedule manifest
+/// for the next day, the next month's monthly key) are ignored and named; the next restore of "latest"
+/// brings back the last genuinely verified backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_over_gateway_cannot_rewrite_plant_or_delete_its_backups() {
+    let log = std::env::temp_dir().join(format!("openclaw-spy-curl-{}.log", std::process::id()));
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let (bin, path) = stand_in_curl("spying", &spying_curl(&log));
+    let bed = Bed::start_with("adversary", &[("PATH", path)]).await;
+    let state = bed.state.root.to_string_lossy().into_owned();
+    let function = bed.function(&state).await;
+    let first = function.invoke(&scheduled()).await.unwrap().response();
+    assert_eq!(first["backed_up"].as_array().unwrap().len(), 1, "{first}");
+    let archive_key = bed.scheduled_key(".tar.gz");
+    let genuine = bed.s3.get_object().bucket(BUCKET).key(&archive_key).send().await.unwrap();
+    let genuine_version = genuine.version_id.clone().unwrap();
+
+    // Every URL the script used, with its headers: If-None-Match is signed, so it cannot be left out.
+    let uploads = uploads_seen(&log);
+    assert_eq!(uploads.len(), 2, "the archive and the manifest");
+    for (url, headers) in &uploads {
+        assert!(url.contains("if-none-match"), "If-None-Match is among the signed headers: {url}");
+        assert_eq!(put(url, headers, b"rewritten").await, 412, "a second use of {url}");
+        let stripped: Vec<(String, String)> =
+            headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("if-none-match")).cloned().collect();
+        assert_eq!(put(url, &stripped, b"rewritten").await, 403, "without its If-None-Match");
+        let elsewhere = url.replace("/2026/11/25/", "/2099/01/01/");
+        assert_eq!(put(&elsewhere, headers, b"planted").await, 403, "for another key");
+    }
+
+    // The instance role: no write, no delete, no read.
+    let as_instance = aws_sdk_s3::Client::new(&bed.emulator.sdk_config(&bed.instance_role.keys).await);
+    let denied = |r: Option<&str>| assert_eq!(r, Some("AccessDenied"));
+    let future = format!("openclaw/daily/{}/2099/01/01/openclaw-gateway-20990101T000000Z.tar.gz", bed.volume);
+    let planted = as_instance.put_object().bucket(BUCKET).key(&future).body(b"x".to_vec().into()).send().await;
+    denied(planted.unwrap_err().as_service_error().and_then(|e| e.meta().code()));
+    let deleted =
+        as_instance.delete_object().bucket(BUCKET).key(&archive_key).version_id(&genuine_version).send().await;
+    denied(deleted.unwrap_err().as_service_error().and_then(|e| e.meta().code()));
+    let read = as_instance.get_object().bucket(BUCKET).key(&archive_key).send().await;
+    denied(read.unwrap_err().as_service_error().and_then(|e| e.meta().code()));
+    // The genuine version is still there, untouched, and locked against anyone without the bypass.
+    let still = bed.s3.get_object().bucket(BUCKET).key(&archive_key).version_id(&genuine_version).send().await.unwrap();
+    let genuine_bytes = still.body.collect().await.unwrap().to_vec();
+    let unlocked = bed.s3.delete_object().bucket(BUCKET).key(&archive_key).version_id(&genuine_version).send().await;
+    assert!(unlocked.is_err(), "a verified version is locked");
+
+    // Someone with write access plants: a future-dated backup that verifies against its own manifest,
+    // the next day's "schedule" backup, and December's monthly key.
+    let plant = |key: String, body: Vec<u8>| {
+        let s3 = bed.s3.clone();
+        async move { s3.put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap() }
+    };
+    let fake_archive = b"not a backup".to_vec();
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&fake_archive).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let fake_manifest = |key: &str| {
+        serde_json::to_vec(
+            &json!({"archive": {"key": key, "size": fake_archive.len(), "sha256": sha}, "trigger": "schedule",
+                                   "time": "2099-01-01T00:00:00Z", "files": []}),
+        )
+        .unwrap()
+    };
+    let mut planted_keys = Vec::new();
+    for stem in [
+        format!("openclaw/daily/{}/2099/01/01/openclaw-gateway-20990101T000000Z", bed.volume),
+        format!("openclaw/daily/{}/2026/11/26/openclaw-gateway-20261126T023000Z", bed.volume),
+        format!("openclaw/monthly/{}/2026/12/openclaw-gateway-20261201T023000Z", bed.volume),
+    ] {
+        plant(format!("{stem}.tar.gz"), fake_archive.clone()).await;
+        plant(format!("{stem}.manifest.json"), fake_manifest(&format!("{stem}.tar.gz"))).await;
+        planted_keys.extend([format!("{stem}.tar.gz"), format!("{stem}.manifest.json")]);
+    }
+    integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
+
+    // The next day's run is not fooled by the planted "schedule" backup, and names what it ignored.
+    let next_day = function.invoke(&scheduled_at("2026-11-26T02:30:00Z")).await.unwrap().response();
+    assert_eq!(next_day["backed_up"].as_array().unwrap().len(), 1, "{next_day}");
+    let ignored: Vec<&str> =
+        next_day["plan"]["unverified"].as_array().unwrap().iter().map(|u| u["key"].as_str().unwrap()).collect();
+    for key in &planted_keys {
+        assert!(ignored.contains(&key.as_str()), "{key} is not named in {ignored:?}");
+    }
+    assert!(function.output().contains(r#""UnverifiedObjects":6"#));
+    let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
+    let note =
+        notes.iter().find(|n| n["title"].as_str().unwrap().starts_with("Unverified object found")).expect("a note");
+    assert_eq!(note["severity"], "warning");
+    assert!(serde_json::to_string(&note["fields"]).unwrap().contains("2099/01/01"), "{note}");
+    // The planted monthly key does not stop December's copy.
+    let december = function.invoke(&scheduled_at("2026-12-01T02:30:00Z")).await.unwrap().response();
+    let monthly = december["backed_up"][0]["monthly_copy"].as_str().expect("December's copy");
+    assert!(monthly.starts_with(&format!("openclaw/monthly/{}/2026/12/", bed.volume)), "{monthly}");
+    let newest = december["backed_up"][0]["archive_key"].as_str().unwrap().to_owned();
+
+    // "latest" is the last genuinely verified backup, byte for byte; the 2099 one is named, unused.
+    let report = function
+        .invoke(&json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(report["backup"], newest.replace(".tar.gz", ".manifest.json"), "{report}");
+    assert!(serde_json::to_string(&report["unverified"]).unwrap().contains("2099"), "{report}");
+    let target = std::path::PathBuf::from(report["restored"]["target_dir"].as_str().unwrap());
+    let archive =
+        bed.s3.get_object().bucket(BUCKET).key(&newest).send().await.unwrap().body.collect().await.unwrap().to_vec();
+    let unpacked = std::env::temp_dir().join(format!("openclaw-adversary-expected-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&unpacked);
+    untar(&archive, &unpacked).unwrap();
+    assert_eq!(files_under(&target).unwrap(), files_under(&unpacked).unwrap());
+    // And the first genuine backup is still there as it was.
+    let first_again =
+        bed.s3.get_object().bucket(BUCKET).key(&archive_key).version_id(&genuine_version).send().await.unwrap();
+    assert_eq!(first_again.body.collect().await.unwrap().to_vec(), genuine_bytes);
+
+    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::remove_dir_all(&unpacked).unwrap();
+    std::fs::remove_dir_all(&bin).unwrap();
+    let _ = std::fs::remove_file(&log);
 }

@@ -11,8 +11,10 @@ use integration_tests::emulator::Emulator;
 use integration_tests::openclaw_state::{files_under, state_dir, state_dir_seeded, untar};
 use integration_tests::template::Template;
 use integration_tests::workspace_root;
+use s3_backup::aws::Store;
 use s3_backup::script::{Backup, parse_result};
 use s3_backup::script_restore::{Restore, switch_over_steps};
+use s3_backup::store::Version;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -24,6 +26,40 @@ fn sha256(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bucket as the functions use it, signing as the emulator's administrator.
+async fn store(emulator: &Emulator, kms_key_id: Option<String>) -> Store {
+    Store::new(aws_sdk_s3::Client::new(&emulator.admin().await), BUCKET.into(), kms_key_id, None)
+}
+
+/// The backup of `state_dir` a function would ask for, with pre-signed URLs for its two keys.
+async fn backup_for(store: &Store, state_dir: &str, keys: (&str, &str), instance: &str, trigger: &str) -> Backup {
+    let lifetime = Duration::from_secs(600);
+    Backup {
+        state_dir: state_dir.into(),
+        archive_key: keys.0.into(),
+        manifest_key: keys.1.into(),
+        archive_upload: store.upload_url(keys.0, "application/gzip", lifetime).await.unwrap(),
+        manifest_upload: store.upload_url(keys.1, "application/json", lifetime).await.unwrap(),
+        trigger: trigger.into(),
+        instance_id: instance.into(),
+        gateway: "gw".into(),
+        include_logs_and_media: false,
+    }
+}
+
+/// The restore of `backup` into `target_dir`, with pre-signed GETs of its two keys.
+async fn restore_for(store: &Store, backup: &Backup, target_dir: &str, switch_over: Vec<String>) -> Restore {
+    let lifetime = Duration::from_secs(600);
+    let url = |key: &str| Version { key: key.into(), version_id: None };
+    Restore {
+        state_dir: backup.state_dir.clone(),
+        archive_url: store.download_url(&url(&backup.archive_key), lifetime).await.unwrap(),
+        manifest_url: store.download_url(&url(&backup.manifest_key), lifetime).await.unwrap(),
+        target_dir: target_dir.into(),
+        switch_over,
+    }
 }
 
 async fn run_backup(emulator: &Emulator, instance: &str, backup: &Backup) -> Result<Value, (String, String)> {
@@ -86,17 +122,12 @@ async fn backup_bed(state_dir: &std::path::Path) -> (Emulator, aws_sdk_s3::Clien
         env.insert(k, json!(v));
     }
     emulator.register_instance(instance, env).await.unwrap();
-    let backup = Backup {
-        state_dir: state_dir.to_string_lossy().into_owned(),
-        bucket: BUCKET.into(),
-        archive_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.tar.gz".into(),
-        manifest_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.manifest.json".into(),
-        kms_key_id: Some(key),
-        trigger: "manual".into(),
-        instance_id: instance.into(),
-        gateway: "gw".into(),
-        include_logs_and_media: false,
-    };
+    let keys = (
+        "openclaw/daily/vol-1/2026/11/25/gw-20261125T023000Z.tar.gz",
+        "openclaw/daily/vol-1/2026/11/25/gw-20261125T023000Z.manifest.json",
+    );
+    let backup =
+        backup_for(&store(&emulator, Some(key)).await, &state_dir.to_string_lossy(), keys, instance, "manual").await;
     (emulator, s3, backup)
 }
 
@@ -204,17 +235,14 @@ async fn a_failing_backup_reports_why() {
     let mut env = serde_json::Map::new();
     env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
     emulator.register_instance(instance, env).await.unwrap();
-    let backup = Backup {
-        state_dir: "/nonexistent/openclaw".into(),
-        bucket: BUCKET.into(),
-        archive_key: "a".into(),
-        manifest_key: "m".into(),
-        kms_key_id: None,
-        trigger: "schedule".into(),
-        instance_id: instance.into(),
-        gateway: "gw".into(),
-        include_logs_and_media: false,
-    };
+    let backup = backup_for(
+        &store(&emulator, None).await,
+        "/nonexistent/openclaw",
+        ("a.tar.gz", "a.manifest.json"),
+        instance,
+        "schedule",
+    )
+    .await;
     let (status, stderr) = run_backup(&emulator, instance, &backup).await.unwrap_err();
     assert_eq!(status, "Failed");
     assert!(stderr.contains("state directory /nonexistent/openclaw not found"), "{stderr}");
@@ -239,15 +267,9 @@ async fn a_restore_never_writes_over_anything() {
         ("relative/dir".to_owned(), "is not an absolute path"),
     ];
     for (target, why) in cases {
-        let restore = Restore {
-            state_dir: live.clone(),
-            bucket: BUCKET.into(),
-            archive_key: "k.tar.gz".into(),
-            manifest_key: "k.manifest.json".into(),
-            target_dir: target.clone(),
-            switch_over: vec![],
-        }
-        .script();
+        let backup =
+            backup_for(&store(&emulator, None).await, &live, ("k.tar.gz", "k.manifest.json"), instance, "manual").await;
+        let restore = restore_for(&store(&emulator, None).await, &backup, &target, vec![]).await.script();
         let (status, stderr) = run_script(&emulator, instance, restore).await.unwrap_err();
         assert_eq!(status, "Failed");
         assert!(stderr.contains(why), "{target}: {stderr}");
@@ -319,17 +341,17 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
             env.insert(k, json!(v));
         }
         emulator.register_instance(instance, env).await.unwrap();
-        let backup = Backup {
-            state_dir: state.root.to_string_lossy().into_owned(),
-            bucket: BUCKET.into(),
-            archive_key: format!("openclaw/daily/{instance}/a.tar.gz"),
-            manifest_key: format!("openclaw/daily/{instance}/a.manifest.json"),
-            kms_key_id: None,
-            trigger: "manual".into(),
-            instance_id: instance.into(),
-            gateway: instance.into(),
-            include_logs_and_media: false,
-        };
+        let archive_key = format!("openclaw/daily/{instance}/a.tar.gz");
+        let manifest_key = format!("openclaw/daily/{instance}/a.manifest.json");
+        let mut backup = backup_for(
+            &store(&emulator, None).await,
+            &state.root.to_string_lossy(),
+            (&archive_key, &manifest_key),
+            instance,
+            "manual",
+        )
+        .await;
+        backup.gateway = instance.into();
         let (out, err) = run_script(&emulator, instance, backup.script()).await.expect("the backup succeeds");
         assert!(parse_result(&out).is_some(), "{out}");
         assert_eq!(method == "sqlite-backup", err.contains("'openclaw backup create --verify' failed"), "{err}");
@@ -387,14 +409,7 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
             let target_dir = target.to_string_lossy().into_owned();
             let steps = switch_over_steps(&backup.state_dir, &target_dir, "20261125T023000Z");
             assert!(steps.iter().any(|s| s.ends_with("openclaw doctor")), "{steps:?}");
-            let restore = Restore {
-                state_dir: backup.state_dir.clone(),
-                bucket: BUCKET.into(),
-                archive_key: backup.archive_key.clone(),
-                manifest_key: backup.manifest_key.clone(),
-                target_dir: target_dir.clone(),
-                switch_over: steps,
-            };
+            let restore = restore_for(&store(&emulator, None).await, &backup, &target_dir, steps).await;
             let (out, err) = run_script(&emulator, instance, restore.script()).await.expect("the restore succeeds");
             assert!(out.contains("openclaw doctor"), "{out} {err}");
             let doctor = Command::new("openclaw")

@@ -190,11 +190,13 @@ impl Bed {
         } else {
             None
         };
-        aws_sdk_s3::Client::new(&admin).create_bucket().bucket(BUCKET).send().await.unwrap();
+        let s3 = aws_sdk_s3::Client::new(&admin);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let (topic_arn, queue_url) = ops_topic_with_capture(&admin).await.unwrap();
-        let stack = Stack::new(&emulator)
-            .await
-            .unwrap()
+        let stack = Stack::new(&emulator).await.unwrap().bucket("BackupBucket", BUCKET);
+        let key_arn = stack.attr("OpsKey.Arn").unwrap().to_owned();
+        integration_tests::backup_bucket::configure_like_the_template(&s3, BUCKET, &key_arn).await.unwrap();
+        let stack = stack
             .topic("OpsTopic", &topic_arn)
             .param("SpotLaunchTemplateId", &template_id)
             .param("GatewayElasticIpAllocationId", if target_group.is_some() { "" } else { allocation_id.as_str() })
@@ -364,9 +366,13 @@ async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once(
     assert_eq!(tags["openclaw:instance-id"], bed.gateway);
     assert_eq!(tags["openclaw:device"], "/dev/sdf");
 
-    // The backup really ran on the "instance" and landed where s3-backup's layout puts it.
+    // The backup really ran on the "instance" (through the URLs the function signed), landed where
+    // s3-backup's layout puts it (filed under the data volume), and was read back and recorded.
     let archive = report["plan"]["backup"]["archive_key"].as_str().unwrap();
-    assert!(archive.starts_with("openclaw/daily/openclaw-gateway/"), "{archive}");
+    assert!(archive.starts_with(&format!("openclaw/daily/{}/", bed.data_volume)), "{archive}");
+    assert!(archive.contains("/openclaw-gateway-"), "{archive}");
+    let record = outcome["backup"]["record"].as_str().expect("a verified record");
+    assert!(record.ends_with(".verified-spot-warning.json"), "{record}");
     let s3 = aws_sdk_s3::Client::new(&bed.emulator.admin().await);
     let manifest_key = report["plan"]["backup"]["manifest_key"].as_str().unwrap();
     let manifest = s3.get_object().bucket(BUCKET).key(manifest_key).send().await.unwrap();
@@ -374,6 +380,9 @@ async fn a_warning_snapshots_the_data_volume_backs_up_records_and_notifies_once(
     assert_eq!(manifest["trigger"], "spot-warning");
     assert_eq!(manifest["instance_id"], bed.gateway);
     assert!(s3.head_object().bucket(BUCKET).key(archive).send().await.is_ok());
+    assert!(s3.head_object().bucket(BUCKET).key(record).send().await.is_ok());
+    let head = s3.head_object().bucket(BUCKET).key(archive).send().await.unwrap();
+    assert_eq!(head.object_lock_mode().map(|m| m.as_str()), Some("GOVERNANCE"), "locked once verified");
 
     // The warning is recorded on the instance; nobody was launched; the notice went out.
     let gw = tags_of(&bed.instance(&bed.gateway).await);

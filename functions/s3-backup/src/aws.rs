@@ -1,43 +1,25 @@
-//! The AWS calls: the gateways (EC2), the command (SSM), and reading backups back (S3).
+//! The AWS calls: the gateways (EC2), the command (SSM), and the bucket's settings (S3). The backups
+//! themselves are read and written through [`Store`] (shared with spot-recovery).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
-use aws_sdk_s3::types::ServerSideEncryption;
 use openclaw_ops_shared::Error;
+pub use openclaw_ops_shared::backup::store::{Manifest, Store};
 use openclaw_ops_shared::error::SdkErrorDisplay;
 use openclaw_ops_shared::ssm::{self, ShellCommand};
 use openclaw_ops_shared::tags::TagFilter;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::drift;
 use crate::plan::Gateway;
-use crate::{drift, layout};
 
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
-}
-
-/// The manifest's fields the function relies on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub archive: ArchiveInfo,
-    pub trigger: String,
-    /// When the script made it (UTC, RFC 3339).
-    #[serde(default)]
-    pub time: Option<String>,
-    #[serde(default)]
-    pub files: Vec<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArchiveInfo {
-    pub key: String,
-    pub size: u64,
-    pub sha256: String,
+    pub store: Store,
 }
 
 /// How a command ended.
@@ -51,7 +33,9 @@ where
 }
 
 impl Clients {
-    /// Running instances carrying the gateway tag.
+    /// Running instances carrying the gateway tag, each with the id its backups are filed under:
+    /// the data volume attached to it that carries the same tag (it follows the gateway to a
+    /// replacement instance), else the instance id.
     pub async fn gateways(&self, tag: &TagFilter) -> Result<Vec<Gateway>, Error> {
         let mut pages = self
             .ec2
@@ -66,60 +50,54 @@ impl Clients {
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = instance.instance_id() else { continue };
                 let name = instance.tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value());
-                out.push(Gateway { instance_id: id.to_owned(), name: name.unwrap_or(id).to_owned() });
+                out.push(Gateway {
+                    instance_id: id.to_owned(),
+                    name: name.unwrap_or(id).to_owned(),
+                    id: id.to_owned(),
+                });
+            }
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let volumes = self.data_volumes(tag, &out).await?;
+        for gateway in &mut out {
+            if let Some(volume) = volumes.get(&gateway.instance_id) {
+                gateway.id = volume.clone();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Instance id → the id of the tagged data volume attached to it (the lowest, if several).
+    async fn data_volumes(&self, tag: &TagFilter, gateways: &[Gateway]) -> Result<HashMap<String, String>, Error> {
+        let ids: Vec<String> = gateways.iter().map(|g| g.instance_id.clone()).collect();
+        let mut pages = self
+            .ec2
+            .describe_volumes()
+            .filters(Filter::builder().name(format!("tag:{}", tag.key)).values(&tag.value).build())
+            .filters(Filter::builder().name("attachment.instance-id").set_values(Some(ids)).build())
+            .into_paginator()
+            .send();
+        let mut out: HashMap<String, String> = HashMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(sdk("ec2:DescribeVolumes"))?;
+            for volume in page.volumes() {
+                let Some(volume_id) = volume.volume_id() else { continue };
+                for instance in volume.attachments().iter().filter_map(|a| a.instance_id()) {
+                    let entry = out.entry(instance.to_owned()).or_insert_with(|| volume_id.to_owned());
+                    if volume_id < entry.as_str() {
+                        *entry = volume_id.to_owned();
+                    }
+                }
             }
         }
         Ok(out)
     }
 
     /// Keys under a prefix (every page).
-    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, Error> {
-        let mut pages = self.s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
-        let mut keys = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(sdk("s3:ListBucket"))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
-        }
-        Ok(keys)
-    }
-
-    /// Reads a backup back: its manifest, then the archive beside it, streamed through SHA-256 (an archive can
-    /// be larger than the function's memory). `Err` says what does not match.
-    pub async fn verify(&self, bucket: &str, manifest_key: &str) -> Result<Manifest, String> {
-        let object = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(manifest_key)
-            .send()
-            .await
-            .map_err(|e| SdkErrorDisplay(&e).to_string())?;
-        let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("manifest {manifest_key}: {e}"))?;
-        let archive_key =
-            layout::archive_for(manifest_key).ok_or_else(|| format!("{manifest_key} is not a manifest"))?;
-        let mut archive = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(&archive_key)
-            .send()
-            .await
-            .map_err(|e| format!("archive {archive_key}: {}", SdkErrorDisplay(&e)))?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        while let Some(chunk) = archive.body.try_next().await.map_err(|e| e.to_string())? {
-            size += chunk.len() as u64;
-            hasher.update(&chunk);
-        }
-        let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        if size != manifest.archive.size || sha256 != manifest.archive.sha256 {
-            return Err(format!(
-                "archive {archive_key} is {size} bytes with SHA-256 {sha256}; the manifest says {} bytes, {}",
-                manifest.archive.size, manifest.archive.sha256
-            ));
-        }
-        Ok(manifest)
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        self.store.list(prefix).await
     }
 
     /// Runs a shell script on an instance and waits for it, until `deadline`.
@@ -136,7 +114,7 @@ impl Clients {
             comment,
             script,
             execution_timeout: timeout,
-            delivery_timeout: Duration::from_secs(60),
+            delivery_timeout: crate::config::DELIVERY_TIMEOUT,
         };
         let outcome = ssm::run(&self.ssm, command, deadline).await?;
         if outcome.running() {
@@ -183,21 +161,6 @@ impl Clients {
         };
         drift::Observed { versioning, encryption, lifecycle }
     }
-
-    /// Copies a verified backup (archive and manifest) under another prefix, encrypted the same way.
-    pub async fn copy(&self, bucket: &str, from: &str, to: &str, kms_key_id: Option<&str>) -> Result<(), String> {
-        self.s3
-            .copy_object()
-            .bucket(bucket)
-            .copy_source(format!("{bucket}/{}", encode_key(from)))
-            .key(to)
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(kms_key_id.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| format!("s3:CopyObject {from} → {to}: {}", SdkErrorDisplay(&e)))?;
-        Ok(())
-    }
 }
 
 const NO_ENCRYPTION: &str = "ServerSideEncryptionConfigurationNotFoundError";
@@ -219,14 +182,4 @@ fn rule(r: &aws_sdk_s3::types::LifecycleRule) -> drift::Rule {
         noncurrent_days: r.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()),
         abort_upload_days: r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
     }
-}
-
-/// CopySource is URL-encoded; keys are ours (letters, digits, `-_./`) but be exact anyway.
-fn encode_key(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

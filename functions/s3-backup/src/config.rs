@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::backup::settings::Settings;
 use openclaw_ops_shared::config::{self, Env};
 use openclaw_ops_shared::tags::TagFilter;
 
@@ -10,34 +11,31 @@ use openclaw_ops_shared::tags::TagFilter;
 pub struct Config {
     pub topic_arn: String,
     pub gateway_tag: TagFilter,
-    pub bucket: String,
-    /// Ends with `/` (or is empty).
-    pub prefix: String,
-    pub state_dir: String,
-    pub kms_key_id: Option<String>,
-    /// The template's lifecycle for `daily/` (stack parameter), what the drift check expects.
-    pub daily_retention_days: i32,
+    /// The bucket, prefix, key, Object Lock mode and retention, state directory.
+    pub backup: Settings,
     pub command_timeout: Duration,
     pub dry_run: bool,
 }
 
+/// How long SSM may take to hand a command to the instance's agent.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, Error> {
-        let mut prefix = config::optional(env, "BACKUP_PREFIX").unwrap_or_else(|| "openclaw/".into());
-        if !prefix.is_empty() && !prefix.ends_with('/') {
-            prefix.push('/');
-        }
+        let backup = Settings::from_env(env)?.ok_or_else(|| Error::Config("BACKUP_BUCKET is required".into()))?;
         Ok(Config {
             topic_arn: config::required(env, "NOTIFY_TOPIC_ARN")?,
             gateway_tag: config::tag_filter(env, "GATEWAY_TAG", "openclaw:role=gateway")?,
-            bucket: config::required(env, "BACKUP_BUCKET")?,
-            prefix,
-            state_dir: config::optional(env, "STATE_DIR").unwrap_or_else(|| "/home/openclaw/.openclaw".into()),
-            kms_key_id: config::optional(env, "BACKUP_KMS_KEY_ID"),
-            daily_retention_days: config::parsed(env, "BACKUP_DAILY_RETENTION_DAYS", 30)?,
+            backup,
             command_timeout: Duration::from_secs(config::parsed(env, "BACKUP_COMMAND_TIMEOUT", 600)?),
             dry_run: config::flag(env, "DRY_RUN", false)?,
         })
+    }
+
+    /// What a pre-signed URL handed to the instance must cover: the command's delivery and
+    /// execution, and no more.
+    pub fn url_lifetime(&self) -> Duration {
+        DELIVERY_TIMEOUT + self.command_timeout
     }
 }
 
@@ -55,15 +53,17 @@ mod tests {
             ("BACKUP_PREFIX", "x"),
         ]))
         .unwrap();
-        assert_eq!(c.prefix, "x/");
+        assert_eq!(c.backup.prefix, "x/");
         assert_eq!(c.gateway_tag.to_string(), "openclaw:role=gateway");
-        assert_eq!(c.state_dir, "/home/openclaw/.openclaw");
-        assert_eq!(c.daily_retention_days, 30);
+        assert_eq!(c.url_lifetime(), Duration::from_secs(660));
         assert!(
             Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", "t")]))
                 .unwrap_err()
                 .to_string()
                 .contains("BACKUP_BUCKET")
         );
+        let blank =
+            Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", "t"), ("BACKUP_BUCKET", "b"), ("BACKUP_PREFIX", "")]));
+        assert!(blank.unwrap_err().to_string().contains("BACKUP_PREFIX is blank"));
     }
 }

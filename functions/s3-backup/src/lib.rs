@@ -1,23 +1,26 @@
 //! s3-backup: application-consistent backups of OpenClaw's state directory to S3, made on the
 //! instance by an SSM Run Command whose script this crate writes, then read back and verified.
 //!
-//! observe (gateways by tag; today's scheduled backups, verified) → plan ([`plan::plan`], pure) →
-//! apply (run the script, verify what landed, copy the month's first to `monthly/`) → report.
-//! A restore (by hand) finds the newest backup that verifies and unpacks it beside the live state.
+//! observe (gateways by tag; each one's verified records) → plan ([`plan::plan`], pure) → apply
+//! (pre-signed URLs for exactly this run's objects, the script, read-back verification, Object Lock
+//! retention and the record, the month's first copied to `monthly/`) → report. A restore (by hand)
+//! finds the newest recorded backup that still verifies and unpacks it beside the live state.
 
 pub mod aws;
 pub mod config;
 pub mod drift;
 pub mod event;
+pub mod history;
 pub mod plan;
 pub mod restore;
 
 pub use openclaw_ops_shared::backup::restore as script_restore;
-pub use openclaw_ops_shared::backup::{layout, script};
+pub use openclaw_ops_shared::backup::{layout, script, store};
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::metrics::Metrics;
@@ -25,9 +28,13 @@ use openclaw_ops_shared::notification::{Notification, Publisher, Severity};
 use serde::Serialize;
 use serde_json::Value;
 
+use openclaw_ops_shared::backup::layout::Kind;
+use openclaw_ops_shared::backup::store::Owner;
+
 use crate::aws::Clients;
 pub use crate::config::Config;
 use crate::event::{Request, Which};
+use crate::history::History;
 use crate::plan::{Job, Plan, Trigger};
 
 pub const FUNCTION: &str = "s3-backup";
@@ -47,6 +54,10 @@ pub struct Done {
     pub size: u64,
     pub sha256: String,
     pub files: usize,
+    /// The versions verified and recorded (and locked, with Object Lock on).
+    pub record: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly_copy: Option<String>,
 }
@@ -85,8 +96,10 @@ pub struct RestoreReport {
     pub backup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_time: Option<String>,
-    /// Newer backups that did not verify, and why.
+    /// Newer recorded backups that no longer verify, and why.
     pub rejected: Vec<Rejected>,
+    /// Objects in the searched folders that no record vouches for: never restored.
+    pub unverified: Vec<String>,
     pub target_dir: String,
     pub switch_over: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,8 +121,8 @@ pub struct Report {
     pub failed: Vec<Failed>,
     /// Where the bucket no longer is what the template made it.
     pub drift: Vec<drift::Drift>,
-    /// Hours since the newest verified backup of the gateway whose newest is oldest (freshness);
-    /// none when a gateway has no verified backup from this run or today.
+    /// Hours since the newest verified backup of the gateway whose newest is oldest (freshness),
+    /// from the records' times; none when a gateway has no verified backup at all.
     pub newest_age_hours: Option<f64>,
 }
 
@@ -152,44 +165,35 @@ impl Handler {
         deadline: tokio::time::Instant,
     ) -> Result<Report, Error> {
         // observe (the gateways and the bucket's settings at once: a run's time is mostly round trips)
+        let settings = &self.config.backup;
         let (gateways, bucket_settings) = tokio::join!(
             self.clients.gateways(&self.config.gateway_tag),
-            self.clients.bucket_settings(&self.config.bucket)
+            self.clients.bucket_settings(&settings.bucket)
         );
         let gateways = gateways?;
-        let mut verified_today = std::collections::HashMap::new();
-        if trigger == Trigger::Schedule {
-            for gateway in &gateways {
-                if let Some(manifest) = self.verified_scheduled(&gateway.name, now).await? {
-                    verified_today.insert(gateway.name.clone(), manifest);
-                }
-            }
+        let mut histories = HashMap::new();
+        for gateway in &gateways {
+            histories.insert(gateway.id.clone(), self.history(&gateway.id).await?);
         }
         // plan
-        let plan = plan::plan(
-            &gateways,
-            &|name| verified_today.get(name).map(|m| m.archive.key.clone()),
-            trigger,
-            &self.config.prefix,
-            now,
-        );
+        let plan = plan::plan(&gateways, &histories, trigger, &settings.prefix, now);
         // apply
         let mut backed_up = Vec::new();
         let mut failed = Vec::new();
         if !dry_run {
             for job in &plan.backups {
-                match self.back_up(job, trigger, plan.date, deadline).await {
+                match self.back_up(job, trigger, now, deadline).await {
                     Ok(done) => backed_up.push(done),
                     Err(f) => failed.push(f),
                 }
             }
         }
         // report
-        let newest_age = newest_backup_age(&gateways, &verified_today, &backed_up, Utc::now());
+        let newest_age = newest_backup_age(&gateways, &histories, &backed_up, Utc::now());
         let expected = drift::Expected {
-            prefix: self.config.prefix.clone(),
-            daily_days: self.config.daily_retention_days,
-            kms_key: self.config.kms_key_id.clone(),
+            prefix: settings.prefix.clone(),
+            daily_days: settings.daily_retention_days as i32,
+            kms_key: settings.kms_key_id.clone(),
         };
         let drift = drift::check(&bucket_settings, &expected);
         let report = Report {
@@ -214,44 +218,33 @@ impl Handler {
         }
     }
 
-    /// A verified scheduled backup of this date, if any.
-    async fn verified_scheduled(
-        &self,
-        gateway: &str,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<Option<aws::Manifest>, Error> {
-        let day = format!("{}daily/{}/{}/", self.config.prefix, layout::path_safe(gateway), now.format("%Y/%m/%d"));
-        for key in self.clients.list(&self.config.bucket, &day).await? {
-            if !key.ends_with(".manifest.json") {
-                continue;
-            }
-            match self.clients.verify(&self.config.bucket, &key).await {
-                Ok(m) if m.trigger == "schedule" => return Ok(Some(m)),
-                Ok(_) => {}
-                Err(why) => tracing::warn!(%key, %why, "a backup of today does not verify; it will be replaced"),
-            }
-        }
-        Ok(None)
+    /// A gateway's daily and monthly folders, read through their records.
+    async fn history(&self, gateway_id: &str) -> Result<History, Error> {
+        let prefix = &self.config.backup.prefix;
+        let mut keys = self.clients.list(&layout::daily_root(prefix, gateway_id)).await?;
+        keys.extend(self.clients.list(&layout::monthly_root(prefix, gateway_id)).await?);
+        Ok(History::from_keys(&keys))
     }
 
-    async fn back_up(
+    /// The script on the instance, with pre-signed URLs for exactly this job's two objects; the
+    /// command's stderr when it succeeded, else what went wrong and the stderr.
+    async fn run_script(
         &self,
         job: &Job,
         trigger: Trigger,
-        date: NaiveDate,
         deadline: tokio::time::Instant,
-    ) -> Result<Done, Failed> {
-        let fail = |error: String, stderr: &str| Failed {
-            gateway: job.gateway.name.clone(),
-            error,
-            stderr_tail: tail(stderr, 1500),
-        };
+    ) -> Result<String, (String, String)> {
+        let store = &self.clients.store;
+        let lifetime = self.config.url_lifetime();
+        let plain = |e: Error| (e.to_string(), String::new());
+        let archive_upload = store.upload_url(&job.archive_key, "application/gzip", lifetime).await.map_err(plain)?;
+        let manifest_upload = store.upload_url(&job.manifest_key, "application/json", lifetime).await.map_err(plain)?;
         let script = script::Backup {
-            state_dir: self.config.state_dir.clone(),
-            bucket: self.config.bucket.clone(),
+            state_dir: self.config.backup.state_dir.clone(),
             archive_key: job.archive_key.clone(),
             manifest_key: job.manifest_key.clone(),
-            kms_key_id: self.config.kms_key_id.clone(),
+            archive_upload,
+            manifest_upload,
             trigger: trigger.as_str().to_owned(),
             instance_id: job.gateway.instance_id.clone(),
             gateway: job.gateway.name.clone(),
@@ -262,48 +255,78 @@ impl Handler {
             .clients
             .run(&job.gateway.instance_id, "openclaw-ops s3-backup", script, self.config.command_timeout, deadline)
             .await
-            .map_err(|e| fail(e, ""))?;
+            .map_err(|e| (e, String::new()))?;
         if outcome.status != "Success" {
-            return Err(fail(
+            return Err((
                 format!(
                     "the backup command {} ended {} (exit {})",
                     outcome.command_id, outcome.status, outcome.exit_code
                 ),
-                &outcome.stderr,
+                outcome.stderr,
             ));
         }
-        let manifest = self
-            .clients
-            .verify(&self.config.bucket, &job.manifest_key)
-            .await
-            .map_err(|e| fail(format!("the backup does not verify: {e}"), &outcome.stderr))?;
+        Ok(outcome.stderr)
+    }
 
-        // The month's first verified backup is also kept under monthly/ (a longer lifecycle).
-        let month =
-            format!("{}monthly/{}/{}/", self.config.prefix, layout::path_safe(&job.gateway.name), date.format("%Y/%m"));
-        let monthly_copy =
-            if self.clients.list(&self.config.bucket, &month).await.map_err(|e| fail(e.to_string(), ""))?.is_empty() {
-                let file = |key: &str| key.rsplit('/').next().unwrap_or(key).to_owned();
-                let archive_to = format!("{month}{}", file(&job.archive_key));
-                let kms = self.config.kms_key_id.as_deref();
-                self.clients
-                    .copy(&self.config.bucket, &job.archive_key, &archive_to, kms)
+    async fn back_up(
+        &self,
+        job: &Job,
+        trigger: Trigger,
+        made_at: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Done, Failed> {
+        let fail = |error: String, stderr: &str| Failed {
+            gateway: job.gateway.name.clone(),
+            error,
+            stderr_tail: tail(stderr, 1500),
+        };
+        let store = &self.clients.store;
+        let stderr = if job.landed {
+            String::new()
+        } else {
+            self.run_script(job, trigger, deadline).await.map_err(|(e, stderr)| fail(e, &stderr))?
+        };
+        let verified = store
+            .verify(&job.manifest_key, None)
+            .await
+            .map_err(|e| fail(format!("the backup does not verify: {e}"), &stderr))?;
+        let owner =
+            Owner { gateway_id: &job.gateway.id, gateway: &job.gateway.name, instance_id: &job.gateway.instance_id };
+        let kind = match trigger {
+            Trigger::Schedule => Kind::Schedule,
+            Trigger::Manual => Kind::Manual,
+        };
+        let record = store
+            .keep(&verified, kind, &owner, made_at, Utc::now())
+            .await
+            .map_err(|e| fail(format!("the backup verified but was not recorded: {e}"), ""))?;
+
+        // The month's first verified backup is also kept under monthly/ (a longer lifecycle and lock).
+        let monthly_copy = match &job.monthly_archive_key {
+            Some(archive_to) => {
+                let manifest_to = layout::manifest_for(archive_to).expect("the plan gives an archive key");
+                store.copy(&verified.archive_version, archive_to).await.map_err(|e| fail(e.to_string(), ""))?;
+                store.copy(&verified.manifest_version, &manifest_to).await.map_err(|e| fail(e.to_string(), ""))?;
+                let copy = store
+                    .verify(&manifest_to, None)
                     .await
-                    .map_err(|e| fail(e, ""))?;
-                self.clients
-                    .copy(&self.config.bucket, &job.manifest_key, &format!("{month}{}", file(&job.manifest_key)), kms)
+                    .map_err(|e| fail(format!("the monthly copy does not verify: {e}"), ""))?;
+                store
+                    .keep(&copy, Kind::Monthly, &owner, made_at, Utc::now())
                     .await
-                    .map_err(|e| fail(e, ""))?;
-                Some(archive_to)
-            } else {
-                None
-            };
+                    .map_err(|e| fail(format!("the monthly copy verified but was not recorded: {e}"), ""))?;
+                Some(archive_to.clone())
+            }
+            None => None,
+        };
         Ok(Done {
             gateway: job.gateway.name.clone(),
             archive_key: job.archive_key.clone(),
-            size: manifest.archive.size,
-            sha256: manifest.archive.sha256,
-            files: manifest.files.len(),
+            size: verified.manifest.archive.size,
+            sha256: verified.manifest.archive.sha256,
+            files: verified.manifest.files.len(),
+            record: layout::record_for(&job.manifest_key, kind).unwrap_or_default(),
+            retain_until: record.retain_until,
             monthly_copy,
         })
     }
@@ -317,35 +340,48 @@ impl Handler {
         dry_run: bool,
         deadline: tokio::time::Instant,
     ) -> Result<RestoreReport, Error> {
+        let settings = &self.config.backup;
+        let store = &self.clients.store;
         let gateways = self.clients.gateways(&self.config.gateway_tag).await?;
         let gateway = restore::pick_gateway(&gateways, wanted)?;
         let mut listed = Vec::new();
-        for prefix in restore::search_prefixes(&self.config.prefix, &gateway, which)? {
-            listed.extend(self.clients.list(&self.config.bucket, &prefix).await?);
+        for prefix in restore::search_prefixes(&settings.prefix, &gateway, which)? {
+            listed.extend(self.clients.list(&prefix).await?);
         }
-        let candidates = restore::candidates(which, &listed)?;
+        let history = History::from_keys(&listed);
+        let candidates = restore::candidates(which, &history)?;
         let mut rejected = Vec::new();
         let mut chosen = None;
-        for manifest_key in candidates {
-            match self.clients.verify(&self.config.bucket, &manifest_key).await {
-                Ok(manifest) => {
-                    chosen = Some((manifest_key, manifest));
+        for candidate in candidates {
+            let checked = match store.record(&candidate.record_key).await {
+                Ok(record) if record.manifest.key != candidate.manifest_key => {
+                    Err(format!("its record {} names another manifest, {}", candidate.record_key, record.manifest.key))
+                }
+                Ok(record) => {
+                    store.verify(&record.manifest.key, Some((&record.manifest, &record.archive))).await.map(|_| record)
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match checked {
+                Ok(record) => {
+                    chosen = Some(record);
                     break;
                 }
-                Err(why) => rejected.push(Rejected { manifest_key, why }),
+                Err(why) => rejected.push(Rejected { manifest_key: candidate.manifest_key, why }),
             }
         }
-        let target = restore::target(&self.config.state_dir, Utc::now());
+        let target = restore::target(&settings.state_dir, Utc::now());
         let mut report = RestoreReport {
             function: FUNCTION,
             action: "restore",
             dry_run,
             gateway: gateway.name.clone(),
             instance_id: gateway.instance_id.clone(),
-            backup: chosen.as_ref().map(|(k, _)| k.clone()),
-            backup_time: chosen.as_ref().and_then(|(_, m)| m.time.clone()),
+            backup: chosen.as_ref().map(|r| r.manifest.key.clone()),
+            backup_time: chosen.as_ref().map(|r| r.made_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             rejected,
-            switch_over: script_restore::switch_over_steps(&self.config.state_dir, &target.dir, &target.stamp),
+            unverified: history.unverified.clone(),
+            switch_over: script_restore::switch_over_steps(&settings.state_dir, &target.dir, &target.stamp),
             target_dir: target.dir,
             restored: None,
             error: None,
@@ -353,16 +389,20 @@ impl Handler {
         };
         match &chosen {
             None => {
-                report.error =
-                    Some(format!("no backup of {} verifies ({} tried)", gateway.name, report.rejected.len()));
+                report.error = Some(format!(
+                    "no verified backup of {} ({}) is left to restore ({} recorded one(s) no longer verify)",
+                    gateway.name,
+                    gateway.id,
+                    report.rejected.len()
+                ));
             }
             Some(_) if dry_run => {}
-            Some((manifest_key, _)) => {
+            Some(record) => {
+                let lifetime = self.config.url_lifetime();
                 let script = script_restore::Restore {
-                    state_dir: self.config.state_dir.clone(),
-                    bucket: self.config.bucket.clone(),
-                    archive_key: layout::archive_for(manifest_key).expect("candidates are manifests"),
-                    manifest_key: manifest_key.clone(),
+                    state_dir: settings.state_dir.clone(),
+                    archive_url: store.download_url(&record.archive, lifetime).await?,
+                    manifest_url: store.download_url(&record.manifest, lifetime).await?,
                     target_dir: report.target_dir.clone(),
                     switch_over: report.switch_over.clone(),
                 }
@@ -437,6 +477,9 @@ impl Handler {
         for r in &report.rejected {
             note = note.field(format!("did not verify: {}", r.manifest_key), r.why.clone());
         }
+        for key in report.unverified.iter().take(20) {
+            note = note.field("unverified object found (ignored)", key.clone());
+        }
         if let Some(stderr) = &report.stderr_tail {
             note = note.field("stderr", stderr.clone());
         }
@@ -452,7 +495,7 @@ impl Handler {
             FUNCTION,
             format!("{FUNCTION}:drift:{}:{}", report.plan.trigger.as_str(), report.plan.date),
             Severity::Warning,
-            format!("Backup bucket {} differs from the template", self.config.bucket),
+            format!("Backup bucket {} differs from the template", self.config.backup.bucket),
         )
         .text(
             "Someone changed the backup bucket by hand. Backups still run, but retention or recovery no longer \
@@ -460,6 +503,31 @@ impl Handler {
         );
         for (i, d) in report.drift.iter().enumerate() {
             note = note.field(format!("{} {}", d.setting, i + 1), d.finding.clone());
+        }
+        self.publisher.publish(&note).await.map(|_| ())
+    }
+
+    /// Objects no record vouches for: a backup that never verified, or something someone else wrote.
+    /// They are ignored; a person should know (once a day per kind of run: the id repeats).
+    async fn report_unverified(&self, report: &Report) -> Result<(), Error> {
+        const SHOWN: usize = 20;
+        let unverified = &report.plan.unverified;
+        let mut note = Notification::new(
+            FUNCTION,
+            format!("{FUNCTION}:unverified:{}:{}", report.plan.trigger.as_str(), report.plan.date),
+            Severity::Warning,
+            format!("Unverified object found: {} in the backup bucket", unverified.len()),
+        )
+        .text(
+            "These objects sit among the backups but no function verified them: a backup whose read-back failed, \
+             or an object written by someone else. They are never used as a backup or restored. Look at who \
+             wrote them in the bucket's access logs.",
+        );
+        for (i, u) in unverified.iter().take(SHOWN).enumerate() {
+            note = note.field(format!("{} {}", u.gateway, i + 1), u.key.clone());
+        }
+        if unverified.len() > SHOWN {
+            note = note.field("more", format!("{} more in the run's report", unverified.len() - SHOWN));
         }
         self.publisher.publish(&note).await.map(|_| ())
     }
@@ -475,10 +543,14 @@ impl Handler {
         if let Some(age) = report.newest_age_hours {
             metrics = metrics.metric("BackupAgeHours", age, "None");
         }
-        metrics = metrics.count("BucketDrift", report.drift.len());
+        metrics =
+            metrics.count("BucketDrift", report.drift.len()).count("UnverifiedObjects", report.plan.unverified.len());
         metrics.emit(Utc::now());
         if !report.drift.is_empty() {
             self.report_drift(report).await?;
+        }
+        if !report.plan.unverified.is_empty() {
+            self.report_unverified(report).await?;
         }
         if report.failed.is_empty() {
             return Ok(());
@@ -499,21 +571,21 @@ impl Handler {
     }
 }
 
-/// Freshness: for each gateway, its newest verified backup is the one just made (age 0) or today's
-/// verified scheduled one; the answer is the oldest of those, `None` if a gateway has neither.
+/// Freshness: for each gateway, its newest verified backup is the one just made (age 0) or its
+/// newest record (the time the function planned it); the answer is the oldest of those, `None` if a
+/// gateway has neither.
 fn newest_backup_age(
     gateways: &[plan::Gateway],
-    verified_today: &std::collections::HashMap<String, aws::Manifest>,
+    histories: &HashMap<String, History>,
     backed_up: &[Done],
-    now: chrono::DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Option<f64> {
     let mut worst: Option<f64> = None;
     for gateway in gateways {
-        let age = if backed_up.iter().any(|d| d.gateway == gateway.name) {
+        let age = if backed_up.iter().any(|d| d.gateway == gateway.name && d.archive_key.contains(&gateway.id)) {
             0.0
         } else {
-            let time = verified_today.get(&gateway.name)?.time.as_deref()?;
-            let made = chrono::DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
+            let made = histories.get(&gateway.id)?.newest()?.made_at;
             ((now - made).num_seconds().max(0) as f64 / 3600.0 * 100.0).round() / 100.0
         };
         worst = Some(worst.map_or(age, |w: f64| w.max(age)));
@@ -526,25 +598,24 @@ mod tests {
     use super::*;
 
     fn gw(name: &str) -> plan::Gateway {
-        plan::Gateway { instance_id: format!("i-{name}"), name: name.into() }
+        plan::Gateway { instance_id: format!("i-{name}"), name: name.into(), id: format!("vol-{name}") }
     }
 
-    fn manifest(time: &str) -> aws::Manifest {
-        aws::Manifest {
-            archive: aws::ArchiveInfo { key: "k".into(), size: 1, sha256: "s".into() },
-            trigger: "schedule".into(),
-            time: Some(time.into()),
-            files: vec![],
-        }
+    fn history(name: &str, at: &str) -> (String, History) {
+        let keys = layout::daily("p/", &format!("vol-{name}"), name, at.parse().unwrap());
+        let record = layout::record_for(&keys.manifest, Kind::Schedule).unwrap();
+        (format!("vol-{name}"), History::from_keys(&[keys.archive, keys.manifest, record]))
     }
 
     fn done(name: &str) -> Done {
         Done {
             gateway: name.into(),
-            archive_key: "k".into(),
+            archive_key: format!("p/daily/vol-{name}/k"),
             size: 1,
             sha256: "s".into(),
             files: 1,
+            record: "r".into(),
+            retain_until: None,
             monthly_copy: None,
         }
     }
@@ -552,10 +623,10 @@ mod tests {
     #[test]
     fn freshness_is_the_oldest_newest_backup() {
         let now = "2026-11-25T08:30:00Z".parse().unwrap();
-        let today = std::collections::HashMap::from([("b".to_owned(), manifest("2026-11-25T02:30:00Z"))]);
-        assert_eq!(newest_backup_age(&[gw("a")], &today, &[done("a")], now), Some(0.0));
-        assert_eq!(newest_backup_age(&[gw("a"), gw("b")], &today, &[done("a")], now), Some(6.0));
-        assert_eq!(newest_backup_age(&[gw("a"), gw("c")], &today, &[done("a")], now), None, "c has none: unknown");
-        assert_eq!(newest_backup_age(&[], &today, &[], now), None);
+        let histories = HashMap::from([history("b", "2026-11-25T02:30:00Z")]);
+        assert_eq!(newest_backup_age(&[gw("a")], &histories, &[done("a")], now), Some(0.0));
+        assert_eq!(newest_backup_age(&[gw("a"), gw("b")], &histories, &[done("a")], now), Some(6.0));
+        assert_eq!(newest_backup_age(&[gw("a"), gw("c")], &histories, &[done("a")], now), None, "c has none: unknown");
+        assert_eq!(newest_backup_age(&[], &histories, &[], now), None);
     }
 }

@@ -1,12 +1,14 @@
 //! Restoring: which gateway, which backups to try (newest first), and where the copy goes — pure
-//! functions of what was asked and what was listed. The handler verifies the candidates in this
-//! order and restores the first that verifies.
+//! functions of what was asked and what was listed. Only backups a function verified and recorded
+//! are candidates; the handler reads each again (the recorded versions) and restores the first
+//! that still verifies.
 
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::Error;
 use serde::Serialize;
 
 use crate::event::Which;
+use crate::history::{History, Verified};
 use crate::layout;
 use crate::plan::Gateway;
 
@@ -36,11 +38,13 @@ pub fn pick_gateway(gateways: &[Gateway], wanted: &str) -> Result<Gateway, Error
     }
 }
 
-/// Where to look for `which`: the gateway's daily and monthly history for "latest", else the key's
-/// manifest. A key outside `BACKUP_PREFIX`, or one that is not a backup's, is refused.
+/// Where to look for `which`: the gateway's daily and monthly history for "latest" (by its id, so
+/// another gateway of the same Name is never searched), else the folder of the named key (which may
+/// be another gateway's: a replacement's data volume has a new id). A key outside `BACKUP_PREFIX`,
+/// or one that is not a backup's, is refused.
 pub fn search_prefixes(prefix: &str, gateway: &Gateway, which: &Which) -> Result<Vec<String>, Error> {
     match which {
-        Which::Latest => Ok(layout::history(prefix, &gateway.name).into()),
+        Which::Latest => Ok(vec![layout::daily_root(prefix, &gateway.id), layout::monthly_root(prefix, &gateway.id)]),
         Which::Key(key) => {
             if !key.starts_with(prefix) || key.split('/').any(|part| part == ".." || part == ".") {
                 return Err(Error::Input(format!("the backup {key:?} is not under the backup prefix {prefix:?}")));
@@ -48,28 +52,29 @@ pub fn search_prefixes(prefix: &str, gateway: &Gateway, which: &Which) -> Result
             let manifest = layout::manifest_for(key).ok_or_else(|| {
                 Error::Input(format!("{key:?} is not a backup: expected a key ending in .tar.gz or .manifest.json"))
             })?;
-            Ok(vec![manifest])
+            let folder = manifest.rsplit_once('/').map(|(dir, _)| format!("{dir}/")).unwrap_or_default();
+            Ok(vec![folder])
         }
     }
 }
 
-/// The manifests to try, newest first (by the time in their name; a daily backup before its monthly
-/// copy). For a named key, exactly that manifest, and an error when it is not in the bucket.
-pub fn candidates(which: &Which, listed: &[String]) -> Result<Vec<String>, Error> {
-    if let Which::Key(key) = which {
-        let manifest = layout::manifest_for(key).unwrap_or_default();
-        if !listed.contains(&manifest) {
-            return Err(Error::Input(format!("there is no backup {key:?} (no manifest {manifest:?} in the bucket)")));
+/// The verified backups to try, newest first (a daily backup before its monthly copy). For a named
+/// key, exactly that backup, and an error when no record vouches for it.
+pub fn candidates(which: &Which, history: &History) -> Result<Vec<Verified>, Error> {
+    match which {
+        Which::Latest => Ok(history.verified.clone()),
+        Which::Key(key) => {
+            let manifest = layout::manifest_for(key).unwrap_or_default();
+            let found: Vec<Verified> =
+                history.verified.iter().filter(|v| v.manifest_key == manifest).cloned().collect();
+            if found.is_empty() {
+                return Err(Error::Input(format!(
+                    "{key:?} is not a verified backup: no record of a function's read-back vouches for it (unverified objects are never restored)"
+                )));
+            }
+            Ok(found)
         }
-        return Ok(vec![manifest]);
     }
-    let mut manifests: Vec<(DateTime<Utc>, bool, &String)> = listed
-        .iter()
-        .filter(|k| k.ends_with(".manifest.json"))
-        .filter_map(|k| layout::made_at(k).map(|at| (at, k.contains("/monthly/"), k)))
-        .collect();
-    manifests.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
-    Ok(manifests.into_iter().map(|(_, _, k)| k.clone()).collect())
 }
 
 /// A new directory beside the live one, named for the time of the restore.
@@ -86,10 +91,12 @@ pub fn target(state_dir: &str, now: DateTime<Utc>) -> Target {
 
 #[cfg(test)]
 mod tests {
+    use openclaw_ops_shared::backup::layout::Kind;
+
     use super::*;
 
     fn gw(id: &str, name: &str) -> Gateway {
-        Gateway { instance_id: id.into(), name: name.into() }
+        Gateway { instance_id: id.into(), name: name.into(), id: format!("vol-{id}") }
     }
 
     #[test]
@@ -106,9 +113,9 @@ mod tests {
     }
 
     #[test]
-    fn latest_searches_the_gateways_daily_and_monthly_history() {
+    fn latest_searches_the_gateways_own_history_by_its_id() {
         let p = search_prefixes("openclaw/", &gw("i-1", "my gw"), &Which::Latest).unwrap();
-        assert_eq!(p, ["openclaw/daily/my-gw/", "openclaw/monthly/my-gw/"]);
+        assert_eq!(p, ["openclaw/daily/vol-i-1/", "openclaw/monthly/vol-i-1/"]);
     }
 
     #[test]
@@ -116,45 +123,40 @@ mod tests {
         let g = gw("i-1", "gw");
         let key = |k: &str| search_prefixes("openclaw/", &g, &Which::Key(k.into()));
         assert_eq!(
-            key("openclaw/daily/old-gw/2026/11/20/openclaw-20261120T023000Z.tar.gz").unwrap(),
-            ["openclaw/daily/old-gw/2026/11/20/openclaw-20261120T023000Z.manifest.json"]
+            key("openclaw/daily/vol-old/2026/11/20/gw-20261120T023000Z.tar.gz").unwrap(),
+            ["openclaw/daily/vol-old/2026/11/20/"]
         );
         for bad in ["other/daily/x.tar.gz", "openclaw/../secrets/x.tar.gz", "openclaw/daily/notes.txt"] {
             assert!(matches!(key(bad), Err(Error::Input(_))), "{bad}");
         }
     }
 
-    #[test]
-    fn candidates_are_newest_first_daily_before_its_monthly_copy() {
-        let listed: Vec<String> = [
-            "p/daily/gw/2026/11/24/openclaw-20261124T023000Z.tar.gz",
-            "p/daily/gw/2026/11/24/openclaw-20261124T023000Z.manifest.json",
-            "p/daily/gw/2026/11/25/openclaw-20261125T023000Z.manifest.json",
-            "p/monthly/gw/2026/11/openclaw-20261101T023000Z.manifest.json",
-            "p/daily/gw/2026/11/01/openclaw-20261101T023000Z.manifest.json",
-            "p/daily/gw/2026/11/25/stray.manifest.json",
-        ]
-        .map(String::from)
-        .into();
-        assert_eq!(
-            candidates(&Which::Latest, &listed).unwrap(),
-            [
-                "p/daily/gw/2026/11/25/openclaw-20261125T023000Z.manifest.json",
-                "p/daily/gw/2026/11/24/openclaw-20261124T023000Z.manifest.json",
-                "p/daily/gw/2026/11/01/openclaw-20261101T023000Z.manifest.json",
-                "p/monthly/gw/2026/11/openclaw-20261101T023000Z.manifest.json",
-            ]
-        );
-        assert!(candidates(&Which::Latest, &[]).unwrap().is_empty());
+    fn keys(day: &str, kind: Option<Kind>) -> Vec<String> {
+        let k = layout::daily("p/", "vol-1", "gw", day.parse().unwrap());
+        let mut out = vec![k.archive, k.manifest.clone()];
+        out.extend(kind.and_then(|kind| layout::record_for(&k.manifest, kind)));
+        out
     }
 
     #[test]
-    fn a_named_key_that_is_not_in_the_bucket_is_refused() {
-        let listed = vec!["p/daily/gw/2026/11/24/openclaw-20261124T023000Z.manifest.json".to_owned()];
-        let named = Which::Key("p/daily/gw/2026/11/24/openclaw-20261124T023000Z.tar.gz".into());
-        assert_eq!(candidates(&named, &listed).unwrap(), [listed[0].clone()]);
-        let missing = Which::Key("p/daily/gw/2026/11/23/openclaw-20261123T023000Z.tar.gz".into());
-        assert!(matches!(candidates(&missing, &listed), Err(Error::Input(_))));
+    fn only_recorded_backups_are_candidates_newest_first() {
+        let mut listed = keys("2026-11-24T02:30:00Z", Some(Kind::Schedule));
+        listed.extend(keys("2026-11-25T02:30:00Z", Some(Kind::Manual)));
+        listed.extend(keys("2099-01-01T00:00:00Z", None));
+        let history = History::from_keys(&listed);
+        let found: Vec<String> =
+            candidates(&Which::Latest, &history).unwrap().into_iter().map(|v| v.manifest_key).collect();
+        assert_eq!(found, [listed[4].clone(), listed[1].clone()]);
+        assert!(candidates(&Which::Latest, &History::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_named_key_without_a_record_is_refused() {
+        let mut listed = keys("2026-11-24T02:30:00Z", Some(Kind::Schedule));
+        listed.extend(keys("2026-11-25T02:30:00Z", None));
+        let history = History::from_keys(&listed);
+        assert_eq!(candidates(&Which::Key(listed[0].clone()), &history).unwrap()[0].manifest_key, listed[1]);
+        assert!(matches!(candidates(&Which::Key(listed[3].clone()), &history), Err(Error::Input(_))));
     }
 
     #[test]

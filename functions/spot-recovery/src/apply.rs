@@ -102,7 +102,7 @@ pub async fn prepare(
     let command = async {
         match (&p.backup, backup) {
             (Some(job), Some(target)) => {
-                Some((clients.ssm.back_up(&p.instance_id, job, target, until).await, Utc::now()))
+                Some((clients.ssm.back_up(&p.instance_id, job, target, event_time, until).await, Utc::now()))
             }
             _ => None,
         }
@@ -132,9 +132,18 @@ pub async fn prepare(
     match command {
         Some((Ok(result), at)) => {
             match result.status.as_str() {
-                "Success" => outcome.step_at(
+                "Success" if result.record.is_some() => outcome.step_at(
                     at,
-                    format!("backup {} uploaded by the script (command {})", key_of(p), result.command_id),
+                    format!("backup {} uploaded, verified and recorded (command {})", key_of(p), result.command_id),
+                ),
+                "Success" => outcome.fail(
+                    "backup",
+                    format!(
+                        "backup {} uploaded by command {} but {}",
+                        key_of(p),
+                        result.command_id,
+                        result.verify_error.as_deref().unwrap_or("not verified")
+                    ),
                 ),
                 "Pending" | "InProgress" | "Delayed" => outcome.step_at(
                     at,

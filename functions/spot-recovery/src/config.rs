@@ -16,15 +16,8 @@ pub enum Address {
     None,
 }
 
-/// Where the last-minute backup goes (the same bucket and layout as s3-backup).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupTarget {
-    pub bucket: String,
-    /// Ends with `/` (or is empty).
-    pub prefix: String,
-    pub state_dir: String,
-    pub kms_key_id: Option<String>,
-}
+/// Where the last-minute backup goes (the same bucket, layout and records as s3-backup).
+pub use openclaw_ops_shared::backup::settings::Settings as BackupTarget;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -81,21 +74,7 @@ impl Config {
         if let Some(bad) = subnet_ids.iter().find(|s| !s.starts_with("subnet-")) {
             return Err(Error::Config(format!("SUBNET_IDS: {bad:?} is not a subnet id")));
         }
-        let backup = match config::optional(env, "BACKUP_BUCKET") {
-            None => None,
-            Some(bucket) => {
-                let mut prefix = config::optional(env, "BACKUP_PREFIX").unwrap_or_else(|| "openclaw/".into());
-                if !prefix.is_empty() && !prefix.ends_with('/') {
-                    prefix.push('/');
-                }
-                Some(BackupTarget {
-                    bucket,
-                    prefix,
-                    state_dir: config::optional(env, "STATE_DIR").unwrap_or_else(|| "/home/openclaw/.openclaw".into()),
-                    kms_key_id: config::optional(env, "BACKUP_KMS_KEY_ID"),
-                })
-            }
-        };
+        let backup = BackupTarget::from_env(env)?;
         let data_device = config::optional(env, "DATA_DEVICE").unwrap_or_else(|| "/dev/sdf".into());
         if !data_device.starts_with("/dev/") && !data_device.starts_with("xvd") {
             return Err(Error::Config(format!("DATA_DEVICE={data_device:?}: expected a device name like /dev/sdf")));

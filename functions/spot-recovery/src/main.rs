@@ -14,7 +14,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = openclaw_ops_shared::aws::load().await;
     let clients = Clients {
         ec2: Ec2::new(aws_sdk_ec2::Client::new(&sdk)),
-        ssm: Ssm::new(aws_sdk_ssm::Client::new(&sdk)),
+        ssm: Ssm::new(
+            aws_sdk_ssm::Client::new(&sdk),
+            config.backup.as_ref().map(|b| b.store(aws_sdk_s3::Client::new(&sdk))),
+        ),
         target_group: TargetGroup::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk)),
         alarms: Alarms::new(aws_sdk_cloudwatch::Client::new(&sdk)),
     };

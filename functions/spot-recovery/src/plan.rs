@@ -142,6 +142,8 @@ pub struct Prepare {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupJob {
     pub gateway: String,
+    /// What its backups are filed under: the data volume's id, else the instance's.
+    pub gateway_id: String,
     pub archive_key: String,
     pub manifest_key: String,
 }
@@ -371,9 +373,11 @@ fn prepare(
             None
         }
         Some(target) => {
-            let keys = layout::daily(&target.prefix, instance.name(), event.time());
+            let gateway_id = data.map_or(instance.id.as_str(), |v| v.id.as_str());
+            let keys = layout::daily(&target.prefix, gateway_id, instance.name(), event.time());
             Some(BackupJob {
                 gateway: instance.name().to_owned(),
+                gateway_id: gateway_id.to_owned(),
                 archive_key: keys.archive,
                 manifest_key: keys.manifest,
             })

@@ -17,9 +17,9 @@ pub const RESULT_MARKER: &str = "OPENCLAW_RESTORE_RESULT ";
 pub struct Restore {
     /// The live state directory: its owner is given to the restored files; it is never written.
     pub state_dir: String,
-    pub bucket: String,
-    pub archive_key: String,
-    pub manifest_key: String,
+    /// Pre-signed GETs of exactly the verified versions: the instance holds no grant on the bucket.
+    pub archive_url: String,
+    pub manifest_url: String,
     /// A new directory; the script refuses one that exists or lies inside the live state.
     pub target_dir: String,
     /// What a person does next, printed at the end.
@@ -70,9 +70,8 @@ impl Restore {
 set -euo pipefail
 umask 077
 STATE_DIR={state_dir}
-BUCKET={bucket}
-ARCHIVE_KEY={archive_key}
-MANIFEST_KEY={manifest_key}
+ARCHIVE_URL={archive_url}
+MANIFEST_URL={manifest_url}
 TARGET_DIR={target_dir}
 export AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=5
 
@@ -91,8 +90,8 @@ mkdir -p "$parent"
 work=$(mktemp -d "$parent/.openclaw-restore.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-aws s3 cp "s3://$BUCKET/$MANIFEST_KEY" "$work/manifest.json" --only-show-errors
-aws s3 cp "s3://$BUCKET/$ARCHIVE_KEY" "$work/archive.tar.gz" --only-show-errors
+curl -fsS --retry 3 -o "$work/manifest.json" "$MANIFEST_URL" || fail "downloading the manifest failed (curl exit $?)"
+curl -fsS --retry 3 -o "$work/archive.tar.gz" "$ARCHIVE_URL" || fail "downloading the archive failed (curl exit $?)"
 
 python3 - "$work/manifest.json" "$work/archive.tar.gz" <<'PY'
 import hashlib, json, os, sys
@@ -168,9 +167,8 @@ r = json.load(open(sys.argv[1])); r["target_dir"] = sys.argv[2]
 print(sys.argv[3] + json.dumps(r))' "$work/result.json" "$TARGET_DIR" {marker}
 "#,
             state_dir = quote(&self.state_dir),
-            bucket = quote(&self.bucket),
-            archive_key = quote(&self.archive_key),
-            manifest_key = quote(&self.manifest_key),
+            archive_url = quote(&self.archive_url),
+            manifest_url = quote(&self.manifest_url),
             target_dir = quote(&self.target_dir),
             marker = quote(RESULT_MARKER),
         )
@@ -191,9 +189,8 @@ mod tests {
         let target = "/home/openclaw/.openclaw.restored-20261125T093000Z";
         Restore {
             state_dir: state.into(),
-            bucket: "b".into(),
-            archive_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.tar.gz".into(),
-            manifest_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.manifest.json".into(),
+            archive_url: "https://b.s3.amazonaws.com/a.tar.gz?versionId=1&X-Amz-Signature=ab".into(),
+            manifest_url: "https://b.s3.amazonaws.com/a.manifest.json?versionId=2&X-Amz-Signature=cd".into(),
             target_dir: target.into(),
             switch_over: switch_over_steps(state, target, "20261125T093000Z"),
         }

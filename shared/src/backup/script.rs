@@ -15,14 +15,30 @@ use serde::{Deserialize, Serialize};
 /// The line the script prints last, followed by the result as JSON.
 pub const RESULT_MARKER: &str = "OPENCLAW_BACKUP_RESULT ";
 
+/// A pre-signed PUT: the URL and the headers that must go with it (they are signed: the
+/// encryption and `If-None-Match: *`, so the URL writes its one key once and never overwrites).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Upload {
+    /// `curl` options sending the signed headers, each one quoted word.
+    fn curl_headers(&self) -> String {
+        self.headers.iter().map(|(name, value)| format!(" -H {}", quote(&format!("{name}: {value}")))).collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backup {
     pub state_dir: String,
-    pub bucket: String,
+    /// The keys, as the manifest and the result name them.
     pub archive_key: String,
     pub manifest_key: String,
-    /// The stack's key (SSE-KMS); `None` uses the bucket's default key.
-    pub kms_key_id: Option<String>,
+    /// Where the script uploads them: the instance holds no grant on the bucket.
+    pub archive_upload: Upload,
+    pub manifest_upload: Upload,
     pub trigger: String,
     pub instance_id: String,
     pub gateway: String,
@@ -47,10 +63,6 @@ pub fn quote(value: &str) -> String {
 
 impl Backup {
     pub fn script(&self) -> String {
-        let sse = match &self.kms_key_id {
-            Some(key) => format!("--sse aws:kms --sse-kms-key-id {}", quote(key)),
-            None => "--sse aws:kms".to_owned(),
-        };
         let excludes = if self.include_logs_and_media { "" } else { "! -path './logs/*' ! -path './media/*' " };
         format!(
             r#"#!/bin/bash
@@ -58,7 +70,8 @@ impl Backup {
 set -euo pipefail
 umask 077
 STATE_DIR={state_dir}
-BUCKET={bucket}
+ARCHIVE_URL={archive_url}
+MANIFEST_URL={manifest_url}
 ARCHIVE_KEY={archive_key}
 MANIFEST_KEY={manifest_key}
 TRIGGER={trigger}
@@ -182,12 +195,32 @@ with open(result_path, "w") as f:
 PY
 
 # The archive first, the manifest last: a manifest in the bucket means its archive was uploaded.
-aws s3 cp "$work/archive.tar.gz" "s3://$BUCKET/$ARCHIVE_KEY" {sse} --only-show-errors
-aws s3 cp "$work/manifest.json" "s3://$BUCKET/$MANIFEST_KEY" {sse} --content-type application/json --only-show-errors
+# Each through its pre-signed URL, which writes its key once (a second PUT answers 412), so a
+# retried PUT whose first answer was lost fails here and the run is retried with new keys.
+# A single PUT takes at most 5 GiB: bigger state needs logs and media left out (the default).
+upload() {{
+  local file=$1 url=$2 name=$3 status
+  shift 3
+  status=$(curl -sS -o "$work/upload.out" -w '%{{http_code}}' -X PUT --upload-file "$file" "$@" "$url") || {{
+    echo "openclaw-backup: uploading the $name failed (curl exit $?)" >&2; return 1; }}
+  if [ "$status" != 200 ]; then
+    echo "openclaw-backup: uploading the $name answered HTTP $status: $(head -c 600 "$work/upload.out")" >&2
+    return 1
+  fi
+}}
+if [ "$(stat -c %s "$work/archive.tar.gz")" -gt 5368709120 ]; then
+  echo "openclaw-backup: the archive is over 5 GiB, the most one upload takes" >&2
+  exit 5
+fi
+upload "$work/archive.tar.gz" "$ARCHIVE_URL" archive{archive_headers}
+upload "$work/manifest.json" "$MANIFEST_URL" manifest{manifest_headers}
 echo "{marker}$(cat "$work/result.json")"
 "#,
             state_dir = quote(&self.state_dir),
-            bucket = quote(&self.bucket),
+            archive_url = quote(&self.archive_upload.url),
+            manifest_url = quote(&self.manifest_upload.url),
+            archive_headers = self.archive_upload.curl_headers(),
+            manifest_headers = self.manifest_upload.curl_headers(),
             archive_key = quote(&self.archive_key),
             manifest_key = quote(&self.manifest_key),
             trigger = quote(&self.trigger),
@@ -207,13 +240,23 @@ pub fn parse_result(stdout: &str) -> Option<ScriptResult> {
 mod tests {
     use super::*;
 
+    fn upload(what: &str) -> Upload {
+        Upload {
+            url: format!("https://b.s3.amazonaws.com/{what}?X-Amz-Signature=ab&x='q'"),
+            headers: vec![
+                ("if-none-match".into(), "*".into()),
+                ("x-amz-server-side-encryption".into(), "aws:kms".into()),
+            ],
+        }
+    }
+
     fn backup() -> Backup {
         Backup {
             state_dir: "/home/openclaw/.openclaw".into(),
-            bucket: "openclaw-backups".into(),
             archive_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.tar.gz".into(),
             manifest_key: "openclaw/daily/gw/2026/11/25/openclaw-20261125T023000Z.manifest.json".into(),
-            kms_key_id: Some("arn:aws:kms:eu-central-1:123456789012:key/abc".into()),
+            archive_upload: upload("archive"),
+            manifest_upload: upload("manifest"),
             trigger: "schedule".into(),
             instance_id: "i-1".into(),
             gateway: "gw".into(),
@@ -239,10 +282,13 @@ mod tests {
     }
 
     #[test]
-    fn uploads_with_the_stacks_key_and_the_manifest_last() {
+    fn uploads_through_the_urls_with_their_signed_headers_and_the_manifest_last() {
         let s = backup().script();
-        assert!(s.contains("--sse aws:kms --sse-kms-key-id 'arn:aws:kms:eu-central-1:123456789012:key/abc'"));
-        assert!(s.find("$ARCHIVE_KEY\" --sse").unwrap() < s.find("$MANIFEST_KEY\" --sse").unwrap());
+        assert!(s.contains(r"ARCHIVE_URL='https://b.s3.amazonaws.com/archive?X-Amz-Signature=ab&x='\''q'\'''"));
+        let archive = s.find(r#"upload "$work/archive.tar.gz" "$ARCHIVE_URL" archive -H 'if-none-match: *' -H 'x-amz-server-side-encryption: aws:kms'"#);
+        let manifest = s.find(r#"upload "$work/manifest.json" "$MANIFEST_URL" manifest -H 'if-none-match: *'"#);
+        assert!(archive.unwrap() < manifest.unwrap());
+        assert!(!s.contains("aws s3"), "the instance holds no grant on the bucket");
     }
 
     #[test]

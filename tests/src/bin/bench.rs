@@ -253,7 +253,7 @@ async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
     let key_arn = stack.attr("OpsKey.Arn").context("key arn")?.to_owned();
     configure_like_the_template(&s3, BUCKET, &key_arn).await?;
     let state = state_dir("bench");
-    let role = gateway_instance_role(&emulator, &stack).await?;
+    let role = gateway_instance_role(&emulator).await?;
     let instance_env: serde_json::Map<String, Value> =
         emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
     emulator.register_instance(&account.instance_id, instance_env).await?;

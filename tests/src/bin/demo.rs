@@ -198,7 +198,7 @@ async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
     let key_arn = stack.attr("OpsKey.Arn").context("key arn")?.to_owned();
     configure_like_the_template(&s3, BACKUP_BUCKET, &key_arn).await?;
     let state = state_dir("demo");
-    let role = gateway_instance_role(&demo.emulator, &stack).await?;
+    let role = gateway_instance_role(&demo.emulator).await?;
     let instance_env: serde_json::Map<String, Value> =
         demo.emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
     demo.emulator.register_instance(&demo.account.instance_id, instance_env).await?;

@@ -16,20 +16,13 @@ use integration_tests::template::Template;
 use integration_tests::workspace_root;
 use serde_json::Value;
 
-const PRINCIPALS: &[(&str, Kind)] = &[
-    ("EbsSnapshotsFunction", Kind::Function),
-    ("TelegramNotifyFunction", Kind::Function),
-    ("CostCheckFunction", Kind::Function),
-    ("S3BackupFunction", Kind::Function),
-    ("SpotRecoveryFunction", Kind::Function),
-    ("GatewayBackupPolicy", Kind::ManagedPolicy),
+const PRINCIPALS: &[&str] = &[
+    "EbsSnapshotsFunction",
+    "TelegramNotifyFunction",
+    "CostCheckFunction",
+    "S3BackupFunction",
+    "SpotRecoveryFunction",
 ];
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Function,
-    ManagedPolicy,
-}
 
 fn main() -> anyhow::Result<()> {
     let dir =
@@ -68,11 +61,8 @@ fn main() -> anyhow::Result<()> {
     let exempt = not_exercisable()?;
     let template = Template::load()?;
     let mut problems = Vec::new();
-    for (principal, kind) in PRINCIPALS {
-        let statements = match kind {
-            Kind::Function => template.function_statements(principal)?,
-            Kind::ManagedPolicy => template.managed_policy_statements(principal)?,
-        };
+    for principal in PRINCIPALS {
+        let statements = template.function_statements(principal)?;
         let sids: Vec<String> =
             statements.iter().enumerate().map(|(i, s)| s.sid.clone().unwrap_or_else(|| format!("#{i}"))).collect();
         let empty = BTreeSet::new();

@@ -244,7 +244,7 @@ async fn main() -> anyhow::Result<()> {
         .resource("TelegramSecret", &secret, &[])
         .resource("TelegramDeadLetterQueue", &dead_letters, &[("Arn", &dead_letters_arn)])
         .param("SpotLaunchTemplateId", "lt-0123456789abcdef0");
-    let role = gateway_instance_role(&emulator, &stack).await?;
+    let role = gateway_instance_role(&emulator).await?;
     let instance_env: serde_json::Map<String, Value> =
         emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
     emulator.register_instance(&account.instance_id, instance_env).await?;

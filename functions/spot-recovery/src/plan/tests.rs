@@ -485,12 +485,7 @@ fn a_gone_volume_is_restored_from_the_newest_completed_snapshot_of_this_instance
 // --- warnings and rebalance recommendations ----------------------------------------------------
 
 fn with_backup(mut c: Config) -> Config {
-    c.backup = Some(BackupTarget {
-        bucket: "b".into(),
-        prefix: "openclaw/".into(),
-        state_dir: "/home/openclaw/.openclaw".into(),
-        kms_key_id: None,
-    });
+    c.backup = BackupTarget::from_env(&openclaw_ops_shared::config::MapEnv::new(&[("BACKUP_BUCKET", "b")])).unwrap();
     c
 }
 
@@ -511,8 +506,9 @@ fn a_warning_snapshots_the_data_volume_starts_a_backup_and_records_itself() {
         })
     );
     let backup = p.backup.unwrap();
-    assert_eq!(backup.archive_key, "openclaw/daily/openclaw-gateway/2026/11/25/openclaw-20261125T100000Z.tar.gz");
+    assert_eq!(backup.archive_key, "openclaw/daily/vol-data/2026/11/25/openclaw-gateway-20261125T100000Z.tar.gz");
     assert_eq!(backup.gateway, "openclaw-gateway");
+    assert_eq!(backup.gateway_id, "vol-data", "filed under the data volume, as s3-backup files it");
     assert_eq!(p.early_launch, None);
     assert!(p.notes.is_empty(), "{:?}", p.notes);
 }
