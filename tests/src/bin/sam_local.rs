@@ -186,15 +186,30 @@ fn check_response(function: &str, sample: &str, response: &Value, telegram_messa
 }
 
 /// The restore sample names a monthly backup by key: put the backup made by an earlier sample there
-/// (archive and manifest, as s3-backup's monthly promotion copies them).
+/// (archive and manifest, as s3-backup's monthly promotion copies them) with the record s3-backup
+/// writes once it read such a copy back (a restore names only recorded backups).
 async fn backup_at_the_samples_key(s3: &aws_sdk_s3::Client, sample: &Path, made: Option<&str>) -> anyhow::Result<()> {
     let made = made.context("no earlier sample made a backup to restore")?;
     let event: Value = serde_json::from_slice(&std::fs::read(sample)?)?;
     let key = event["backup"].as_str().context("the sample names no backup key")?;
     let manifest = |archive: &str| archive.replace(".tar.gz", ".manifest.json");
+    let mut versions = Vec::new();
     for (from, to) in [(made.to_owned(), key.to_owned()), (manifest(made), manifest(key))] {
-        s3.copy_object().bucket(BUCKET).copy_source(format!("{BUCKET}/{from}")).key(to).send().await?;
+        let copied = s3.copy_object().bucket(BUCKET).copy_source(format!("{BUCKET}/{from}")).key(&to).send().await?;
+        versions.push(json!({"key": to, "version_id": copied.version_id()}));
     }
+    let head = s3.head_object().bucket(BUCKET).key(manifest(key)).send().await?;
+    let body = s3.get_object().bucket(BUCKET).key(manifest(key)).send().await?.body.collect().await?.into_bytes();
+    let listed: Value = serde_json::from_slice(&body)?;
+    let record = json!({
+        "schema": "openclaw-ops/verified-backup@1", "gateway_id": "sample", "gateway": "openclaw-gateway",
+        "instance_id": "sample", "kind": "monthly", "made_at": "2026-11-01T02:30:00Z",
+        "verified_at": "2026-11-01T02:31:00Z", "archive": versions[0], "manifest": versions[1],
+        "size": listed["archive"]["size"], "sha256": listed["archive"]["sha256"],
+    });
+    anyhow::ensure!(head.version_id().is_some(), "the sample's bucket is not versioned");
+    let record_key = key.replace(".tar.gz", ".verified-monthly.json");
+    s3.put_object().bucket(BUCKET).key(record_key).body(serde_json::to_vec(&record)?.into()).send().await?;
     Ok(())
 }
 
