@@ -188,6 +188,9 @@ const BACKUP_BUCKET: &str = "openclaw-backups-demo";
 /// update mangled the config.
 async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
     println!("s3-backup: OpenClaw's state, backed up, verified, and restored after a bad update");
+    // Back to the present after the snapshot scenario's days: the instance's pre-signed uploads are
+    // checked against the emulator's clock, as S3 checks them against AWS's.
+    demo.emulator.set_clock(chrono::Utc::now()).await?;
     let admin = &demo.account.admin;
     let s3 = aws_sdk_s3::Client::new(admin);
     s3.create_bucket().bucket(BACKUP_BUCKET).send().await?;
@@ -224,6 +227,10 @@ async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
         done["files"],
         done["size"],
         done["sha256"].as_str().unwrap_or_default().get(..12).unwrap_or_default()
+    );
+    println!(
+        "                   uploaded through two write-once pre-signed URLs; locked until {}; recorded as verified",
+        done["retain_until"].as_str().unwrap_or("(Object Lock off)")
     );
     if let Some(monthly) = done["monthly_copy"].as_str() {
         println!("  month's first    also kept for a year as {monthly}");
