@@ -242,8 +242,8 @@ async fn cost_check() -> anyhow::Result<FunctionResult> {
 
 const BUCKET: &str = "openclaw-backups-bench";
 
-/// The measured path is the second delivery of a day: find the gateway, read today's backup back
-/// and verify it, check the bucket's settings. The backup itself (the SSM script's time) is timed once.
+/// The measured path is the second delivery of a day: find the gateway and its data volume, find
+/// today's verified record (the backup was read back when it was made), check the bucket's settings. The backup itself (the SSM script's time) is timed once.
 async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
     let emulator = Emulator::start().await?;
     let account = OpenClawAccount::seed(&emulator).await?;
@@ -274,7 +274,7 @@ async fn s3_backup() -> anyhow::Result<(FunctionResult, Duration)> {
     let backup_run = started.elapsed();
     let result = measure(Scenario {
         function: "s3-backup",
-        work: "a second delivery of the day: gateway found, today's backup read back and verified, bucket drift checked",
+        work: "a second delivery of the day: gateway and data volume found, today's verified record found, bucket drift checked",
         env,
         event: Box::new(|_| scheduled_event(1)),
         pause: Duration::ZERO,
