@@ -83,7 +83,8 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
         .await
         .unwrap()
         .param("SpotLaunchTemplateId", TEMPLATE)
-        .param("GatewayElasticIpAllocationId", EIP);
+        .param("GatewayElasticIpAllocationId", EIP)
+        .bucket("BackupBucket", "backups");
     let p = principal(&emulator, "SpotRecoveryFunction", stack).await;
     let gateway = json!({"aws:ResourceTag/openclaw:role": "gateway"});
     let standby = json!({"aws:ResourceTag/openclaw:managed-by": "openclaw-ops"});
@@ -127,6 +128,26 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
             ),
             (probe("ssm:SendCommand", &arn("instance", "i-3"), foreign.clone()), false),
             (probe("ssm:SendCommand", "arn:aws:ssm:us-east-1::document/AWS-RunShellScript", json!({})), true),
+            // The last-minute backup: URLs it signs write new daily objects only; it reads them back.
+            (
+                probe(
+                    "s3:PutObject",
+                    "arn:aws:s3:::backups/openclaw/daily/v/a.tar.gz",
+                    json!({"s3:if-none-match": "*"}),
+                ),
+                true,
+            ),
+            (probe("s3:PutObject", "arn:aws:s3:::backups/openclaw/daily/v/a.tar.gz", json!({})), false),
+            (
+                probe(
+                    "s3:PutObject",
+                    "arn:aws:s3:::backups/openclaw/monthly/v/a.tar.gz",
+                    json!({"s3:if-none-match": "*"}),
+                ),
+                false,
+            ),
+            (probe("s3:GetObject", "arn:aws:s3:::backups/openclaw/daily/v/a.tar.gz", json!({})), true),
+            (probe("s3:DeleteObjectVersion", "arn:aws:s3:::backups/openclaw/daily/v/a.tar.gz", json!({})), false),
             (probe("ssm:SendCommand", "arn:aws:ssm:us-east-1::document/AWS-RunPowerShellScript", json!({})), false),
             (probe("ec2:AssociateAddress", &arn("elastic-ip", EIP), json!({})), true),
             (probe("ec2:AssociateAddress", &arn("elastic-ip", "eipalloc-0bbbbbbbbbbbbbbbb"), json!({})), false),
@@ -197,21 +218,32 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_backup_reads_backups_runs_the_shell_document_on_gateways_and_writes_only_monthly_copies() {
+async fn s3_backup_reads_backups_runs_the_shell_document_on_gateways_and_writes_only_new_objects() {
     let emulator = Emulator::start().await.unwrap();
     let stack = Stack::new(&emulator).await.unwrap().bucket("BackupBucket", "backups");
     let p = principal(&emulator, "S3BackupFunction", stack).await;
+    let once = json!({"s3:if-none-match": "*"});
+    let daily = "arn:aws:s3:::backups/openclaw/daily/gw/a.tar.gz";
     check(
         &emulator,
         &p,
         &[
             (probe("s3:ListBucket", "arn:aws:s3:::backups", json!({"s3:prefix": "openclaw/daily/gw/"})), true),
             (probe("s3:ListBucket", "arn:aws:s3:::backups", json!({})), false),
-            (probe("s3:GetObject", "arn:aws:s3:::backups/openclaw/daily/gw/a.tar.gz", json!({})), true),
+            (probe("s3:GetObject", daily, json!({})), true),
+            (probe("s3:GetObjectVersion", daily, json!({})), true),
             (probe("s3:GetObject", "arn:aws:s3:::other/openclaw/a", json!({})), false),
-            (probe("s3:PutObject", "arn:aws:s3:::backups/openclaw/monthly/gw/a.tar.gz", json!({})), true),
-            (probe("s3:PutObject", "arn:aws:s3:::backups/openclaw/daily/gw/a.tar.gz", json!({})), false),
+            // Every write (its own, and the instance's through the URLs it signs) creates, never overwrites.
+            (probe("s3:PutObject", "arn:aws:s3:::backups/openclaw/monthly/gw/a.tar.gz", once.clone()), true),
+            (probe("s3:PutObject", daily, once.clone()), true),
+            (probe("s3:PutObject", daily, json!({})), false),
+            (probe("s3:PutObject", daily, json!({"s3:if-none-match": "\"etag\""})), false),
+            (probe("s3:PutObject", "arn:aws:s3:::backups/elsewhere/a", once.clone()), false),
+            (probe("s3:PutObjectRetention", daily, json!({})), true),
+            // Nothing deletes, and nothing bypasses a lock.
             (probe("s3:DeleteObject", "arn:aws:s3:::backups/openclaw/monthly/gw/a.tar.gz", json!({})), false),
+            (probe("s3:DeleteObjectVersion", daily, json!({})), false),
+            (probe("s3:BypassGovernanceRetention", daily, json!({})), false),
             (
                 probe("ssm:SendCommand", &arn("instance", "i-1"), json!({"ssm:resourceTag/openclaw:role": "gateway"})),
                 true,

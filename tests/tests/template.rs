@@ -54,6 +54,7 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
                 "BACKUP_PREFIX",
                 "BACKUP_KMS_KEY_ID",
                 "BACKUP_DAILY_RETENTION_DAYS",
+                "BACKUP_OBJECT_LOCK",
                 "STATE_DIR",
                 "DRY_RUN",
             ],
@@ -291,6 +292,8 @@ fn spot_recovery_gets_exactly_the_configuration_it_reads_and_the_three_events() 
         "BACKUP_BUCKET",
         "BACKUP_PREFIX",
         "BACKUP_KMS_KEY_ID",
+        "BACKUP_DAILY_RETENTION_DAYS",
+        "BACKUP_OBJECT_LOCK",
         "STATE_DIR",
         "DRY_RUN",
     ]

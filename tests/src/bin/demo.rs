@@ -188,9 +188,11 @@ const BACKUP_BUCKET: &str = "openclaw-backups-demo";
 /// update mangled the config.
 async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
     println!("s3-backup: OpenClaw's state, backed up, verified, and restored after a bad update");
-    // Back to the present after the snapshot scenario's days: the instance's pre-signed uploads are
-    // checked against the emulator's clock, as S3 checks them against AWS's.
-    demo.emulator.set_clock(chrono::Utc::now()).await?;
+    // The function runs on the emulator's clock (the snapshot scenario's days): the pre-signed
+    // uploads it hands the instance are checked against that clock, as S3 checks them against AWS's.
+    let clock: Value = reqwest::get(format!("{}/_testbed/clock", demo.emulator.url)).await?.json().await?;
+    let now =
+        chrono::DateTime::parse_from_rfc3339(clock["now"].as_str().unwrap_or_default())?.with_timezone(&chrono::Utc);
     let admin = &demo.account.admin;
     let s3 = aws_sdk_s3::Client::new(admin);
     s3.create_bucket().bucket(BACKUP_BUCKET).send().await?;
@@ -215,8 +217,8 @@ async fn show_backup(demo: &Demo) -> anyhow::Result<()> {
         ("STATE_DIR".to_owned(), state.root.to_string_lossy().into_owned()),
         ("RUST_LOG".to_owned(), "off".to_owned()),
     ]);
-    let function = Function::start("s3-backup", &env).await?;
-    let today = chrono::Utc::now().format("%Y-%m-%dT02:30:00Z").to_string();
+    let function = Function::start_at("s3-backup", &env, now).await?;
+    let today = now.format("%Y-%m-%dT02:30:00Z").to_string();
     let event = json!({"version": "0", "id": "demo", "detail-type": "Scheduled Event", "source": "aws.events",
                        "account": "123456789012", "time": today, "region": "us-east-1", "resources": [], "detail": {}});
     let report = function.invoke(&event).await?.response();
@@ -320,7 +322,8 @@ async fn show_spot_recovery() -> anyhow::Result<()> {
         .await?
         .topic("OpsTopic", &topic_arn)
         .param("SpotLaunchTemplateId", &template_id)
-        .param("GatewayElasticIpAllocationId", &address);
+        .param("GatewayElasticIpAllocationId", &address)
+        .bucket("BackupBucket", "openclaw-backups-demo-spot");
     let principal = Principal::for_function(&emulator, "SpotRecoveryFunction", &stack).await?;
     let mut env = emulator.function_env(&principal.keys);
     env.extend([
