@@ -370,7 +370,7 @@ async fn a_corrupted_upload_is_caught_by_reading_it_back() {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(bin.join("aws"), CORRUPTING_AWS).unwrap();
     std::fs::set_permissions(bin.join("aws"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let real_aws = integration_tests::workspace_root().join(".venv/bin/aws");
+    let real_aws = integration_tests::workspace_root().join(".venv-instance/bin/aws");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let bed = Bed::start_with("corrupt", &[("PATH", path), ("REAL_AWS", real_aws.display().to_string())]).await;
     let function = bed.function(&bed.state.root.to_string_lossy()).await;
@@ -404,7 +404,7 @@ async fn a_backup_still_running_at_the_deadline_is_reported_unfinished_and_not_s
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(bin.join("aws"), SLOW_AWS).unwrap();
     std::fs::set_permissions(bin.join("aws"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let real_aws = integration_tests::workspace_root().join(".venv/bin/aws");
+    let real_aws = integration_tests::workspace_root().join(".venv-instance/bin/aws");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let bed = Bed::start_with("slow", &[("PATH", path), ("REAL_AWS", real_aws.display().to_string())]).await;
     let function = bed.function_scaled(&bed.state.root.to_string_lossy(), 30.0).await;
