@@ -32,7 +32,7 @@ impl Config {
             gateway_tag: config::tag_filter(env, "GATEWAY_TAG", "openclaw:role=gateway")?,
             bucket: config::required(env, "BACKUP_BUCKET")?,
             prefix,
-            state_dir: config::optional(env, "STATE_DIR").unwrap_or_else(|| "/home/openclaw/.openclaw".into()),
+            state_dir: config::optional(env, "STATE_DIR").unwrap_or_else(|| "/home/openclaw/data/openclaw".into()),
             kms_key_id: config::optional(env, "BACKUP_KMS_KEY_ID"),
             daily_retention_days: config::parsed(env, "BACKUP_DAILY_RETENTION_DAYS", 30)?,
             command_timeout: Duration::from_secs(config::parsed(env, "BACKUP_COMMAND_TIMEOUT", 600)?),
@@ -57,7 +57,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.prefix, "x/");
         assert_eq!(c.gateway_tag.to_string(), "openclaw:role=gateway");
-        assert_eq!(c.state_dir, "/home/openclaw/.openclaw");
+        assert_eq!(c.state_dir, "/home/openclaw/data/openclaw");
         assert_eq!(c.daily_retention_days, 30);
         assert!(
             Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", "t")]))

@@ -91,7 +91,8 @@ impl Config {
                 Some(BackupTarget {
                     bucket,
                     prefix,
-                    state_dir: config::optional(env, "STATE_DIR").unwrap_or_else(|| "/home/openclaw/.openclaw".into()),
+                    state_dir: config::optional(env, "STATE_DIR")
+                        .unwrap_or_else(|| "/home/openclaw/data/openclaw".into()),
                     kms_key_id: config::optional(env, "BACKUP_KMS_KEY_ID"),
                 })
             }

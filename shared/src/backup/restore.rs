@@ -234,13 +234,19 @@ mod tests {
             steps[1],
             "sudo mv -T '/home/openclaw/data/state' '/home/openclaw/data/state.before-restore-20261125T093000Z'"
         );
-        assert_eq!(steps[2], "sudo mv -T '/home/openclaw/data/state.restored-20261125T093000Z' '/home/openclaw/data/state'");
+        assert_eq!(
+            steps[2],
+            "sudo mv -T '/home/openclaw/data/state.restored-20261125T093000Z' '/home/openclaw/data/state'"
+        );
         assert_eq!(
             steps[3],
             "sudo -u openclaw -H env OPENCLAW_STATE_DIR='/home/openclaw/data/state' /usr/local/bin/openclaw doctor"
         );
         assert_eq!(steps[4], "sudo systemctl start openclaw-gateway");
-        assert_eq!(switch_over_steps("/home/openclaw/data/state/", "/t", "s")[1], steps_for("/home/openclaw/data/state", "s"));
+        assert_eq!(
+            switch_over_steps("/home/openclaw/data/state/", "/t", "s")[1],
+            steps_for("/home/openclaw/data/state", "s")
+        );
     }
 
     fn steps_for(state: &str, stamp: &str) -> String {

@@ -488,7 +488,7 @@ fn with_backup(mut c: Config) -> Config {
     c.backup = Some(BackupTarget {
         bucket: "b".into(),
         prefix: "openclaw/".into(),
-        state_dir: "/home/openclaw/.openclaw".into(),
+        state_dir: "/home/openclaw/data/openclaw".into(),
         kms_key_id: None,
     });
     c
