@@ -507,7 +507,8 @@ def inside(spec_path, loop):
                                       f"else echo 'the state directory is not a mount point'; fi; "
                                       f"[ \"$(stat -c %d {state_dir})\" = \"$(stat -c %d {data_dir})\" ] "
                                       f"&& [ \"$(findmnt -no SOURCE {data_dir})\" = \"$(findmnt -no SOURCE -T {state_dir})\" ] "
-                                      f"&& echo 'on the volume' || echo 'not on the volume'")
+                                      f"&& echo 'on the volume' || echo 'not on the volume'; "
+                                      f"readlink /home/openclaw/.openclaw")
         marker = f"{state_dir}/testbed-marker"
         result["marker_before"] = sh(root, f"cat {marker} 2>/dev/null || true")["out"]
         sh(root, f"echo written-by-{spec['instance']['id']} > {marker}", user="openclaw", env=as_openclaw)

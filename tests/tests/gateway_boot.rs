@@ -129,11 +129,11 @@ fn check_boot(name: &str, r: &Value, auth_token: &str) {
     assert!(r["gateway_version"].as_str().unwrap().contains("2026.9.6"), "{name}: {}", r["gateway_version"]);
 
     // The data volume: XFS, mounted by UUID one level above the state directory, which lives in it;
-    // both owned by openclaw alone.
+    // both owned by openclaw alone; OpenClaw's default state directory (~/.openclaw) leads there.
     let data = r["data_dir"]["out"].as_str().unwrap();
     assert_eq!(
         data.lines().collect::<Vec<_>>(),
-        ["openclaw:openclaw 700", "the state directory is not a mount point", "on the volume"],
+        ["openclaw:openclaw 700", "the state directory is not a mount point", "on the volume", STATE_DIR],
         "{name}: {data}"
     );
     let state = r["state_dir"]["out"].as_str().unwrap();
