@@ -77,8 +77,10 @@ def copy_database(dir_fd, name, rel, out):
     # through its descriptor) and the database is named relative to it. To a plain temporary name
     # first: the database's own name never has to be quoted for SQLite.
     copy = os.path.join(work, "copy.sqlite")
-    subprocess.run(["sqlite3", "-nofollow", name, ".timeout 10000", "VACUUM INTO '%s'" % copy],
-                   cwd="/proc/self/fd/%d" % dir_fd, pass_fds=(dir_fd,), check=True)
+    copied = subprocess.run(["sqlite3", "-nofollow", name, ".timeout 10000", "VACUUM INTO '%s'" % copy],
+                            cwd="/proc/self/fd/%d" % dir_fd, pass_fds=(dir_fd,))
+    if copied.returncode != 0:
+        sys.exit("openclaw-backup: sqlite3 could not copy the database %s (exit %d)" % (rel, copied.returncode))
     os.rename(copy, out)
 
 for rel_dir, dirs, files, dir_fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
