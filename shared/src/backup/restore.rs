@@ -214,8 +214,8 @@ mod tests {
     use super::*;
 
     fn restore() -> Restore {
-        let state = "/home/openclaw/data/state";
-        let target = "/home/openclaw/data/state.restored-20261125T093000Z";
+        let state = "/home/openclaw/data/openclaw";
+        let target = "/home/openclaw/data/openclaw.restored-20261125T093000Z";
         Restore {
             state_dir: state.into(),
             bucket: "b".into(),
@@ -232,20 +232,20 @@ mod tests {
         assert_eq!(steps[0], "sudo systemctl stop openclaw-gateway");
         assert_eq!(
             steps[1],
-            "sudo mv -T '/home/openclaw/data/state' '/home/openclaw/data/state.before-restore-20261125T093000Z'"
+            "sudo mv -T '/home/openclaw/data/openclaw' '/home/openclaw/data/openclaw.before-restore-20261125T093000Z'"
         );
         assert_eq!(
             steps[2],
-            "sudo mv -T '/home/openclaw/data/state.restored-20261125T093000Z' '/home/openclaw/data/state'"
+            "sudo mv -T '/home/openclaw/data/openclaw.restored-20261125T093000Z' '/home/openclaw/data/openclaw'"
         );
         assert_eq!(
             steps[3],
-            "sudo -u openclaw -H env OPENCLAW_STATE_DIR='/home/openclaw/data/state' /usr/local/bin/openclaw doctor"
+            "sudo -u openclaw -H env OPENCLAW_STATE_DIR='/home/openclaw/data/openclaw' /usr/local/bin/openclaw doctor"
         );
         assert_eq!(steps[4], "sudo systemctl start openclaw-gateway");
         assert_eq!(
-            switch_over_steps("/home/openclaw/data/state/", "/t", "s")[1],
-            steps_for("/home/openclaw/data/state", "s")
+            switch_over_steps("/home/openclaw/data/openclaw/", "/t", "s")[1],
+            steps_for("/home/openclaw/data/openclaw", "s")
         );
     }
 
