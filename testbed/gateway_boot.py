@@ -497,9 +497,18 @@ def inside(spec_path, loop):
         if spec["tier"] == "budget":
             units += " /etc/systemd/system/openclaw-tls.service /etc/systemd/system/openclaw-tls.timer"
         result["systemd_analyze_verify"] = sh(root, f"systemd-analyze verify {units}")
-        result["state_dir"] = sh(root, f"stat -c '%U:%G %a' {state_dir}; findmnt -no FSTYPE,SOURCE {state_dir}; "
-                                       f"blkid -s UUID -o value $(findmnt -no SOURCE {state_dir}); "
-                                       f"blkid -s LABEL -o value $(findmnt -no SOURCE {state_dir}); cat /etc/fstab")
+        # The volume is mounted one level above the state directory (its parent).
+        data_dir = os.path.dirname(state_dir)
+        result["state_dir"] = sh(root, f"stat -c '%U:%G %a' {state_dir}; findmnt -no FSTYPE,SOURCE {data_dir}; "
+                                       f"blkid -s UUID -o value $(findmnt -no SOURCE {data_dir}); "
+                                       f"blkid -s LABEL -o value $(findmnt -no SOURCE {data_dir}); cat /etc/fstab")
+        result["data_dir"] = sh(root, f"stat -c '%U:%G %a' {data_dir}; "
+                                      f"if mountpoint -q {state_dir}; then echo 'the state directory is a mount point'; "
+                                      f"else echo 'the state directory is not a mount point'; fi; "
+                                      f"[ \"$(stat -c %d {state_dir})\" = \"$(stat -c %d {data_dir})\" ] "
+                                      f"&& [ \"$(findmnt -no SOURCE {data_dir})\" = \"$(findmnt -no SOURCE -T {state_dir})\" ] "
+                                      f"&& echo 'on the volume' || echo 'not on the volume'; "
+                                      f"readlink /home/openclaw/.openclaw")
         marker = f"{state_dir}/testbed-marker"
         result["marker_before"] = sh(root, f"cat {marker} 2>/dev/null || true")["out"]
         sh(root, f"echo written-by-{spec['instance']['id']} > {marker}", user="openclaw", env=as_openclaw)

@@ -14,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 ensure_venv() {
-  local venv="$1" requirements="$2"
+  local venv="$1" requirements="$2" python="${3:-python3}"
   local stamp="$venv/.requirements.sha256"
   local want
   want=$(sha256sum "$requirements" | cut -d' ' -f1)
@@ -22,7 +22,8 @@ ensure_venv() {
     return 0
   fi
   echo "testbed: installing Python tools into $venv" >&2
-  python3 -m venv "$venv"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
   echo "$want" > "$stamp"
 }
@@ -37,3 +38,20 @@ fi
 
 ensure_venv "$root/.venv" "$root/testbed/requirements.txt"
 ensure_venv "$root/.venv-checkov" "$root/testbed/checkov-requirements.txt"
+
+# The stand-in gateway instance's AWS CLI (fake_ssm.py runs the scripts on this machine): the
+# scripts drop from root to the state directory's owner, so it must run for any user, as an
+# instance's /usr/bin/aws does. The venvs above sit on a Python under /root, which no other user
+# reaches; this one sits on the system's Python (Debian's python3 with python3-venv). Its lock is
+# the AWS CLI's part of testbed/requirements.txt, pin for pin.
+while read -r pin; do
+  grep -qxF "$pin" "$root/testbed/requirements.txt" \
+    || { echo "testbed: $pin in instance-requirements.txt differs from testbed/requirements.txt" >&2; exit 1; }
+done < <(grep -E '^[A-Za-z0-9_.-]+==' "$root/testbed/instance-requirements.txt")
+if ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || ! command -v sudo >/dev/null; then
+  # python3-venv for the venv below; sudo for the restore's printed switch-over, which a test runs.
+  echo "testbed: installing python3-venv and sudo (Debian packages)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv sudo >/dev/null
+fi
+ensure_venv "$root/.venv-instance" "$root/testbed/instance-requirements.txt" /usr/bin/python3

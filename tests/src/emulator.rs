@@ -197,7 +197,9 @@ impl Emulator {
         instance_id: &str,
         mut env: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<()> {
-        let venv_bin = crate::workspace_root().join(".venv/bin");
+        // The scripts run as the state directory's owner: the AWS CLI on this PATH is the one any
+        // user can run (testbed/setup.sh's .venv-instance, on the system's Python).
+        let venv_bin = crate::workspace_root().join(".venv-instance/bin");
         let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
         env.entry("PATH").or_insert(serde_json::Value::String(path));
         self.post("/_testbed/ssm/instances", serde_json::json!({"instance_id": instance_id, "env": env})).await

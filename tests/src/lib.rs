@@ -12,6 +12,7 @@ pub mod openclaw_state;
 pub mod runtime;
 pub mod schedule;
 pub mod stack;
+pub mod state_owner;
 pub mod template;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! A sample OpenClaw state directory (the 2026.8 layout) whose database a "gateway" keeps writing
-//! to, for tests of the backup and restore scripts.
+//! to, for tests of the backup and restore scripts. It belongs to the gateway's stand-in user
+//! ([`crate::state_owner`]), and the writer runs as that user, as the gateway does.
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -48,7 +49,9 @@ pub fn state_dir_seeded(name: &str, database: Option<&std::path::Path>) -> State
     if let Some(database) = database {
         std::fs::copy(database, root.join("state/openclaw.sqlite")).unwrap();
     }
-    let writer = Command::new("python3")
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    crate::state_owner::give(&root);
+    let writer = crate::state_owner::as_owner(&mut Command::new("/usr/bin/python3"))
         .arg("-c")
         .arg(
             "import sqlite3, sys, time\n\

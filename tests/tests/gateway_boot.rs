@@ -28,7 +28,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const DOMAIN: &str = "bot.example.com";
-const STATE_DIR: &str = "/home/openclaw/.openclaw";
+const STATE_DIR: &str = "/home/openclaw/data/openclaw";
+/// The data volume's mount point: the state directory lives one level below it.
+const DATA_DIR: &str = "/home/openclaw/data";
 
 /// The root filesystem every boot starts from (built once, kept under target/).
 fn rootfs() -> &'static PathBuf {
@@ -126,7 +128,14 @@ fn check_boot(name: &str, r: &Value, auth_token: &str) {
     assert!(r["node_version"].as_str().unwrap().starts_with("v24."), "{name}: node {}", r["node_version"]);
     assert!(r["gateway_version"].as_str().unwrap().contains("2026.9.6"), "{name}: {}", r["gateway_version"]);
 
-    // The data volume: XFS, mounted by UUID on the state directory, owned by openclaw alone.
+    // The data volume: XFS, mounted by UUID one level above the state directory, which lives in it;
+    // both owned by openclaw alone; OpenClaw's default state directory (~/.openclaw) leads there.
+    let data = r["data_dir"]["out"].as_str().unwrap();
+    assert_eq!(
+        data.lines().collect::<Vec<_>>(),
+        ["openclaw:openclaw 700", "the state directory is not a mount point", "on the volume", STATE_DIR],
+        "{name}: {data}"
+    );
     let state = r["state_dir"]["out"].as_str().unwrap();
     let mut state_lines = state.lines();
     assert_eq!(state_lines.next(), Some("openclaw:openclaw 700"), "{name}: {state}");
@@ -135,7 +144,7 @@ fn check_boot(name: &str, r: &Value, auth_token: &str) {
     assert_eq!(mount, ["xfs", r["loop_device"].as_str().unwrap()], "{name}: {state}");
     let uuid = state_lines.next().unwrap_or_default();
     assert_eq!(state_lines.next(), Some("openclaw"), "{name}: the filesystem label (XFS allows 12 characters)");
-    assert!(state.contains(&format!("UUID={uuid} {STATE_DIR} xfs defaults,nofail 0 2")), "{name}: fstab: {state}");
+    assert!(state.contains(&format!("UUID={uuid} {DATA_DIR} xfs defaults,nofail 0 2")), "{name}: fstab: {state}");
 
     // The units systemd would load, verified by systemd itself.
     let verify = &r["systemd_analyze_verify"];
@@ -329,6 +338,13 @@ async fn boots_twice(name: &str) {
         started.elapsed()
     );
 
+    // The full tier's replacement finds a volume from before the state directory moved one level
+    // below the mount point (OpenClaw's files at the volume's top), which its boot moves down.
+    let old_layout = name == "full";
+    if old_layout {
+        to_the_old_layout(&image_file, &work);
+    }
+
     // A replacement (a stack update): the old instance still holds the volume and lets go of it
     // only later; the new one waits, attaches it, and mounts it as it is.
     let second = launch(&ec2, &image, &az).await;
@@ -338,6 +354,7 @@ async fn boots_twice(name: &str) {
     assert!(!log.contains("formatting"), "{name}: the replacement formatted the data volume: {log}");
     assert!(log.contains(&format!("in-use\t{first}")), "{name}: it did not wait for the old instance: {log}");
     assert_eq!(two["marker_before"].as_str().unwrap().trim(), format!("written-by-{first}"), "{name}: data lost");
+    assert_eq!(log.contains("moving OpenClaw's state from the volume's top"), old_layout, "{name}: {log}");
     let uuid = |r: &Value| r["state_dir"]["out"].as_str().unwrap().lines().nth(2).unwrap().to_owned();
     assert_eq!(uuid(&one), uuid(&two), "{name}: the filesystem changed");
     let attached = ec2.describe_volumes().volume_ids(&volume).send().await.unwrap();
@@ -353,6 +370,26 @@ async fn boots_twice(name: &str) {
         assert!(used.contains(action), "{name}: the boot never called {action}: {used:?}");
     }
     std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// Puts the data volume's image back in the layout from before the state directory moved one
+/// level down: OpenClaw's files at the top of the volume, no state directory.
+fn to_the_old_layout(image: &std::path::Path, work: &std::path::Path) {
+    let mount = work.join("old-layout");
+    std::fs::create_dir_all(&mount).unwrap();
+    let status = std::process::Command::new("mount").arg("-o").arg("loop").arg(image).arg(&mount).status().unwrap();
+    assert!(status.success(), "mount -o loop {}", image.display());
+    let state = mount.join(std::path::Path::new(STATE_DIR).file_name().unwrap());
+    let moved = (|| -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&state)? {
+            let entry = entry?;
+            std::fs::rename(entry.path(), mount.join(entry.file_name()))?;
+        }
+        std::fs::remove_dir(&state)
+    })();
+    let status = std::process::Command::new("umount").arg(&mount).status().unwrap();
+    moved.unwrap();
+    assert!(status.success(), "umount {}", mount.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

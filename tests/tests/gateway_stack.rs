@@ -272,8 +272,9 @@ fn the_user_data_and_the_scripts_it_installs_are_valid_bash() {
             "amazon-cloudwatch-agent-ctl",
             "mem_used_percent",
             "disk_used_percent",
-            "state_dir=/home/openclaw/.openclaw",
-            "UUID=$uuid $state_dir xfs",
+            "state_dir=/home/openclaw/data/openclaw",
+            "data_dir=$(dirname \"$state_dir\")",
+            "UUID=$uuid $data_dir xfs",
             "dnf install -y nodejs24 nodejs24-npm",
             "alternatives --set node /usr/bin/node-24",
         ] {

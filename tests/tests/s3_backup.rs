@@ -346,7 +346,7 @@ async fn a_restore_brings_back_the_newest_verified_backup_beside_the_live_state(
     // The switch-over steps name the real directories; the operator is told.
     let steps: Vec<&str> = report["switch_over"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(steps[0], "sudo systemctl stop openclaw-gateway");
-    assert_eq!(steps[2], format!("sudo mv '{}' '{state}'", target.display()));
+    assert_eq!(steps[2], format!("sudo mv -T '{}' '{state}'", target.display()));
     let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
     let note =
         notes.iter().find(|n| n["title"].as_str().unwrap().starts_with("Backup restored")).expect("a restore note");

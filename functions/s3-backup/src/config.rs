@@ -56,6 +56,7 @@ mod tests {
         assert_eq!(c.backup.prefix, "x/");
         assert_eq!(c.gateway_tag.to_string(), "openclaw:role=gateway");
         assert_eq!(c.url_lifetime(), Duration::from_secs(660));
+        assert_eq!(c.backup.state_dir, "/home/openclaw/data/openclaw");
         assert!(
             Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", "t")]))
                 .unwrap_err()

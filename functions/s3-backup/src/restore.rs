@@ -161,8 +161,8 @@ mod tests {
 
     #[test]
     fn the_target_is_a_new_sibling_of_the_live_state() {
-        let t = target("/home/openclaw/.openclaw/", "2026-11-25T09:30:00Z".parse().unwrap());
-        assert_eq!(t.dir, "/home/openclaw/.openclaw.restored-20261125T093000Z");
+        let t = target("/home/openclaw/data/openclaw/", "2026-11-25T09:30:00Z".parse().unwrap());
+        assert_eq!(t.dir, "/home/openclaw/data/openclaw.restored-20261125T093000Z");
         assert_eq!(t.stamp, "20261125T093000Z");
     }
 }

@@ -1,13 +1,16 @@
 //! The bash script that SSM Run Command runs on the gateway to restore a backup.
 //!
-//! It downloads the archive and its manifest, checks the archive's size and SHA-256, unpacks it
-//! beside the live state directory (never over it, never over anything that exists), checks every
-//! file against the manifest and every SQLite database's integrity, and only then moves the result
-//! into place under its new name, in one rename. The live state is left alone: switching over is a
-//! person's decision, and the script prints the steps for it.
+//! It runs as the state directory's owner, never as root ([`super::owner`]). It downloads the
+//! archive and its manifest, checks the archive's size and SHA-256, unpacks it beside the live state
+//! directory (never over it, never over anything that exists, and on the state directory's own
+//! filesystem: the data volume, where the switch-over is two renames), checks every file against the
+//! manifest and every SQLite database's integrity, and only then moves the result into place under
+//! its new name, in one rename. The live state is left alone: switching over is a person's decision,
+//! and the script prints the steps for it.
 
 use serde::{Deserialize, Serialize};
 
+use super::owner::run_as_owner;
 use super::script::quote;
 
 /// The line the script prints last, followed by the result as JSON.
@@ -15,12 +18,13 @@ pub const RESULT_MARKER: &str = "OPENCLAW_RESTORE_RESULT ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restore {
-    /// The live state directory: its owner is given to the restored files; it is never written.
+    /// The live state directory: the script runs as its owner; it is never written.
     pub state_dir: String,
     /// Pre-signed GETs of exactly the verified versions: the instance holds no grant on the bucket.
     pub archive_url: String,
     pub manifest_url: String,
-    /// A new directory; the script refuses one that exists or lies inside the live state.
+    /// A new directory; the script refuses one that exists, lies inside the live state, or whose
+    /// parent is not on the live state's filesystem.
     pub target_dir: String,
     /// What a person does next, printed at the end.
     pub switch_over: Vec<String>,
@@ -37,18 +41,28 @@ pub struct RestoreResult {
 }
 
 /// The commands that put a restored directory in place of the live one, keeping the live one.
+/// The restored directory and the kept one sit beside the state directory, on its filesystem (the
+/// data volume, mounted one level above it): both moves are renames there. `mv -T` never moves a
+/// directory into one that happens to exist. OpenClaw's CLI is named by its full path (sudo's
+/// `secure_path` leaves /usr/local/bin out on Amazon Linux) and told the state directory.
 pub fn switch_over_steps(state_dir: &str, target_dir: &str, stamp: &str) -> Vec<String> {
-    let kept = format!("{state_dir}.before-restore-{stamp}");
+    let state_dir = state_dir.trim_end_matches('/');
+    let kept = kept_dir(state_dir, stamp);
     let owner = owner_of(state_dir);
     vec![
         "sudo systemctl stop openclaw-gateway".to_owned(),
-        format!("sudo mv {} {}", quote(state_dir), quote(&kept)),
-        format!("sudo mv {} {}", quote(target_dir), quote(state_dir)),
-        format!("sudo -u {owner} -H openclaw doctor"),
+        format!("sudo mv -T {} {}", quote(state_dir), quote(&kept)),
+        format!("sudo mv -T {} {}", quote(target_dir), quote(state_dir)),
+        format!("sudo -u {owner} -H env OPENCLAW_STATE_DIR={} /usr/local/bin/openclaw doctor", quote(state_dir)),
         "sudo systemctl start openclaw-gateway".to_owned(),
         "curl -fsS http://127.0.0.1:18789/healthz".to_owned(),
         format!("# if it is not healthy: stop it again and move {} back", quote(&kept)),
     ]
+}
+
+/// Where the switch-over keeps the live state: beside it, on its filesystem.
+pub fn kept_dir(state_dir: &str, stamp: &str) -> String {
+    format!("{}.before-restore-{stamp}", state_dir.trim_end_matches('/'))
 }
 
 /// `/home/<user>/...` belongs to `<user>`; anything else is run as `openclaw`, the seed's user.
@@ -63,17 +77,28 @@ fn owner_of(state_dir: &str) -> String {
 
 impl Restore {
     pub fn script(&self) -> String {
-        let steps: String = self.switch_over.iter().map(|s| format!("echo {}\n", quote(&format!("  {s}")))).collect();
         format!(
             r#"#!/bin/bash
 # openclaw-ops s3-backup restore: a verified copy of a backup beside the live state, never over it.
 set -euo pipefail
 umask 077
 STATE_DIR={state_dir}
+{as_owner}"#,
+            state_dir = quote(&self.state_dir),
+            as_owner = run_as_owner("openclaw-restore", &self.owners_part()),
+        )
+    }
+
+    /// What runs as the state directory's owner.
+    fn owners_part(&self) -> String {
+        let steps: String = self.switch_over.iter().map(|s| format!("echo {}\n", quote(&format!("  {s}")))).collect();
+        format!(
+            r#"set -euo pipefail
+umask 077
+STATE_DIR={state_dir}
 ARCHIVE_URL={archive_url}
 MANIFEST_URL={manifest_url}
 TARGET_DIR={target_dir}
-export AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=5
 
 fail() {{ echo "openclaw-restore: $*" >&2; exit 4; }}
 case "$TARGET_DIR" in
@@ -86,6 +111,10 @@ esac
 [ -e "$TARGET_DIR" ] && fail "$TARGET_DIR already exists; a restore never writes over anything"
 parent=$(dirname "$TARGET_DIR")
 mkdir -p "$parent"
+# On the live state's filesystem (the data volume): the switch-over's moves are renames there, and
+# the restored copy is not left on a root volume that goes with the instance.
+[ "$(stat -c %d "$parent")" = "$(stat -c %d "$STATE_DIR")" ] \
+  || fail "$parent is not on the filesystem of the state directory $STATE_DIR ($(stat -c %m "$STATE_DIR")); restore beside it instead"
 # Beside the target, so the final move is one rename on the same filesystem.
 work=$(mktemp -d "$parent/.openclaw-restore.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -153,10 +182,7 @@ json.dump({{"files": len(found), "bytes": sum(f["size"] for f in manifest["files
           open(result_path, "w"))
 PY
 
-# Owned like the live state, so the gateway can read it after the switch.
-if [ "$(id -u)" = 0 ] && [ -d "$STATE_DIR" ]; then
-  chown -R "$(stat -c %u:%g "$STATE_DIR")" "$work/state"
-fi
+# Made by the state directory's owner, so the gateway can read it after the switch.
 chmod 700 "$work/state"
 mv -T "$work/state" "$TARGET_DIR"
 
@@ -185,8 +211,8 @@ mod tests {
     use super::*;
 
     fn restore() -> Restore {
-        let state = "/home/openclaw/.openclaw";
-        let target = "/home/openclaw/.openclaw.restored-20261125T093000Z";
+        let state = "/home/openclaw/data/openclaw";
+        let target = "/home/openclaw/data/openclaw.restored-20261125T093000Z";
         Restore {
             state_dir: state.into(),
             archive_url: "https://b.s3.amazonaws.com/a.tar.gz?versionId=1&X-Amz-Signature=ab".into(),
@@ -197,21 +223,35 @@ mod tests {
     }
 
     #[test]
-    fn switch_over_stops_moves_checks_and_starts() {
+    fn switch_over_stops_renames_on_the_volume_checks_and_starts() {
         let steps = restore().switch_over;
         assert_eq!(steps[0], "sudo systemctl stop openclaw-gateway");
         assert_eq!(
             steps[1],
-            "sudo mv '/home/openclaw/.openclaw' '/home/openclaw/.openclaw.before-restore-20261125T093000Z'"
+            "sudo mv -T '/home/openclaw/data/openclaw' '/home/openclaw/data/openclaw.before-restore-20261125T093000Z'"
         );
-        assert_eq!(steps[2], "sudo mv '/home/openclaw/.openclaw.restored-20261125T093000Z' '/home/openclaw/.openclaw'");
-        assert_eq!(steps[3], "sudo -u openclaw -H openclaw doctor");
+        assert_eq!(
+            steps[2],
+            "sudo mv -T '/home/openclaw/data/openclaw.restored-20261125T093000Z' '/home/openclaw/data/openclaw'"
+        );
+        assert_eq!(
+            steps[3],
+            "sudo -u openclaw -H env OPENCLAW_STATE_DIR='/home/openclaw/data/openclaw' /usr/local/bin/openclaw doctor"
+        );
         assert_eq!(steps[4], "sudo systemctl start openclaw-gateway");
+        assert_eq!(
+            switch_over_steps("/home/openclaw/data/openclaw/", "/t", "s")[1],
+            steps_for("/home/openclaw/data/openclaw", "s")
+        );
+    }
+
+    fn steps_for(state: &str, stamp: &str) -> String {
+        format!("sudo mv -T '{state}' '{}'", kept_dir(state, stamp))
     }
 
     #[test]
     fn the_owner_comes_from_the_home_directory() {
-        assert_eq!(owner_of("/home/alice/.openclaw"), "alice");
+        assert_eq!(owner_of("/home/alice/data/state"), "alice");
         assert_eq!(owner_of("/srv/openclaw"), "openclaw");
         assert_eq!(owner_of("/home/x;rm/.openclaw"), "openclaw");
     }
@@ -220,9 +260,10 @@ mod tests {
     fn every_value_is_one_quoted_word() {
         let mut r = restore();
         r.target_dir = "/tmp/a'; rm -rf / #".into();
-        let s = r.script();
+        let s = r.owners_part();
         assert!(s.contains(r"TARGET_DIR='/tmp/a'\''; rm -rf / #'"));
         assert!(s.contains("echo '  sudo systemctl stop openclaw-gateway'"));
+        assert!(r.script().contains(&format!("as_owner={}", quote(&s))));
     }
 
     #[test]

@@ -1,16 +1,21 @@
 //! The bash script that SSM Run Command (`AWS-RunShellScript`) runs on the gateway to make a backup.
 //!
-//! Where the gateway's OpenClaw CLI has `openclaw backup create --verify`, OpenClaw makes the
-//! snapshot (it knows its databases and volatile files) and the script repacks its state directory.
-//! Otherwise it copies the state directory without the live SQLite files and takes a consistent copy
-//! of each database read in one transaction (`sqlite3 … "VACUUM INTO …"`, or Python's backup binding
-//! in one step where the CLI is missing: the sqlite3 shell's `.backup` copies 100 pages at a time and
-//! starts over whenever the gateway writes, so a busy database of some size is never copied). Either way it leaves logs and media caches out unless asked, packs a tar.gz, writes a manifest (every
-//! file with its size and SHA-256, the archive's, the OpenClaw version, host, time, trigger), uploads
-//! the archive and then the manifest with SSE-KMS, and prints one result line for the function.
-//! Everything it is told comes in as single-quoted shell words: no value can run as code.
+//! It runs as the state directory's owner, never as root ([`super::owner`]), and reads the live
+//! tree once, into a private copy, without following a symbolic link at any component (a directory
+//! swapped for a symlink while it runs is left out, never followed): every file as it is on disk,
+//! and each SQLite database in one read transaction (`sqlite3 -nofollow … "VACUUM INTO …"`: the
+//! sqlite3 shell's `.backup` copies 100 pages at a time and starts over whenever the gateway writes,
+//! so a busy database of some size is never copied). Where the gateway's OpenClaw CLI has
+//! `openclaw backup create --verify`, OpenClaw then makes its snapshot from that copy (it knows which
+//! of its files are state) and the script repacks it. Either way it leaves logs and media caches out
+//! unless asked, packs a tar.gz, writes a manifest (every file with its size and SHA-256, the
+//! archive's, the OpenClaw version, host, time, trigger), uploads the archive and then the manifest
+//! with SSE-KMS, and prints one result line for the function. Everything it is told comes in as
+//! single-quoted shell words: no value can run as code.
 
 use serde::{Deserialize, Serialize};
+
+use super::owner::{OPEN_DIR_PY, run_as_owner};
 
 /// The line the script prints last, followed by the result as JSON.
 pub const RESULT_MARKER: &str = "OPENCLAW_BACKUP_RESULT ";
@@ -61,13 +66,93 @@ pub fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// Python: copies a directory tree into a new private one without following a symbolic link at
+/// any component, even while the tree changes under it (a directory swapped for a symlink between
+/// listing and reading). `os.fwalk(follow_symlinks=False)` opens each directory through the one
+/// before it and checks it is the directory it listed (lstat, open, fstat); each file is opened
+/// through its directory's descriptor with `O_NOFOLLOW` and copied only if `fstat` says it is a
+/// regular file. Symlinks, sockets and the like are left out, as `find -type f` left them.
+/// `copy-tree live SRC DST WORK [EXCLUDED...]`: every `*.sqlite` through `sqlite3 -nofollow` (one
+/// read transaction, `VACUUM INTO`), SQLite's side files left out; `copy-tree plain ...` copies
+/// databases as files. EXCLUDED are top-level directories left out (logs, media).
+const COPY_TREE_PY: &str = r#"{open_dir}
+import errno, shutil, stat, subprocess, sys
+mode, src, dst, work, excluded = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], set(sys.argv[5:])
+SIDE_FILES = (".sqlite-wal", ".sqlite-shm", ".sqlite-journal")
+top = open_dir(src)
+os.mkdir(dst, 0o700)
+
+def note(rel, why):
+    print("openclaw-backup: left out %s: %s" % (rel, why), file=sys.stderr)
+
+def copy_database(dir_fd, name, rel, out):
+    if shutil.which("sqlite3") is None:
+        sys.exit("openclaw-backup: sqlite3 is needed to copy the database %s (the gateway stack installs it)" % rel)
+    # -nofollow: SQLite refuses a symbolic link anywhere in the database's path. It refuses
+    # /proc/self/fd/N as one too, so the directory walked is the working directory instead (set
+    # through its descriptor) and the database is named relative to it. To a plain temporary name
+    # first: the database's own name never has to be quoted for SQLite.
+    copy = os.path.join(work, "copy.sqlite")
+    copied = subprocess.run(["sqlite3", "-nofollow", name, ".timeout 10000", "VACUUM INTO '%s'" % copy],
+                            cwd="/proc/self/fd/%d" % dir_fd, pass_fds=(dir_fd,))
+    if copied.returncode != 0:
+        sys.exit("openclaw-backup: sqlite3 could not copy the database %s (exit %d)" % (rel, copied.returncode))
+    os.rename(copy, out)
+
+for rel_dir, dirs, files, dir_fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+    dirs.sort()
+    if rel_dir == ".":
+        dirs[:] = [d for d in dirs if d not in excluded]
+    target = os.path.normpath(os.path.join(dst, rel_dir))
+    os.makedirs(target, 0o700, exist_ok=True)
+    for name in sorted(files):
+        rel = os.path.normpath(os.path.join(rel_dir, name))
+        if mode == "live" and name.endswith(SIDE_FILES):
+            continue
+        if mode == "live" and name.endswith(".sqlite"):
+            if stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                copy_database(dir_fd, name, rel, os.path.join(target, name))
+            else:
+                note(rel, "not a regular file")
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                note(rel, "a symbolic link")
+                continue
+            if e.errno == errno.ENOENT:
+                note(rel, "removed while the backup ran")
+                continue
+            raise
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                note(rel, "not a regular file")
+                continue
+            with open(os.path.join(target, name), "xb") as out:
+                shutil.copyfileobj(f, out, 1 << 20)
+"#;
+
 impl Backup {
     pub fn script(&self) -> String {
-        let excludes = if self.include_logs_and_media { "" } else { "! -path './logs/*' ! -path './media/*' " };
         format!(
             r#"#!/bin/bash
 # openclaw-ops s3-backup: a consistent archive of OpenClaw's state, uploaded with its manifest.
 set -euo pipefail
+umask 077
+STATE_DIR={state_dir}
+{as_owner}"#,
+            state_dir = quote(&self.state_dir),
+            as_owner = run_as_owner("openclaw-backup", &self.owners_part()),
+        )
+    }
+
+    /// What runs as the state directory's owner.
+    fn owners_part(&self) -> String {
+        let excluded = if self.include_logs_and_media { "" } else { " logs media" };
+        let copy_tree = COPY_TREE_PY.replace("{open_dir}", OPEN_DIR_PY);
+        format!(
+            r#"set -euo pipefail
 umask 077
 STATE_DIR={state_dir}
 ARCHIVE_URL={archive_url}
@@ -78,46 +163,34 @@ TRIGGER={trigger}
 INSTANCE_ID={instance_id}
 GATEWAY={gateway}
 export ARCHIVE_KEY MANIFEST_KEY TRIGGER INSTANCE_ID GATEWAY
-export AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=5
 
-if [ ! -d "$STATE_DIR" ]; then
-  echo "openclaw-backup: state directory $STATE_DIR not found" >&2
-  exit 3
-fi
 work=$(mktemp -d /tmp/openclaw-backup.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 stage="$work/state"
-mkdir -p "$stage"
 
-# Everything but live databases (and, by default, logs and media caches), as it is on disk, and
-# each database through SQLite's backup API: a consistent copy while the gateway keeps writing.
-copy_with_sqlite() {{
-  (cd "$STATE_DIR" && find . -type f ! -name '*.sqlite' ! -name '*.sqlite-wal' ! -name '*.sqlite-shm' \
-     ! -name '*.sqlite-journal' {excludes}-print0 | tar --null -cf - -T -) | (cd "$stage" && tar -xf -)
-  while IFS= read -r -d '' db; do
-    mkdir -p "$stage/$(dirname "$db")"
-    # To a plain temporary name first: the database's own path never has to be quoted for SQLite.
-    if command -v sqlite3 >/dev/null 2>&1; then
-      sqlite3 "$STATE_DIR/$db" ".timeout 10000" "VACUUM INTO '$work/copy.sqlite'"
-      mv "$work/copy.sqlite" "$stage/$db"
-    else
-      python3 -c 'import sqlite3, sys
-src = sqlite3.connect(sys.argv[1], timeout=10)
-dst = sqlite3.connect(sys.argv[2])
-src.backup(dst)
-dst.close(); src.close()' "$STATE_DIR/$db" "$stage/$db"
-    fi
-  done < <(cd "$STATE_DIR" && find . -type f -name '*.sqlite' {excludes}-print0)
+copy_tree() {{
+  python3 - "$@" <<'PY'
+{copy_tree}
+PY
 }}
 
-# OpenClaw's own snapshot where its CLI has one (`openclaw backup create --verify`: it knows its
-# databases and which files are volatile), unpacked so every backup has the same layout. Called in
-# an `if`, where `set -e` does not apply: every step says `|| return 1`, and a failure falls back.
+# The live tree is read once, here, into a private copy: everything but the live databases' side
+# files (and, by default, logs and media caches) as it is on disk, and each database through
+# SQLite in one read transaction, a consistent copy while the gateway keeps writing. Nothing after
+# this reads the live tree.
+copy_tree live "$STATE_DIR" "$work/copy" "$work"{excluded}
+
+# OpenClaw's own snapshot where its CLI has one (`openclaw backup create --verify`: it knows which
+# of its files are state and checks its archive), made from a copy of that private copy (so the CLI
+# never reads the live tree, and a failure leaves the copy as it was), unpacked so every backup has
+# the same layout. Called in an `if`, where `set -e` does not apply: every step says `|| return 1`,
+# and a failure falls back to the copy.
 copy_with_openclaw_cli() {{
   command -v openclaw >/dev/null 2>&1 || return 1
   openclaw backup create --help >/dev/null 2>&1 || return 1
   mkdir -p "$work/cli" "$work/cli-unpacked" || return 1
-  if ! OPENCLAW_STATE_DIR="$STATE_DIR" openclaw backup create --verify --json --no-include-workspace \
+  cp -a "$work/copy" "$work/cli-state" || return 1
+  if ! OPENCLAW_STATE_DIR="$work/cli-state" openclaw backup create --verify --json --no-include-workspace \
        --output "$work/cli" >"$work/cli.json" 2>"$work/cli.err"; then
     echo "openclaw-backup: 'openclaw backup create --verify' failed, using SQLite's own copy: $(tail -n 3 "$work/cli.err")" >&2
     return 1
@@ -143,15 +216,15 @@ PY
     echo "openclaw-backup: the state directory is not at $inside in the CLI's archive, using SQLite's own copy" >&2
     return 1
   fi
-  (cd "$source" && find . -type f {excludes}-print0 | tar --null -cf - -T -) | (cd "$stage" && tar -xf -) || return 1
-  rm -rf "$work/cli" "$work/cli-unpacked"
+  copy_tree plain "$source" "$stage" "$work"{excluded} || return 1
+  rm -rf "$work/cli" "$work/cli-unpacked" "$work/cli-state" "$work/copy"
 }}
 
 if copy_with_openclaw_cli; then
   method=openclaw-cli
 else
-  rm -rf "$stage" && mkdir -p "$stage"
-  copy_with_sqlite
+  rm -rf "$stage" "$work/cli" "$work/cli-unpacked" "$work/cli-state"
+  mv "$work/copy" "$stage"
   method=sqlite-backup
 fi
 export METHOD="$method"
@@ -271,19 +344,33 @@ mod tests {
         let mut b = backup();
         b.state_dir = "/tmp/x'; touch /tmp/pwned; '".into();
         assert!(b.script().contains(r"STATE_DIR='/tmp/x'\''; touch /tmp/pwned; '\'''"));
+        assert!(b.owners_part().contains(r"STATE_DIR='/tmp/x'\''; touch /tmp/pwned; '\'''"));
+        // The owner's part travels as one quoted word.
+        assert!(b.script().contains(&format!("as_owner={}", quote(&b.owners_part()))));
     }
 
     #[test]
     fn logs_and_media_are_left_out_unless_asked() {
-        assert!(backup().script().contains("! -path './logs/*' ! -path './media/*'"));
+        assert!(backup().owners_part().contains(r#"copy_tree live "$STATE_DIR" "$work/copy" "$work" logs media"#));
         let mut b = backup();
         b.include_logs_and_media = true;
-        assert!(!b.script().contains("./logs/*"));
+        assert!(b.owners_part().contains("copy_tree live \"$STATE_DIR\" \"$work/copy\" \"$work\"\n"));
+        assert!(!b.owners_part().contains("logs media"));
+    }
+
+    #[test]
+    fn the_live_tree_is_read_once_without_following_symlinks() {
+        let s = backup().owners_part();
+        assert!(s.contains("os.fwalk(\".\", dir_fd=top, follow_symlinks=False)"));
+        assert!(s.contains("os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd"));
+        assert!(s.contains(r#"["sqlite3", "-nofollow", name"#));
+        assert!(s.contains(r#"OPENCLAW_STATE_DIR="$work/cli-state" openclaw backup create"#));
+        assert_eq!(s.matches("\"$STATE_DIR\"").count(), 1, "the live tree is read in one place: {s}");
     }
 
     #[test]
     fn uploads_through_the_urls_with_their_signed_headers_and_the_manifest_last() {
-        let s = backup().script();
+        let s = backup().owners_part();
         assert!(s.contains(r"ARCHIVE_URL='https://b.s3.amazonaws.com/archive?X-Amz-Signature=ab&x='\''q'\'''"));
         let archive = s.find(r#"upload "$work/archive.tar.gz" "$ARCHIVE_URL" archive -H 'if-none-match: *' -H 'x-amz-server-side-encryption: aws:kms'"#);
         let manifest = s.find(r#"upload "$work/manifest.json" "$MANIFEST_URL" manifest -H 'if-none-match: *'"#);

@@ -41,8 +41,9 @@ impl LockMode {
     }
 }
 
-/// The state directory on the gateway's instance (the data volume's filesystem).
-pub const DEFAULT_STATE_DIR: &str = "/home/openclaw/.openclaw";
+/// The state directory on the gateway's instance: one level below the data volume's mount point,
+/// so a restore lands beside it on the same filesystem.
+pub const DEFAULT_STATE_DIR: &str = "/home/openclaw/data/openclaw";
 
 impl Settings {
     /// `None` when `BACKUP_BUCKET` is unset (spot-recovery without backups).
