@@ -39,19 +39,9 @@ fi
 ensure_venv "$root/.venv" "$root/testbed/requirements.txt"
 ensure_venv "$root/.venv-checkov" "$root/testbed/checkov-requirements.txt"
 
-# The stand-in gateway instance's AWS CLI (fake_ssm.py runs the scripts on this machine): the
-# scripts drop from root to the state directory's owner, so it must run for any user, as an
-# instance's /usr/bin/aws does. The venvs above sit on a Python under /root, which no other user
-# reaches; this one sits on the system's Python (Debian's python3 with python3-venv). Its lock is
-# the AWS CLI's part of testbed/requirements.txt, pin for pin.
-while read -r pin; do
-  grep -qxF "$pin" "$root/testbed/requirements.txt" \
-    || { echo "testbed: $pin in instance-requirements.txt differs from testbed/requirements.txt" >&2; exit 1; }
-done < <(grep -E '^[A-Za-z0-9_.-]+==' "$root/testbed/instance-requirements.txt")
-if ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || ! command -v sudo >/dev/null; then
-  # python3-venv for the venv below; sudo for the restore's printed switch-over, which a test runs.
-  echo "testbed: installing python3-venv and sudo (Debian packages)" >&2
+# The backup test's switch-over runs the printed steps, which use sudo.
+if ! command -v sudo >/dev/null; then
+  echo "testbed: installing sudo (Debian package)" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv sudo >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null
 fi
-ensure_venv "$root/.venv-instance" "$root/testbed/instance-requirements.txt" /usr/bin/python3

@@ -16,6 +16,12 @@ use tokio::sync::Mutex;
 
 use crate::workspace_root;
 
+/// The PATH of the instance the machine plays: the system's, as on the gateway. The scripts drop
+/// from root to the state directory's owner, who must find `python3`, `sqlite3` and `curl` there (a
+/// venv on a Python under /root would not run for that user), and need no AWS CLI: the functions
+/// hand them pre-signed URLs.
+pub const INSTANCE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Keys {
     pub access_key_id: String,
@@ -190,18 +196,14 @@ impl Emulator {
         self.post("/_testbed/ce/failures", serde_json::json!({ "failures": failures })).await
     }
 
-    /// Lets this machine play `instance_id` for SSM Run Command, its scripts getting `env` (plus a
-    /// PATH that finds the test bed's AWS CLI).
+    /// Lets this machine play `instance_id` for SSM Run Command, its scripts getting `env`, with
+    /// [`INSTANCE_PATH`] unless `env` sets a PATH.
     pub async fn register_instance(
         &self,
         instance_id: &str,
         mut env: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<()> {
-        // The scripts run as the state directory's owner: the AWS CLI on this PATH is the one any
-        // user can run (testbed/setup.sh's .venv-instance, on the system's Python).
-        let venv_bin = crate::workspace_root().join(".venv-instance/bin");
-        let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
-        env.entry("PATH").or_insert(serde_json::Value::String(path));
+        env.entry("PATH").or_insert(serde_json::Value::String(INSTANCE_PATH.to_owned()));
         self.post("/_testbed/ssm/instances", serde_json::json!({"instance_id": instance_id, "env": env})).await
     }
 

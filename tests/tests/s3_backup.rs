@@ -420,7 +420,7 @@ fn stand_in_curl(name: &str, script: &str) -> (std::path::PathBuf, String) {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(bin.join("curl"), script).unwrap();
     std::fs::set_permissions(bin.join("curl"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let path = format!("{}:{}", bin.display(), integration_tests::emulator::INSTANCE_PATH);
     (bin, path)
 }
 

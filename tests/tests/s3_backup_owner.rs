@@ -206,12 +206,7 @@ async fn a_directory_swapped_for_a_symlink_is_never_followed_during_the_walk_or_
         ),
     );
     let instance = "i-0ace0ace0ace0ace0";
-    let path = format!(
-        "{}:{}:{}",
-        bin.display(),
-        integration_tests::workspace_root().join(".venv-instance/bin").display(),
-        std::env::var("PATH").unwrap()
-    );
+    let path = format!("{}:{}", bin.display(), integration_tests::emulator::INSTANCE_PATH);
     let env =
         [("PATH", path), ("RACE_BASE", base.display().to_string()), ("RACE_OUTSIDE", outside.display().to_string())];
     let (emulator, s3) = bed(instance, &env).await;

@@ -335,8 +335,7 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
         let mut env = serde_json::Map::new();
         env.insert("AWS_ENDPOINT_URL".into(), json!(emulator.url));
         env.insert("AWS_DEFAULT_REGION".into(), json!(emulator.region));
-        let venv = workspace_root().join(".venv-instance/bin");
-        env.insert("PATH".into(), json!(format!("{path}:{}:{}", venv.display(), std::env::var("PATH").unwrap())));
+        env.insert("PATH".into(), json!(format!("{path}:{}", integration_tests::emulator::INSTANCE_PATH)));
         for (k, v) in emulator.function_env(&emulator.admin_keys()) {
             env.insert(k, json!(v));
         }
