@@ -28,6 +28,14 @@ impl Error {
     }
 }
 
+/// Maps an SDK error to [`Error::Aws`] as `Code: message` (for `map_err(sdk("ec2:DescribeInstances"))`).
+pub fn sdk<E>(operation: &'static str) -> impl Fn(E) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| Error::Aws { operation, message: SdkErrorDisplay(&e).to_string() }
+}
+
 /// The whole source chain of an error on one line.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();

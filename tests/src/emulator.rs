@@ -207,6 +207,41 @@ impl Emulator {
         self.post("/_testbed/ssm/instances", serde_json::json!({"instance_id": instance_id, "env": env})).await
     }
 
+    /// Runs a shell script through SSM Run Command on `instance` (this machine, as root, as SSM
+    /// runs it) and waits for it: stdout and stderr, or the final status and stderr.
+    pub async fn run_shell(&self, instance: &str, script: String) -> Result<(String, String), (String, String)> {
+        let ssm = aws_sdk_ssm::Client::new(&self.admin().await);
+        let sent = ssm
+            .send_command()
+            .instance_ids(instance)
+            .document_name("AWS-RunShellScript")
+            .parameters("commands", vec![script])
+            .parameters("executionTimeout", vec!["120".to_owned()])
+            .send()
+            .await
+            .expect("SendCommand");
+        let id = sent.command.and_then(|c| c.command_id).expect("a command id");
+        for _ in 0..1500 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let inv = match ssm.get_command_invocation().command_id(&id).instance_id(instance).send().await {
+                Ok(inv) => inv,
+                // As on AWS, the invocation is not there for a moment after the send.
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_invocation_does_not_exist()) => continue,
+                Err(e) => panic!("GetCommandInvocation: {e:?}"),
+            };
+            let status = inv.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            if status == "InProgress" || status == "Pending" {
+                continue;
+            }
+            let err = inv.standard_error_content().unwrap_or_default().to_owned();
+            if status != "Success" {
+                return Err((status, err));
+            }
+            return Ok((inv.standard_output_content().unwrap_or_default().to_owned(), err));
+        }
+        panic!("the command did not finish");
+    }
+
     /// Snapshots made straight in the emulator's EC2 (no API round trip each): for benchmarks that
     /// need thousands. Each is `{"volume_id", "tags": {...}, "start_time": RFC3339}`.
     pub async fn seed_snapshots(&self, snapshots: Vec<serde_json::Value>) -> anyhow::Result<()> {

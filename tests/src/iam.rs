@@ -31,12 +31,6 @@ impl Principal {
         Self::holding(emulator, logical_id, &statements, stack).await
     }
 
-    /// A user holding a managed policy of the template: the gateway's instance role, say.
-    pub async fn for_managed_policy(emulator: &Emulator, logical_id: &str, stack: &Stack) -> anyhow::Result<Self> {
-        let statements = stack.template().managed_policy_statements(logical_id)?;
-        Self::holding(emulator, logical_id, &statements, stack).await
-    }
-
     /// A user holding an `AWS::IAM::Role`'s inline policies: an instance's role, as its instance uses it.
     pub async fn for_role(emulator: &Emulator, logical_id: &str, stack: &Stack) -> anyhow::Result<Self> {
         let statements = stack.template().role_statements(logical_id)?;

@@ -48,16 +48,6 @@ impl Template {
         Ok(out)
     }
 
-    /// The statements of an `AWS::IAM::ManagedPolicy` (e.g. the one the gateway's instance role gets).
-    pub fn managed_policy_statements(&self, logical_id: &str) -> anyhow::Result<Vec<Statement>> {
-        let document = self
-            .resource(logical_id)?
-            .get("Properties")
-            .and_then(|p| p.get("PolicyDocument"))
-            .ok_or_else(|| anyhow!("{logical_id} has no PolicyDocument"))?;
-        statements(logical_id, document)
-    }
-
     /// The inline statements of an `AWS::IAM::Role`'s `Policies` (each `{PolicyName, PolicyDocument}`).
     pub fn role_statements(&self, logical_id: &str) -> anyhow::Result<Vec<Statement>> {
         let mut out = Vec::new();

@@ -84,40 +84,6 @@ async fn bed(instance: &str, env: &[(&str, String)]) -> (Emulator, aws_sdk_s3::C
     (emulator, s3)
 }
 
-/// Runs a script through SSM on the "instance" (this machine, as root): stdout and stderr, or the
-/// status and stderr.
-async fn run_script(emulator: &Emulator, instance: &str, script: String) -> Result<(String, String), (String, String)> {
-    let ssm = aws_sdk_ssm::Client::new(&emulator.admin().await);
-    let sent = ssm
-        .send_command()
-        .instance_ids(instance)
-        .document_name("AWS-RunShellScript")
-        .parameters("commands", vec![script])
-        .parameters("executionTimeout", vec!["120".to_owned()])
-        .send()
-        .await
-        .unwrap();
-    let id = sent.command.unwrap().command_id.unwrap();
-    for _ in 0..1500 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let inv = match ssm.get_command_invocation().command_id(&id).instance_id(instance).send().await {
-            Ok(inv) => inv,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_invocation_does_not_exist()) => continue,
-            Err(e) => panic!("GetCommandInvocation: {e:?}"),
-        };
-        let status = inv.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
-        if status == "InProgress" || status == "Pending" {
-            continue;
-        }
-        let err = inv.standard_error_content().unwrap_or_default().to_owned();
-        if status != "Success" {
-            return Err((status, err));
-        }
-        return Ok((inv.standard_output_content().unwrap_or_default().to_owned(), err));
-    }
-    panic!("the command did not finish");
-}
-
 async fn archive_files(s3: &aws_sdk_s3::Client, into: &Path) -> BTreeMap<String, Vec<u8>> {
     let archive = s3.get_object().bucket(BUCKET).key(ARCHIVE_KEY).send().await.unwrap();
     let archive = archive.body.collect().await.unwrap().to_vec();
@@ -230,7 +196,7 @@ async fn a_directory_swapped_for_a_symlink_is_never_followed_during_the_walk_or_
             flips
         })
     };
-    let result = run_script(&emulator, instance, backup(&emulator, &state, instance).await.script()).await;
+    let result = emulator.run_shell(instance, backup(&emulator, &state, instance).await.script()).await;
     stop.store(true, Ordering::Relaxed);
     let flips = flapper.join().unwrap();
     let (out, err) = result.expect("the backup succeeds");
@@ -297,7 +263,7 @@ async fn a_state_directory_root_owns_or_behind_a_symlink_is_refused() {
             backup(&emulator, state, instance).await.script(),
             restore(&emulator, state, &target, vec![]).await.script(),
         ] {
-            let (status, stderr) = run_script(&emulator, instance, script).await.unwrap_err();
+            let (status, stderr) = emulator.run_shell(instance, script).await.unwrap_err();
             assert_eq!(status, "Failed", "{stderr}");
             assert!(stderr.contains(why), "{}: {stderr}", state.display());
         }
@@ -405,7 +371,7 @@ async fn a_restore_lands_on_the_data_volume_and_its_printed_switch_over_works_th
     let instance = "i-0b0b0b0b0b0b0b0b0";
     let (emulator, _s3) = bed(instance, &[]).await;
     let (out, err) =
-        run_script(&emulator, instance, backup(&emulator, &state, instance).await.script()).await.expect("the backup");
+        emulator.run_shell(instance, backup(&emulator, &state, instance).await.script()).await.expect("the backup");
     assert!(parse_result(&out).is_some(), "{out} {err}");
 
     // The gateway goes on after the backup: a changed file, a new one, more rows.
@@ -418,7 +384,8 @@ async fn a_restore_lands_on_the_data_volume_and_its_printed_switch_over_works_th
     let now = "2026-11-25T09:30:00Z".parse().unwrap();
     let target = s3_backup::restore::target(&state.to_string_lossy(), now);
     let steps = switch_over_steps(&state.to_string_lossy(), &target.dir, &target.stamp);
-    let (out, err) = run_script(&emulator, instance, restore(&emulator, &state, &target.dir, steps).await.script())
+    let (out, err) = emulator
+        .run_shell(instance, restore(&emulator, &state, &target.dir, steps).await.script())
         .await
         .expect("the restore");
     let restored = std::fs::metadata(&target.dir).unwrap();

@@ -63,47 +63,9 @@ async fn restore_for(store: &Store, backup: &Backup, target_dir: &str, switch_ov
 }
 
 async fn run_backup(emulator: &Emulator, instance: &str, backup: &Backup) -> Result<Value, (String, String)> {
-    let (out, err) = run_script(emulator, instance, backup.script()).await?;
+    let (out, err) = emulator.run_shell(instance, backup.script()).await?;
     Ok(serde_json::to_value(parse_result(&out).unwrap_or_else(|| panic!("no result line in {out:?} / {err:?}")))
         .unwrap())
-}
-
-/// Runs a script through SSM on the "instance" (this machine): stdout and stderr, or the status and stderr.
-async fn run_script(emulator: &Emulator, instance: &str, script: String) -> Result<(String, String), (String, String)> {
-    let ssm = aws_sdk_ssm::Client::new(&emulator.admin().await);
-    let sent = ssm
-        .send_command()
-        .instance_ids(instance)
-        .document_name("AWS-RunShellScript")
-        .parameters("commands", vec![script])
-        .parameters("executionTimeout", vec!["120".to_owned()])
-        .send()
-        .await
-        .unwrap();
-    let id = sent.command.unwrap().command_id.unwrap();
-    for _ in 0..600 {
-        let inv = match ssm.get_command_invocation().command_id(&id).instance_id(instance).send().await {
-            Ok(inv) => inv,
-            // As on AWS, the invocation is not there for a moment after the send.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_invocation_does_not_exist()) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(e) => panic!("GetCommandInvocation: {e:?}"),
-        };
-        let status = inv.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
-        if status == "InProgress" || status == "Pending" {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let out = inv.standard_output_content().unwrap_or_default().to_owned();
-        let err = inv.standard_error_content().unwrap_or_default().to_owned();
-        if status != "Success" {
-            return Err((status, err));
-        }
-        return Ok((out, err));
-    }
-    panic!("the command did not finish");
 }
 
 /// An emulator with the backup bucket and a key, and this machine registered as the gateway
@@ -270,7 +232,7 @@ async fn a_restore_never_writes_over_anything() {
         let backup =
             backup_for(&store(&emulator, None).await, &live, ("k.tar.gz", "k.manifest.json"), instance, "manual").await;
         let restore = restore_for(&store(&emulator, None).await, &backup, &target, vec![]).await.script();
-        let (status, stderr) = run_script(&emulator, instance, restore).await.unwrap_err();
+        let (status, stderr) = emulator.run_shell(instance, restore).await.unwrap_err();
         assert_eq!(status, "Failed");
         assert!(stderr.contains(why), "{target}: {stderr}");
     }
@@ -351,7 +313,7 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
         )
         .await;
         backup.gateway = instance.into();
-        let (out, err) = run_script(&emulator, instance, backup.script()).await.expect("the backup succeeds");
+        let (out, err) = emulator.run_shell(instance, backup.script()).await.expect("the backup succeeds");
         assert!(parse_result(&out).is_some(), "{out}");
         assert_eq!(method == "sqlite-backup", err.contains("'openclaw backup create --verify' failed"), "{err}");
         let get = |key: String| {
@@ -409,7 +371,7 @@ async fn openclaws_own_backup_command_is_used_where_the_cli_has_it_and_a_failure
             let steps = switch_over_steps(&backup.state_dir, &target_dir, "20261125T023000Z");
             assert!(steps.iter().any(|s| s.ends_with("openclaw doctor")), "{steps:?}");
             let restore = restore_for(&store(&emulator, None).await, &backup, &target_dir, steps).await;
-            let (out, err) = run_script(&emulator, instance, restore.script()).await.expect("the restore succeeds");
+            let (out, err) = emulator.run_shell(instance, restore.script()).await.expect("the restore succeeds");
             assert!(out.contains("openclaw doctor"), "{out} {err}");
             let doctor = Command::new("openclaw")
                 .args(["doctor", "--non-interactive"])

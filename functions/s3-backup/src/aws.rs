@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Filter;
 use openclaw_ops_shared::Error;
 pub use openclaw_ops_shared::backup::store::{Manifest, Store};
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::{SdkErrorDisplay, sdk};
 use openclaw_ops_shared::ssm::{self, ShellCommand};
 use openclaw_ops_shared::tags::TagFilter;
 
@@ -24,13 +24,6 @@ pub struct Clients {
 
 /// How a command ended.
 pub use openclaw_ops_shared::ssm::Invocation as CommandOutcome;
-
-fn sdk<E>(operation: &'static str) -> impl Fn(E) -> Error
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| Error::Aws { operation, message: SdkErrorDisplay(&e).to_string() }
-}
 
 impl Clients {
     /// Running instances carrying the gateway tag, each with the id its backups are filed under:

@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{
 };
 use chrono::NaiveDate;
 use openclaw_ops_shared::Error;
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::{SdkErrorDisplay, sdk};
 use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource};
 use openclaw_ops_shared::tags::{self, TagFilter};
 use serde::Serialize;
@@ -60,13 +60,6 @@ pub struct Launched {
 #[derive(Debug, Clone)]
 pub struct Ec2 {
     client: Client,
-}
-
-fn sdk<E>(operation: &'static str) -> impl Fn(E) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| Error::Aws { operation, message: SdkErrorDisplay(&e).to_string() }
 }
 
 fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {

@@ -14,7 +14,7 @@
 //! uploads through pre-signed URLs for exactly the archive and the manifest of its run. Lifecycle
 //! rules match the `daily/` and `monthly/` prefixes, records included.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 /// The archive's key and its manifest's key beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,16 +85,6 @@ pub fn monthly_root(prefix: &str, gateway_id: &str) -> String {
     format!("{prefix}monthly/{}/", path_safe(gateway_id))
 }
 
-/// `PREFIX daily/<gateway-id>/YYYY/MM/DD/`: one day of a gateway's daily backups.
-pub fn daily_dir(prefix: &str, gateway_id: &str, day: NaiveDate) -> String {
-    format!("{}{}/", daily_root(prefix, gateway_id), day.format("%Y/%m/%d"))
-}
-
-/// `PREFIX monthly/<gateway-id>/YYYY/MM/`: one month's copy.
-pub fn monthly_dir(prefix: &str, gateway_id: &str, day: NaiveDate) -> String {
-    format!("{}{}/", monthly_root(prefix, gateway_id), day.format("%Y/%m"))
-}
-
 /// The record a function writes beside a manifest it verified.
 pub fn record_for(manifest_key: &str, kind: Kind) -> Option<String> {
     manifest_key.strip_suffix(MANIFEST).map(|stem| format!("{stem}{RECORD}{}.json", kind.as_str()))
@@ -159,8 +149,8 @@ mod tests {
         assert_eq!(keys.manifest, "openclaw/daily/vol-0123/2026/11/25/openclaw-gateway-20261125T023007Z.manifest.json");
         let monthly = monthly_copy("openclaw/", "vol-0123", &keys).unwrap();
         assert_eq!(monthly.archive, "openclaw/monthly/vol-0123/2026/11/openclaw-gateway-20261125T023007Z.tar.gz");
-        assert_eq!(daily_dir("openclaw/", "vol-0123", at().date_naive()), "openclaw/daily/vol-0123/2026/11/25/");
-        assert_eq!(monthly_dir("openclaw/", "vol-0123", at().date_naive()), "openclaw/monthly/vol-0123/2026/11/");
+        assert_eq!(daily_root("openclaw/", "vol-0123"), "openclaw/daily/vol-0123/");
+        assert_eq!(monthly_root("openclaw/", "vol-0123"), "openclaw/monthly/vol-0123/");
     }
 
     #[test]

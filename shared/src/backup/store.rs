@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::layout::{self, Kind};
 use super::script::Upload;
 pub use super::settings::LockMode;
-use crate::error::{Error, SdkErrorDisplay};
+use crate::error::{Error, SdkErrorDisplay, sdk as aws};
 
 /// Object Lock retention the functions set on what they verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,13 +112,6 @@ pub struct Store {
     pub bucket: String,
     pub kms_key_id: Option<String>,
     pub lock: Option<Lock>,
-}
-
-fn aws<E>(operation: &'static str) -> impl Fn(E) -> Error
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| Error::Aws { operation, message: SdkErrorDisplay(&e).to_string() }
 }
 
 impl super::settings::Settings {
