@@ -70,6 +70,13 @@ echo "sam build took $(($(date +%s) - build_started)) s"
 for fn in EbsSnapshotsFunction S3BackupFunction TelegramNotifyFunction CostCheckFunction SpotRecoveryFunction; do
   [ -x ".aws-sam/build/$fn/bootstrap" ] || fail "sam build made no .aws-sam/build/$fn/bootstrap"
 done
+# The gateway stack's Spot twin shares the user data by a YAML alias, which CloudFormation itself
+# refuses: what SAM hands on must hold the text twice and no alias.
+built=.aws-sam/build/Gateway/template.yaml
+[ -f "$built" ] || fail "sam build made no $built"
+if grep -qE '[*&]UserData' "$built"; then fail "$built still holds the YAML alias of the user data"; fi
+[ "$(grep -c 'cat > /usr/local/libexec/openclaw-data-volume' "$built")" = 2 ] \
+  || fail "$built does not hold the user data in both launch templates"
 
 step "stand-in Lambda base image"
 testbed/sam/base-image.sh

@@ -34,8 +34,8 @@ What it adds to moto (everything here, nothing elsewhere):
   with AWS's errors and timings (fake_ssm.py: `POST /_testbed/ssm/instances`, `/_testbed/ssm/settings`),
   load balancer target health (fake_elbv2.py: `POST /_testbed/elbv2/target-health`), EC2 reclaiming
   a Spot instance, one attachment per volume and RunInstances idempotency (fake_ec2.py:
-  `POST /_testbed/ec2/spot-interruption`, `/_testbed/ec2/settings`). Their routes come through
-  bed_routes.py.
+  `POST /_testbed/ec2/spot-interruption`, `/_testbed/ec2/settings`), a launch template's market
+  applied to RunInstances (fake_launch_template.py). Their routes come through bed_routes.py.
 
 * S3 default encryption checked under its IAM action names (`s3:GetEncryptionConfiguration`,
   `s3:PutEncryptionConfiguration`): moto's action map lacks `?encryption` and checks `s3:ListBucket`.
@@ -78,6 +78,7 @@ import fake_ce
 import bed_clock
 import bed_routes
 import fake_ec2
+import fake_launch_template
 import fake_object_lock
 import fake_elbv2
 import fake_ssm
@@ -270,6 +271,7 @@ def main() -> None:
     fake_ssm.install()
     fake_elbv2.install()
     fake_ec2.install()
+    fake_launch_template.install()
     fake_object_lock.install()
     _s3_versioning_as_aws_answers()
     _s3_encryption_actions()

@@ -79,12 +79,14 @@ def warm_caches(spec):
                 env={**os.environ, "PATH": f"{os.path.dirname(node)}:{os.environ['PATH']}"})
             shutil.rmtree(scratch)
             open(stamp, "w").close()
+        certbot = spec["certbot_version"]
         wheels = os.path.join(cache, "wheels-certbot")
-        stamp = os.path.join(wheels, ".warm")
+        stamp = os.path.join(wheels, f".warm-certbot-{certbot}")
         if not os.path.exists(stamp):
-            log("filling the pip cache with certbot and its dependencies")
+            log(f"filling the pip cache with certbot=={certbot} and its dependencies")
             run(["python3", "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                 "--cache-dir", os.path.join(cache, "pip"), "-d", wheels, "certbot", "pip", "setuptools", "wheel"])
+                 "--cache-dir", os.path.join(cache, "pip"), "-d", wheels, f"certbot=={certbot}", "pip", "setuptools",
+                 "wheel"])
             open(stamp, "w").close()
 
 

@@ -46,6 +46,11 @@ impl Principal {
         let granted: BTreeSet<String> = statements.iter().flat_map(|s| s.actions.iter().cloned()).collect();
         let mut resolved = Vec::new();
         for s in statements {
+            if let Some(when) = &s.when
+                && !stack.condition(when).with_context(|| format!("{logical_id} {:?}: condition {when}", s.sid))?
+            {
+                continue;
+            }
             let mut statement = json!({"Effect": s.effect, "Action": s.actions});
             let object = statement.as_object_mut().expect("an object");
             if let Some(sid) = &s.sid {

@@ -15,6 +15,9 @@ pub struct Statement {
     /// As written: a string, a list, or an intrinsic (`!Sub`, `!Ref`, `!GetAtt`).
     pub resource: Value,
     pub condition: Option<Value>,
+    /// The template condition a statement written as `!If [Condition, statement, !Ref AWS::NoValue]`
+    /// exists under (the stack drops it when the condition is false).
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +91,10 @@ fn statements(logical_id: &str, document: &Value) -> anyhow::Result<Vec<Statemen
         .ok_or_else(|| anyhow!("{logical_id}: only inline policy documents are supported, got {document:?}"))?;
     let mut out = Vec::new();
     for s in list {
+        let (s, when) = match conditional(s) {
+            Some((condition, statement)) => (statement, Some(condition)),
+            None => (s, None),
+        };
         let actions = match s.get("Action") {
             Some(Value::String(a)) => vec![a.clone()],
             Some(Value::Sequence(list)) => list
@@ -102,7 +109,27 @@ fn statements(logical_id: &str, document: &Value) -> anyhow::Result<Vec<Statemen
             actions,
             resource: s.get("Resource").cloned().unwrap_or(Value::Null),
             condition: s.get("Condition").cloned(),
+            when,
         });
     }
     Ok(out)
+}
+
+/// `!If [Condition, statement, !Ref AWS::NoValue]` (or its `Fn::If` form): the condition's name and
+/// the statement.
+fn conditional(s: &Value) -> Option<(String, &Value)> {
+    let parts = match s {
+        Value::Tagged(t) if t.tag.to_string().trim_start_matches('!') == "If" => &t.value,
+        Value::Mapping(m) if m.len() == 1 => m.get("Fn::If")?,
+        _ => return None,
+    };
+    let parts = parts.as_sequence().filter(|p| p.len() == 3)?;
+    let no_value = |v: &Value| match v {
+        Value::Tagged(t) => {
+            t.tag.to_string().trim_start_matches('!') == "Ref" && t.value.as_str() == Some("AWS::NoValue")
+        }
+        Value::Mapping(m) => m.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue"),
+        _ => false,
+    };
+    no_value(&parts[2]).then(|| Some((parts[0].as_str()?.to_owned(), &parts[1])))?
 }

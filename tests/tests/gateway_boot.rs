@@ -298,6 +298,7 @@ async fn boots_twice(name: &str) {
             "tier": name,
             "domain": DOMAIN,
             "openclaw_version": "2026.9.6",
+            "certbot_version": "5.8.0",
             "emulator": {"url": emulator.url, "region": emulator.region, "admin": {
                 "access_key_id": emulator.admin_keys().access_key_id,
                 "secret_access_key": emulator.admin_keys().secret_access_key}},

@@ -548,10 +548,52 @@ fn the_ami_stays_put_under_a_stack_update_unless_the_operator_names_another() {
 }
 
 #[test]
-fn openclaw_is_pinned_to_the_release_the_boot_test_runs() {
+fn openclaw_and_certbot_are_pinned_to_the_releases_the_boot_test_runs() {
     let suite = load("template.json");
     for name in TIERS {
         assert_eq!(tier(name)["Parameters"]["OpenClawVersion"]["Default"], "2026.9.6", "{name}");
     }
+    // Only the budget tier installs certbot; its version is the stack's own parameter.
+    let budget = tier("budget");
+    assert_eq!(budget["Parameters"]["CertbotVersion"]["Default"], "5.8.0");
+    let script = user_data(&budget);
+    assert!(script.contains("pip install --quiet \"certbot==5.8.0\""), "certbot is installed at its pinned version");
+    assert!(!script.contains("install --quiet certbot\n"), "an unpinned certbot install is left");
     assert_eq!(suite["Parameters"]["OpenClawVersion"]["Default"], "2026.9.6", "template.yaml passes its own default");
+}
+
+/// RunInstances has no "on-demand" market type, and EC2 applies a launch template's market to a
+/// request that names none: the template spot-recovery launches replacements from must name no
+/// market, or its On-Demand fallback is Spot too (tests/tests/spot_market.rs launches both). The
+/// first instance of a Spot gateway comes from a twin that differs by the Spot request alone.
+#[test]
+fn replacements_launch_from_a_template_without_a_market_and_the_first_spot_instance_from_its_twin() {
+    for name in TIERS {
+        let t = tier(name);
+        let replacement = &resource(&t, "GatewayLaunchTemplate")["Properties"]["LaunchTemplateData"];
+        assert!(!contains_key(replacement, "InstanceMarketOptions"), "{name}: the replacement template names a market");
+        let mut twin = resource(&t, "GatewaySpotLaunchTemplate")["Properties"]["LaunchTemplateData"].clone();
+        let market = twin.as_object_mut().unwrap().remove("InstanceMarketOptions").expect("the twin asks for Spot");
+        assert_eq!(market["MarketType"], "spot", "{name}");
+        assert_eq!(market["SpotOptions"]["InstanceInterruptionBehavior"], "terminate", "{name}");
+        assert_eq!(&twin, replacement, "{name}: the twin differs from the replacement template beyond its market");
+        let first = &resource(&t, "GatewayInstance")["Properties"]["LaunchTemplate"];
+        assert_eq!(
+            reference(&first["LaunchTemplateId"]),
+            Some("GatewaySpotLaunchTemplate"),
+            "{name}: the first instance"
+        );
+        assert_eq!(
+            t["Outputs"]["LaunchTemplateId"]["Value"],
+            serde_json::json!({"Ref": "GatewayLaunchTemplate"}),
+            "{name}: spot-recovery is given the replacement template"
+        );
+    }
+    let suite = load("template.json");
+    let env = &suite["Resources"]["SpotRecoveryFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["LAUNCH_TEMPLATE_ID"]["Fn::If"][1],
+        serde_json::json!({"Fn::GetAtt": ["Gateway", "Outputs.LaunchTemplateId"]}),
+        "spot-recovery's template with DeployGateway"
+    );
 }

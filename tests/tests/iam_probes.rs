@@ -76,8 +76,9 @@ async fn ebs_snapshots_creates_only_tagged_snapshots_tags_only_at_creation_and_d
     .await;
 }
 
+/// Without DeployGateway and SpotInstanceRoleName, spot-recovery may pass no role at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_it_creates() {
+async fn spot_recovery_without_its_instance_role_named_passes_no_role() {
     let emulator = Emulator::start().await.unwrap();
     let stack = Stack::new(&emulator)
         .await
@@ -86,18 +87,44 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
         .param("GatewayElasticIpAllocationId", EIP)
         .bucket("BackupBucket", "backups");
     let p = principal(&emulator, "SpotRecoveryFunction", stack).await;
+    let to_ec2 = json!({"iam:PassedToService": "ec2.amazonaws.com"});
+    check(
+        &emulator,
+        &p,
+        &[
+            (probe("iam:PassRole", "arn:aws:iam::123456789012:role/openclaw-gateway", to_ec2.clone()), false),
+            (probe("iam:PassRole", "arn:aws:iam::123456789012:role/admin", to_ec2), false),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_it_creates() {
+    let emulator = Emulator::start().await.unwrap();
+    let stack = Stack::new(&emulator)
+        .await
+        .unwrap()
+        .param("SpotLaunchTemplateId", TEMPLATE)
+        .param("SpotInstanceRoleName", "openclaw-gateway")
+        .param("GatewayElasticIpAllocationId", EIP)
+        .bucket("BackupBucket", "backups");
+    let p = principal(&emulator, "SpotRecoveryFunction", stack).await;
     let gateway = json!({"aws:ResourceTag/openclaw:role": "gateway"});
     let standby = json!({"aws:ResourceTag/openclaw:managed-by": "openclaw-ops"});
     let foreign = json!({"aws:ResourceTag/Name": "other-app"});
     let ours = format!("arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{TEMPLATE}");
     let theirs = format!("arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/lt-0bbbbbbbbbbbbbbbb");
-    let launch = |resource: &str, template: &str, tags: bool| {
-        let mut context = json!({"ec2:LaunchTemplate": template, "ec2:IsLaunchTemplateResource": "true"});
+    // `from_template`: whether the resource is the launch template's own or the request's.
+    let launch_with = |resource: &str, template: &str, tags: bool, from_template: bool| {
+        let mut context =
+            json!({"ec2:LaunchTemplate": template, "ec2:IsLaunchTemplateResource": from_template.to_string()});
         if tags {
             context["aws:RequestTag/openclaw:managed-by"] = json!("openclaw-ops");
         }
         probe("ec2:RunInstances", resource, context)
     };
+    let launch = |resource: &str, template: &str, tags: bool| launch_with(resource, template, tags, true);
     let role = "arn:aws:iam::123456789012:role/openclaw-gateway";
     check(
         &emulator,
@@ -120,8 +147,21 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
             (launch(&arn("image", "ami-1"), &theirs, false), false),
             (launch(&ours, &ours, false), true),
             (launch(&theirs, &theirs, false), false),
+            // The template's own image only; the subnet and groups may be the request's.
+            (launch_with(&arn("image", "ami-1"), &ours, false, false), false),
+            (launch_with(&arn("security-group", "sg-1"), &ours, false, false), true),
+            (launch_with(&arn("subnet", "subnet-1"), &ours, false, false), true),
+            (launch(&arn("key-pair", "mine"), &ours, false), false),
             (probe("iam:PassRole", role, json!({"iam:PassedToService": "ec2.amazonaws.com"})), true),
             (probe("iam:PassRole", role, json!({"iam:PassedToService": "lambda.amazonaws.com"})), false),
+            (
+                probe(
+                    "iam:PassRole",
+                    "arn:aws:iam::123456789012:role/admin",
+                    json!({"iam:PassedToService": "ec2.amazonaws.com"}),
+                ),
+                false,
+            ),
             (
                 probe("ssm:SendCommand", &arn("instance", "i-1"), json!({"ssm:resourceTag/openclaw:role": "gateway"})),
                 true,

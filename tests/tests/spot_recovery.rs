@@ -199,6 +199,7 @@ impl Bed {
         let stack = stack
             .topic("OpsTopic", &topic_arn)
             .param("SpotLaunchTemplateId", &template_id)
+            .param("SpotInstanceRoleName", "openclaw-gateway")
             .param("GatewayElasticIpAllocationId", if target_group.is_some() { "" } else { allocation_id.as_str() })
             .param("GatewayTargetGroupArn", target_group.clone().unwrap_or_default());
         let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();

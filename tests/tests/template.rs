@@ -580,9 +580,12 @@ fn with_deploy_gateway_spot_recovery_is_scoped_to_the_nested_stacks_outputs_and_
         let hand = in_mode(&template, &s.resource, false, &by_hand).unwrap();
         assert!(format!("{hand:?}").contains("OpsKey"), "{hand:?}");
     }
-    // By hand, the instance role is not known: any role, to EC2 only.
-    let pass_role = in_mode(&template, &with("iam:PassRole")[0].resource, false, &by_hand).unwrap();
-    assert!(format!("{pass_role:?}").contains(":role/*"), "{pass_role:?}");
+    // By hand, the role the operator names (SpotInstanceRoleName), or none: never a wildcard.
+    let pass_role = with("iam:PassRole")[0];
+    assert_eq!(pass_role.when.as_deref(), Some("SpotPassesARole"), "PassRole only when a role is named");
+    let hand = in_mode(&template, &pass_role.resource, false, &by_hand).unwrap();
+    assert_eq!(parameters_named(&hand, &by_hand), BTreeSet::from(["SpotInstanceRoleName".to_owned()]), "{hand:?}");
+    assert!(!format!("{hand:?}").contains('*'), "{hand:?}");
 
     // The outputs exist, and are what the grants need: the launch template's role and key.
     let gateway = Template::load_file("stacks/gateway.yaml").unwrap();
