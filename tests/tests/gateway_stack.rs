@@ -597,3 +597,27 @@ fn replacements_launch_from_a_template_without_a_market_and_the_first_spot_insta
         "spot-recovery's template with DeployGateway"
     );
 }
+
+/// An early standby (launched on a rebalance recommendation) gets the data volume only at the
+/// interruption, maybe hours later: everything that needs no volume is done before the user data
+/// waits for it, so the standby serves as soon as it is handed the volume.
+#[test]
+fn the_user_data_installs_everything_before_it_waits_for_the_data_volume() {
+    for name in TIERS {
+        let script = user_data(&tier(name));
+        let at = |needle: &str| script.find(needle).unwrap_or_else(|| panic!("{name}: user data lacks {needle:?}"));
+        let wait = at("systemctl start openclaw-data-volume.service");
+        assert_eq!(script.matches("systemctl start openclaw-data-volume.service").count(), 1, "{name}: waits once");
+        for before in [
+            "npm-24 install --global",
+            "cat > /etc/systemd/system/openclaw-gateway.service",
+            "amazon-cloudwatch-agent-ctl",
+            "systemctl enable --now openclaw-tls.timer",
+        ] {
+            assert!(at(before) < wait, "{name}: {before:?} waits for the data volume");
+        }
+        for after in ["openclaw config set --batch-json", "systemctl enable --now openclaw-gateway.service", "/healthz"] {
+            assert!(wait < at(after), "{name}: {after:?} comes before the data volume is there");
+        }
+    }
+}
