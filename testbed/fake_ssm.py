@@ -28,9 +28,13 @@ What the bed enforces, as AWS does:
   `executionTimeout`, then `TimedOut`. A command whose instance is gone before the agent picked it
   up ends `TimedOut` with status details `DeliveryTimedOut` after its delivery timeout.
 
+* **`CancelCommand`** (moto has none): an invocation not yet delivered ends `Cancelled` at once; a
+  running script is killed and its invocation ends `Cancelled` (`Cancelling` until it is gone); an
+  ended one is left as it is. An unknown command id answers `InvalidCommandId`.
+
 What it still does not do: documents other than `AWS-RunShellScript` run nothing (moto answers
-`Success`); `Targets` (tag selection) are not checked for managed instances; `CancelCommand` does
-not stop a script; the response code of a timed-out script is -1 (AWS's is not documented).
+`Success`); `Targets` (tag selection) are not checked for managed instances; the response code of a
+timed-out or cancelled script is -1 (AWS's is not documented).
 """
 
 import os
@@ -57,6 +61,10 @@ _settings = {"invisible_seconds": 1.0, "delivery_seconds": 1.5}
 _visible_at: dict[str, float] = {}
 # instance id -> processes running on it
 _running: dict[str, list[subprocess.Popen]] = {}
+# (command id, instance id) -> the process running it, while it runs
+_by_invocation: dict[tuple[str, str], subprocess.Popen] = {}
+# (command id, instance id) cancelled before the agent picked them up
+_cancelled: set[tuple[str, str]] = set()
 _workdir = tempfile.mkdtemp(prefix="testbed-ssm-")
 
 
@@ -90,11 +98,11 @@ def _as_root() -> list[str]:
 def _roll_up(command) -> None:  # noqa: ANN001
     """The command's status from its invocations' (under _lock)."""
     statuses = [i["Status"] for i in command.invocations]
-    if any(s in ("Pending", "InProgress") for s in statuses):
-        command.status = "InProgress" if "InProgress" in statuses else "Pending"
+    if any(s in ("Pending", "InProgress", "Cancelling") for s in statuses):
+        command.status = next(s for s in ("Cancelling", "InProgress", "Pending") if s in statuses)
     else:
         failed = [i for i in command.invocations if i["Status"] != "Success"]
-        command.status = "Failed" if failed else "Success"
+        command.status = "Cancelled" if "Cancelled" in statuses else "Failed" if failed else "Success"
         command.error_count = len(failed)
         command.completed_count = len(statuses)
     command.status_details = command.status
@@ -140,6 +148,7 @@ def _run(command, invocation: dict, script: str, timeout: float) -> None:  # noq
         )
         _roll_up(command)
         _running.setdefault(instance_id, []).append(process)
+        _by_invocation[(command.command_id, instance_id)] = process
     timed_out = False
     # Polled on bed time (subprocess's own timeout reads time.monotonic, which freezegun fakes).
     while process.poll() is None:
@@ -153,6 +162,8 @@ def _run(command, invocation: dict, script: str, timeout: float) -> None:  # noq
         lost = process in _running.get(instance_id, []) and getattr(process, "lost", False)
         if process in _running.get(instance_id, []):
             _running[instance_id].remove(process)
+        _by_invocation.pop((command.command_id, instance_id), None)
+    cancelled = getattr(process, "cancelled", False)
     with open(stdout_path, errors="replace") as f:
         stdout = f.read()
     with open(stderr_path, errors="replace") as f:
@@ -166,7 +177,15 @@ def _run(command, invocation: dict, script: str, timeout: float) -> None:  # noq
             lambda: _end(command, invocation, {"Status": "TimedOut", "StatusDetails": "ExecutionTimedOut", "ResponseCode": -1}),
         )
         return
-    if timed_out:
+    if cancelled:
+        result = {
+            "Status": "Cancelled",
+            "StatusDetails": "Cancelled",
+            "ResponseCode": -1,
+            "StandardOutputContent": _first(stdout, MAX_STDOUT),
+            "StandardErrorContent": _first(stderr, MAX_STDERR),
+        }
+    elif timed_out:
         result = {
             "Status": "TimedOut",
             "StatusDetails": "ExecutionTimedOut",
@@ -204,6 +223,9 @@ def instance_lost(instance_id: str) -> None:
 
 
 def _deliver(command, invocation: dict, script: str, timeout: float, delivery_timeout: float, sent: float) -> None:  # noqa: ANN001
+    with _lock:
+        if (command.command_id, invocation["InstanceId"]) in _cancelled:
+            return
     if not _managed(invocation["InstanceId"]):
         # The agent is gone before it picked the command up: it is never delivered.
         bed_clock.at(
@@ -271,8 +293,41 @@ def install() -> None:
         with _lock:
             return dict(invocation)
 
+    def cancel_command(self, command_id, instance_ids):  # noqa: ANN001, ANN202
+        command = self.get_command_by_id(command_id)  # InvalidCommandId for an unknown one
+        to_kill = []
+        with _lock:
+            for invocation in command.invocations:
+                instance_id = invocation["InstanceId"]
+                if instance_ids and instance_id not in instance_ids:
+                    continue
+                key = (command_id, instance_id)
+                if invocation["Status"] == "Pending":
+                    _cancelled.add(key)
+                    invocation.update({"Status": "Cancelled", "StatusDetails": "Cancelled", "ResponseCode": -1})
+                elif invocation["Status"] == "InProgress" and key in _by_invocation:
+                    process = _by_invocation[key]
+                    process.cancelled = True
+                    invocation.update({"Status": "Cancelling", "StatusDetails": "Cancelling"})
+                    to_kill.append(process)
+            _roll_up(command)
+        for process in to_kill:
+            _kill(process)
+        return {}
+
+    def cancel_command_response(self):  # noqa: ANN001, ANN202
+        from moto.core.responses import ActionResult
+
+        return ActionResult(
+            self.ssm_backend.cancel_command(self._get_param("CommandId"), self._get_param("InstanceIds", []))
+        )
+
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
     SSMBackend.send_command = send_command
     SSMBackend.get_command_invocation = get_command_invocation
+    SSMBackend.cancel_command = cancel_command
+    SimpleSystemManagerResponse.cancel_command = cancel_command_response
 
     @bed_routes.route("POST", "/_testbed/ssm/instances")
     def _register(request: dict) -> dict:

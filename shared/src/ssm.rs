@@ -18,10 +18,13 @@ pub struct ShellCommand<'a> {
     pub execution_timeout: Duration,
     /// How long SSM may wait for the instance to pick the command up.
     pub delivery_timeout: Duration,
+    /// Whether a command still running at the caller's deadline is cancelled (`CancelCommand`) or
+    /// left to finish: see [`Cancel`].
+    pub cancel_at_deadline: bool,
 }
 
 /// Where a command stands: ended (`Success`, `Failed`, `TimedOut`...) or, when the caller's time ran
-/// out first, still running (see [`Invocation::running`]).
+/// out first, still running (see [`Invocation::running`]) and then cancelled (see [`Cancel`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Invocation {
     pub command_id: String,
@@ -29,11 +32,41 @@ pub struct Invocation {
     pub exit_code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// Set when the command was still running at the caller's deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<Cancel>,
+}
+
+/// What became of a command still running when the caller had to stop and asked for it to be
+/// cancelled. Left running, a Lambda retry would start a second one beside it; a caller whose
+/// retry adopts the first one's result instead (s3-backup's write-once uploads) leaves it running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancel {
+    /// SSM accepted `CancelCommand`: the agent stops the script (the invocation turns `Cancelled`).
+    Requested,
+    /// `CancelCommand` failed: the script may still run to its own `executionTimeout`.
+    Failed(String),
 }
 
 impl Invocation {
     pub fn running(&self) -> bool {
         matches!(self.status.as_str(), "Pending" | "InProgress" | "Delayed")
+    }
+
+    /// "cancelled" or why not, for a command still running at the deadline (empty otherwise).
+    pub fn cancel_note(&self) -> String {
+        self.cancel.as_ref().map(Cancel::note).unwrap_or_default()
+    }
+}
+
+impl Cancel {
+    /// A clause to append to "command X still running when ...".
+    pub fn note(&self) -> String {
+        match self {
+            Cancel::Requested => "; cancelled, so a retry does not run it twice".to_owned(),
+            Cancel::Failed(e) => format!("; NOT cancelled ({e}): it may still run to its own time limit"),
+        }
     }
 }
 
@@ -79,6 +112,7 @@ pub async fn run(
                     exit_code: i.response_code(),
                     stdout: i.standard_output_content().unwrap_or_default().to_owned(),
                     stderr: i.standard_error_content().unwrap_or_default().to_owned(),
+                    cancel: None,
                 },
                 // Right after SendCommand the invocation may not exist yet.
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_invocation_does_not_exist()) => Invocation {
@@ -87,11 +121,22 @@ pub async fn run(
                     exit_code: -1,
                     stdout: String::new(),
                     stderr: String::new(),
+                    cancel: None,
                 },
                 Err(e) => return Err(format!("ssm:GetCommandInvocation {command_id}: {}", SdkErrorDisplay(&e))),
             };
-        if !invocation.running() || Instant::now() >= until {
+        if !invocation.running() {
             return Ok(invocation);
+        }
+        if Instant::now() >= until {
+            if !command.cancel_at_deadline {
+                return Ok(invocation);
+            }
+            let cancel = match client.cancel_command().command_id(&command_id).instance_ids(instance_id).send().await {
+                Ok(_) => Cancel::Requested,
+                Err(e) => Cancel::Failed(format!("ssm:CancelCommand {command_id}: {}", SdkErrorDisplay(&e))),
+            };
+            return Ok(Invocation { cancel: Some(cancel), ..invocation });
         }
     }
 }

@@ -616,7 +616,8 @@ fn the_user_data_installs_everything_before_it_waits_for_the_data_volume() {
         ] {
             assert!(at(before) < wait, "{name}: {before:?} waits for the data volume");
         }
-        for after in ["openclaw config set --batch-json", "systemctl enable --now openclaw-gateway.service", "/healthz"] {
+        for after in ["openclaw config set --batch-json", "systemctl enable --now openclaw-gateway.service", "/healthz"]
+        {
             assert!(wait < at(after), "{name}: {after:?} comes before the data volume is there");
         }
     }

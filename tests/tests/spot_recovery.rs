@@ -868,3 +868,80 @@ async fn a_gateway_without_a_reachable_ssm_agent_is_snapshotted_and_its_backup_r
     let notes = bed.notifications().await;
     assert!(notes.iter().any(|n| n["severity"] == "critical"), "{notes:?}");
 }
+
+/// A `curl` whose archive upload never ends: it notes its process id, then waits.
+const STUCK_CURL: &str = r#"#!/bin/bash
+for arg in "$@"; do
+  if [[ "$arg" == *archive.tar.gz* ]]; then echo $$ > "$(dirname "$0")/stuck.pid"; exec sleep 600; fi
+done
+exec /usr/bin/curl "$@"
+"#;
+
+/// The last-minute backup is still uploading when the run must stop (its `Timeout` of 300 s on a
+/// time scale of 10: 30 s, 15 of them kept to report). It is cancelled through SSM (the script is
+/// killed on the instance), and the report says so: left running, a retry could start a second
+/// backup beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_still_running_at_the_deadline_is_cancelled_and_reported() {
+    let bed = Bed::start(Tier::Budget).await;
+    let state = state_dir("spot-deadline");
+    let bin = std::env::temp_dir().join(format!("openclaw-stuck-curl-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("curl"), STUCK_CURL).unwrap();
+    std::fs::set_permissions(bin.join("curl"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The script runs as the state directory's owner: the stand-in must be reachable for it.
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut instance_env = serde_json::Map::new();
+    for (k, v) in bed.emulator.function_env(&bed.emulator.admin_keys()) {
+        instance_env.insert(k, json!(v));
+    }
+    instance_env
+        .insert("PATH".into(), json!(format!("{}:{}", bin.display(), integration_tests::emulator::INSTANCE_PATH)));
+    bed.emulator.register_instance(&bed.gateway, instance_env).await.unwrap();
+
+    let mut env = bed.emulator.function_env(&bed.principal.keys);
+    env.extend([
+        ("NOTIFY_TOPIC_ARN".to_owned(), bed.topic_arn.clone()),
+        ("LAUNCH_TEMPLATE_ID".to_owned(), bed.template_id.clone()),
+        ("ELASTIC_IP_ALLOCATION_ID".to_owned(), bed.allocation_id.clone()),
+        ("BACKUP_BUCKET".to_owned(), BUCKET.to_owned()),
+        ("STATE_DIR".to_owned(), state.root.to_string_lossy().into_owned()),
+    ]);
+    let function = Function::start_scaled("spot-recovery", &env, 10.0).await.unwrap();
+    let started = std::time::Instant::now();
+    // Whether the run counts the unfinished backup as a failure or not, it must say what became of it.
+    let report = match function.invoke(&warning(&bed.gateway, Utc::now())).await.unwrap() {
+        integration_tests::runtime::Outcome::Response(report) => report.to_string(),
+        integration_tests::runtime::Outcome::Error { error_message, .. } => error_message,
+    };
+    assert!(started.elapsed() < function.deadline(), "{:?}", started.elapsed());
+    assert!(report.contains("when the window closed; cancelled, so a retry does not run it twice"), "{report}");
+
+    // SSM cancelled it: the invocation ends Cancelled and the upload it was making is gone.
+    let ssm = aws_sdk_ssm::Client::new(&bed.emulator.admin().await);
+    let command_id = report.split("backup command ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let mut status = String::new();
+    for _ in 0..40 {
+        let invocation =
+            ssm.get_command_invocation().command_id(&command_id).instance_id(&bed.gateway).send().await.unwrap();
+        status = invocation.status().unwrap().as_str().to_owned();
+        if status == "Cancelled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, "Cancelled");
+    let pid = std::fs::read_to_string(bin.join("stuck.pid")).expect("the upload had started").trim().to_owned();
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    for _ in 0..50 {
+        if !proc.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!proc.exists(), "the stuck upload {pid} still runs");
+    let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
+    assert_eq!(calls.iter().filter(|c| c.action == "ssm:CancelCommand").count(), 1);
+    bed.assert_all_allowed().await;
+    std::fs::remove_dir_all(&bin).unwrap();
+}

@@ -108,12 +108,17 @@ impl Clients {
             script,
             execution_timeout: timeout,
             delivery_timeout: crate::config::DELIVERY_TIMEOUT,
+            // Left to finish: its uploads are write-once, and Lambda's retry verifies and records
+            // what it uploaded instead of sending it again (a backup that outlasts the run lands).
+            cancel_at_deadline: false,
         };
         let outcome = ssm::run(&self.ssm, command, deadline).await?;
         if outcome.running() {
             return Err(format!(
-                "command {} still {} when the function had to stop",
-                outcome.command_id, outcome.status
+                "command {} still {} when the function had to stop{}",
+                outcome.command_id,
+                outcome.status,
+                outcome.cancel_note()
             ));
         }
         Ok(outcome)

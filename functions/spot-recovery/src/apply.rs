@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use openclaw_ops_shared::ssm;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -147,7 +148,12 @@ pub async fn prepare(
                 ),
                 "Pending" | "InProgress" | "Delayed" => outcome.step_at(
                     at,
-                    format!("backup command {} still {} when the window closed", result.command_id, result.status),
+                    format!(
+                        "backup command {} still {} when the window closed{}",
+                        result.command_id,
+                        result.status,
+                        result.cancel.as_ref().map(ssm::Cancel::note).unwrap_or_default()
+                    ),
                 ),
                 other => outcome.fail(
                     "backup",

@@ -30,6 +30,9 @@ pub struct CommandResult {
     pub record: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// Still running when the window closed: cancelled, so that a retry does not run a second one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<ssm::Cancel>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +80,8 @@ impl Ssm {
             script,
             execution_timeout: EXECUTION_TIMEOUT,
             delivery_timeout: DELIVERY_TIMEOUT,
+            // A retry would start a second backup of a dying instance beside it.
+            cancel_at_deadline: true,
         };
         let invocation = ssm::run(&self.client, command, until).await?;
         let count = invocation.stderr.chars().count();
@@ -87,6 +92,7 @@ impl Ssm {
             stderr_tail,
             record: None,
             verify_error: None,
+            cancel: invocation.cancel,
         };
         if result.status == "Success" {
             let owner = Owner { gateway_id: &job.gateway_id, gateway: &job.gateway, instance_id };
