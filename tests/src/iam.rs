@@ -25,9 +25,15 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// An IAM user named after the function, holding its template policy exactly as written.
+    /// An IAM user named after the function, holding its template policy exactly as written (a
+    /// statement under a template condition only when the stack's parameters make it true).
     pub async fn for_function(emulator: &Emulator, logical_id: &str, stack: &Stack) -> anyhow::Result<Self> {
-        let statements = stack.template().function_statements(logical_id)?;
+        let mut statements = Vec::new();
+        for s in stack.template().function_statements(logical_id)? {
+            if s.when.as_deref().map(|c| stack.condition(c)).transpose()?.unwrap_or(true) {
+                statements.push(s);
+            }
+        }
         Self::holding(emulator, logical_id, &statements, stack).await
     }
 

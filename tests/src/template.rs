@@ -15,6 +15,9 @@ pub struct Statement {
     /// As written: a string, a list, or an intrinsic (`!Sub`, `!Ref`, `!GetAtt`).
     pub resource: Value,
     pub condition: Option<Value>,
+    /// The template condition the statement is granted under (`!If [Condition, statement,
+    /// !Ref AWS::NoValue]`), if any.
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +91,16 @@ fn statements(logical_id: &str, document: &Value) -> anyhow::Result<Vec<Statemen
         .ok_or_else(|| anyhow!("{logical_id}: only inline policy documents are supported, got {document:?}"))?;
     let mut out = Vec::new();
     for s in list {
+        // `!If [Condition, statement, !Ref AWS::NoValue]`: a statement granted only under a condition.
+        let (s, when) = match s {
+            Value::Tagged(tagged) if tagged.tag.to_string().trim_start_matches('!') == "If" => {
+                let parts = tagged.value.as_sequence().filter(|p| p.len() == 3);
+                let parts = parts.ok_or_else(|| anyhow!("{logical_id}: !If takes [condition, statement, NoValue]"))?;
+                let condition = parts[0].as_str().ok_or_else(|| anyhow!("{logical_id}: !If condition name"))?;
+                (&parts[1], Some(condition.to_owned()))
+            }
+            other => (other, None),
+        };
         let actions = match s.get("Action") {
             Some(Value::String(a)) => vec![a.clone()],
             Some(Value::Sequence(list)) => list
@@ -102,6 +115,7 @@ fn statements(logical_id: &str, document: &Value) -> anyhow::Result<Vec<Statemen
             actions,
             resource: s.get("Resource").cloned().unwrap_or(Value::Null),
             condition: s.get("Condition").cloned(),
+            when,
         });
     }
     Ok(out)

@@ -16,9 +16,11 @@
 //!
 //! 1. Every copy of S gets the same `Description` ([`CopyRequest::description`]), which only
 //!    `CopySnapshot` can set (no `CreateTags` changes it), and the tag `openclaw:source-snapshot-id=S`.
-//! 2. After its copy returns, a run lists the DR region's copies of S (that tag, that description,
-//!    EC2's copy `VolumeId`, not failed) and ranks them by (`StartTime`, snapshot id): a total
-//!    order every run computes alike.
+//! 2. After its copy returns, a run waits [`SETTLE`], then lists the DR region's copies of S (that
+//!    tag, that description, EC2's copy `VolumeId`, not failed) and ranks them by (`StartTime`,
+//!    snapshot id): a total order every run computes alike. The wait makes every copy that started
+//!    no later than this run's own visible in the list, so the first copy is seen by every run
+//!    whose copy ranks after it.
 //! 3. A run whose copy is not the first deletes its own copy, and only its own, and only when it has
 //!    seen the first one: a run never deletes a copy it did not make, so two runs can never delete
 //!    both; the first copy is never deleted by this step.
@@ -284,6 +286,12 @@ pub struct Rival {
     pub snapshot_id: String,
 }
 
+/// How long a run waits between its copies and listing their rivals (module docs, step 2): a rival
+/// that started no later than this run's copy is stored, and listed, by then. A `StartTime` tie at
+/// the API's resolution is then settled by id alike in every run, and EC2's eventual consistency
+/// (seconds) mostly settles too; what it hides longer is a duplicate for the next run's plan.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The first of the copies of one source (module docs, step 2): `None` when none is in view.
 pub fn first_copy(rivals: &[Rival]) -> Option<&Rival> {
     rivals.iter().min()
@@ -367,20 +375,30 @@ impl Dr {
     pub async fn apply(&self, plan: &CopyPlan, pacing: Pacing) -> CopyOutcome {
         let mut outcome = CopyOutcome::default();
         let mut failed = Vec::new();
+        let fail = |request: &CopyRequest, error: String| Failure {
+            action: "copy",
+            id: request.source_snapshot_id.clone(),
+            error,
+        };
+        let mut made = Vec::new();
         for request in &plan.copy {
-            let fail = |error: String| Failure { action: "copy", id: request.source_snapshot_id.clone(), error };
-            let snapshot_id = match self.copy(request).await {
-                Ok(id) => id,
-                Err(error) => {
-                    failed.push(fail(error));
-                    continue;
-                }
-            };
+            match self.copy(request).await {
+                Ok(snapshot_id) => made.push((request, snapshot_id)),
+                Err(error) => failed.push(fail(request, error)),
+            }
+        }
+        if !made.is_empty() {
+            tokio::time::sleep(SETTLE).await;
+        }
+        for (request, snapshot_id) in made {
             let rivals = match self.rivals(request).await {
                 Ok(rivals) => rivals,
                 Err(error) => {
                     // Kept: the next run's plan deletes it if it turns out to be a duplicate.
-                    failed.push(fail(format!("copied as {snapshot_id}, but listing its rivals failed: {error}")));
+                    failed.push(fail(
+                        request,
+                        format!("copied as {snapshot_id}, but listing its rivals failed: {error}"),
+                    ));
                     outcome.copied.push(copied(request, snapshot_id));
                     continue;
                 }
@@ -394,9 +412,10 @@ impl Dr {
                             deleted: snapshot_id,
                             kept,
                         }),
-                        Err(error) => failed.push(fail(format!(
-                            "copied as {snapshot_id} after {kept}, a concurrent run's copy; deleting it failed: {error}"
-                        ))),
+                        Err(error) => failed.push(fail(
+                            request,
+                            format!("copied as {snapshot_id} after {kept}, a concurrent run's copy; deleting it failed: {error}"),
+                        )),
                     }
                 }
                 _ => outcome.copied.push(copied(request, snapshot_id)),
