@@ -15,9 +15,9 @@ Test controls:
 * `POST /_testbed/ec2/snapshot-state {"region": "us-east-1", "snapshot_id": "snap-...", "state":
   "pending" | "completed" | "error"}`: a snapshot that is still being made (moto completes each one
   at once), or one EC2 gave up on.
-* `POST /_testbed/ec2/copy-barrier {"parties": 2, "timeout_seconds": 20}`: the next `parties`
-  `CopySnapshot` requests each wait until all of them have arrived (or the timeout, real seconds)
-  before copying: two runs that both saw no copy then both copy, whatever the scheduling, so a test
+* `POST /_testbed/ec2/copy-barrier {"parties": 2, "rounds": 1, "timeout_seconds": 20}`: the next
+  `parties * rounds` `CopySnapshot` requests meet in groups of `parties`, each waiting until its
+  group has arrived (or the timeout, real seconds) before copying: two runs that both saw no copy then both copy, whatever the scheduling, so a test
   of concurrent runs exercises the race rather than hoping for it.
 
 What it still does not do: a copy is `completed` at once (AWS: `pending` for minutes to hours); KMS
@@ -100,6 +100,6 @@ def install() -> None:
             raise ValueError("parties must be at least 2")
         with _lock:
             _barrier["barrier"] = threading.Barrier(parties)
-            _barrier["left"] = parties
+            _barrier["left"] = parties * int(request.get("rounds", 1))
             _barrier["timeout"] = float(request.get("timeout_seconds", 20))
         return {"parties": parties}
