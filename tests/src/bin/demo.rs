@@ -377,16 +377,7 @@ async fn show_cost(demo: &Demo) -> anyhow::Result<()> {
     let clock: Value = reqwest::get(format!("{}/_testbed/clock", demo.emulator.url)).await?.json().await?;
     let today = chrono::DateTime::parse_from_rfc3339(clock["now"].as_str().unwrap_or_default())?.date_naive();
     demo.emulator.queue_cost_and_usage(vec![groups(&full_with_nat_overrun())]).await?;
-    // The stack copies snapshots to a DR region (the emulator's us-west-2, its key made there); only
-    // the `copier` below is configured to, so the other runs show the home region alone.
-    let dr_admin = demo.emulator.admin_in(DR_REGION).await;
-    let dr_key = aws_sdk_kms::Client::new(&dr_admin).create_key().description("openclaw-ops DR (demo)").send().await?;
-    let dr_key = dr_key.key_metadata.and_then(|k| k.arn).context("the DR key's ARN")?;
-    let stack = Stack::new(&demo.emulator)
-        .await?
-        .topic("OpsTopic", &demo.account.topic_arn)
-        .param("SnapshotCopyRegion", DR_REGION)
-        .param("SnapshotCopyKmsKeyId", &dr_key);
+    let stack = Stack::new(&demo.emulator).await?.topic("OpsTopic", &demo.account.topic_arn);
     let principal = Principal::for_function(&demo.emulator, "CostCheckFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.extend([
@@ -488,7 +479,16 @@ async fn main() -> anyhow::Result<()> {
         demo.foreign().await?
     );
 
-    let stack = Stack::new(&demo.emulator).await?.topic("OpsTopic", &demo.account.topic_arn);
+    // The stack copies snapshots to a DR region (the emulator's us-west-2, its key made there); only
+    // the `copier` below is configured to, so the other runs show the home region alone.
+    let dr_admin = demo.emulator.admin_in(DR_REGION).await;
+    let dr_key = aws_sdk_kms::Client::new(&dr_admin).create_key().description("openclaw-ops DR (demo)").send().await?;
+    let dr_key = dr_key.key_metadata.and_then(|k| k.arn).context("the DR key's ARN")?;
+    let stack = Stack::new(&demo.emulator)
+        .await?
+        .topic("OpsTopic", &demo.account.topic_arn)
+        .param("SnapshotCopyRegion", DR_REGION)
+        .param("SnapshotCopyKmsKeyId", &dr_key);
     let principal = Principal::for_function(&demo.emulator, "EbsSnapshotsFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.push(("NOTIFY_TOPIC_ARN".into(), demo.account.topic_arn.clone()));
