@@ -206,7 +206,8 @@ async fn two_concurrent_runs_leave_one_copy_per_source() {
     bed.set_clock(later, &[&bed.function, &second]).await;
     bed.emulator.copy_barrier(2, 2).await.unwrap();
 
-    let (a, b) = tokio::join!(bed.function.invoke(&json!({})), second.invoke(&json!({})));
+    let manual = json!({});
+    let (a, b) = tokio::join!(bed.function.invoke(&manual), second.invoke(&manual));
     let (a, b) = (a.unwrap().response(), b.unwrap().response());
     for r in [&a, &b] {
         assert_eq!(r["failed"], json!([]), "{r}");
