@@ -21,7 +21,7 @@ step "every template the stack deploys, rendered offline (SAM translator, both g
 rendered=target/gateway-stack
 .venv-checkov/bin/python testbed/render_gateway.py "$rendered"
 .venv/bin/cfn-lint "$rendered"/*.json
-for file in "$rendered/template.json" "$rendered/gateway-full.json" "$rendered/gateway-budget.json" stacks/backup-replica.yaml; do
+for file in "$rendered/template.json" "$rendered/gateway-full.json" "$rendered/gateway-budget.json" stacks/backup-replica.yaml stacks/dr-region.yaml; do
   echo "checkov, $file:"
   .venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f "$file"
 done

@@ -77,6 +77,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 import fake_ce
 import bed_clock
 import bed_routes
+import fake_ebs_copy
 import fake_ec2
 import fake_launch_template
 import fake_object_lock
@@ -272,6 +273,7 @@ def main() -> None:
     fake_elbv2.install()
     fake_ec2.install()
     fake_launch_template.install()
+    fake_ebs_copy.install()
     fake_object_lock.install()
     _s3_versioning_as_aws_answers()
     _s3_encryption_actions()

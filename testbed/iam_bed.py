@@ -97,6 +97,10 @@ class State:
 
         return get_backend("ec2")[self.account_id][self.region]
 
+    def in_region(self, region: str) -> "State":
+        """The same account in another region (a cross-region request's source)."""
+        return State(self.account_id, region)
+
     def ec2_tags(self, resource_id: str) -> dict:
         return dict(self._ec2().tags.get(resource_id, {}))
 

@@ -187,6 +187,20 @@ def _ec2_create_snapshot(call: Call, state) -> list[Request]:  # noqa: ANN001
     return _with_action("ec2:CreateSnapshot", [volume, snapshot]) + _create_tags_on_create(call, specs, ["snapshot"])
 
 
+def _ec2_copy_snapshot(call: Call, state) -> list[Request]:  # noqa: ANN001
+    """Sent to the destination region: `ec2:CopySnapshot` on the new snapshot there (the request's
+    tags) and on the source snapshot in `SourceRegion` (its own tags), and `ec2:CreateTags` on the new
+    snapshot with `ec2:CreateAction=CopySnapshot` for its tag specifications. `aws:RequestedRegion`
+    is the destination for all of them (the endpoint the request went to)."""
+    specs = _get(call.params, "TagSpecification", "TagSpecifications")
+    source_region = call.params.get("SourceRegion") or call.region
+    source_id = call.params["SourceSnapshotId"]
+    source_tags = state.in_region(source_region).ec2_tags(source_id)
+    new = Request("ec2:CopySnapshot", _new(call.region, "snapshot"), _request_tag_context(_request_tags(specs, "snapshot")))
+    source = Request("ec2:CopySnapshot", ec2_arn(source_region, source_id), _tag_context(source_tags))
+    return [new, source] + _create_tags_on_create(call, specs, ["snapshot"])
+
+
 def _ec2_delete_snapshot(call: Call, state) -> list[Request]:  # noqa: ANN001
     return _with_action("ec2:DeleteSnapshot", [_ec2_resource(call, state, call.params["SnapshotId"])])
 
@@ -459,6 +473,7 @@ def _header(headers: dict, name: str) -> str | None:
 _HANDLERS = {
     "ec2:CreateSnapshot": _ec2_create_snapshot,
     "ec2:DeleteSnapshot": _ec2_delete_snapshot,
+    "ec2:CopySnapshot": _ec2_copy_snapshot,
     "ec2:CreateTags": _ec2_create_tags,
     "ec2:DeleteTags": _ec2_delete_tags,
     "ec2:AttachVolume": _ec2_attach_volume,

@@ -248,6 +248,27 @@ impl Emulator {
         self.post("/_testbed/ec2/snapshots", serde_json::json!({ "snapshots": snapshots })).await
     }
 
+    /// Sets a snapshot's state (`pending`, `completed`, `error`) in `region`: moto completes each
+    /// snapshot at once (testbed/fake_ebs_copy.py).
+    pub async fn set_snapshot_state(&self, region: &str, snapshot_id: &str, state: &str) -> anyhow::Result<()> {
+        self.post(
+            "/_testbed/ec2/snapshot-state",
+            serde_json::json!({"region": region, "snapshot_id": snapshot_id, "state": state}),
+        )
+        .await
+    }
+
+    /// The next `parties * rounds` `CopySnapshot` requests meet in groups of `parties` before copying
+    /// (testbed/fake_ebs_copy.py): concurrent runs then both copy.
+    pub async fn copy_barrier(&self, parties: u32, rounds: u32) -> anyhow::Result<()> {
+        self.post("/_testbed/ec2/copy-barrier", serde_json::json!({"parties": parties, "rounds": rounds})).await
+    }
+
+    /// The administrator's SDK configuration in another region of the emulator.
+    pub async fn admin_in(&self, region: &str) -> SdkConfig {
+        self.admin().await.into_builder().region(Region::new(region.to_owned())).build()
+    }
+
     /// EC2 reclaiming a Spot instance: `action` is `terminate` or `stop`; the instance gets EC2's
     /// Spot state reason and goes in the test bed's default time (30 s of bed time; see
     /// [`Emulator::spot_interruption_taking`]). The test then delivers the EventBridge event itself.

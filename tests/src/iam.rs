@@ -25,7 +25,8 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// An IAM user named after the function, holding its template policy exactly as written.
+    /// An IAM user named after the function, holding its template policy exactly as written (a
+    /// statement under a template condition only when the stack's parameters make it true).
     pub async fn for_function(emulator: &Emulator, logical_id: &str, stack: &Stack) -> anyhow::Result<Self> {
         let statements = stack.template().function_statements(logical_id)?;
         Self::holding(emulator, logical_id, &statements, stack).await

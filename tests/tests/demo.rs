@@ -13,6 +13,8 @@ fn the_demo_shows_each_function_working() {
     for shown in [
         "changed nothing",
         "Same event again (EventBridge is at-least-once): created 0",
+        "Off-region copy to us-west-2",
+        "copied 14 snapshot(s), encrypted with the DR key, pruned there by the same plan; the same run again: copied 0.",
         "created 2, deleted 0, held 2 (limit 1); notified critical: EBS snapshots: circuit breaker held 2",
         "\"confirm_deletes\":3} -> refused: bad input: confirm_deletes is 3 but the plan now deletes 2",
         "{\"action\":\"prune\",\"confirm_deletes\":2} -> deleted 2",

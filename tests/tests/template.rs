@@ -88,6 +88,8 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
                 "MAX_DELETES",
                 "MAX_EVENT_AGE_SECONDS",
                 "DRY_RUN",
+                "SNAPSHOT_COPY_REGION",
+                "SNAPSHOT_COPY_KMS_KEY_ID",
             ],
         ),
         (
@@ -685,4 +687,49 @@ fn every_checkov_skip_says_why() {
         }
     }
     assert!(skips >= 20, "{skips}");
+}
+
+/// The off-region copy's grants exist only with `SnapshotCopyRegion` set, each scoped to the suite's
+/// snapshots or the DR key through EC2; the DR region's stack keeps deleted copies in a locked,
+/// Region-level Recycle Bin.
+#[test]
+fn the_dr_copy_grants_are_conditional_and_scoped_and_the_dr_region_has_a_locked_recycle_bin() {
+    let template = Template::load().unwrap();
+    let copy: Vec<_> = template
+        .function_statements("EbsSnapshotsFunction")
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.when.is_some())
+        .collect();
+    let sids: BTreeSet<&str> = copy.iter().filter_map(|s| s.sid.as_deref()).collect();
+    for sid in [
+        "CopyOwnedSnapshotsToTheDrRegion",
+        "CreateOnlyOwnedCopies",
+        "TagCopiesAtCreationOnly",
+        "DeleteOnlyOwnedCopies",
+        "EncryptCopiesWithTheDrKeyThroughEc2",
+        "GrantTheDrKeyToEc2Only",
+        "ReadGatewaySnapshotsThroughEc2",
+    ] {
+        assert!(sids.contains(sid), "{sid} missing: {sids:?}");
+    }
+    for s in &copy {
+        let condition = serde_json::to_string(&s.condition).unwrap();
+        assert!(
+            condition.contains("openclaw:managed-by")
+                || condition.contains("CopySnapshot")
+                || condition.contains("kms:ViaService"),
+            "{:?} is not scoped: {condition}",
+            s.sid
+        );
+    }
+
+    let dr = Template::load_file("stacks/dr-region.yaml").unwrap();
+    let rule = dr.resource("SnapshotRecycleBinRule").unwrap();
+    assert_eq!(rule["Type"].as_str(), Some("AWS::Rbin::Rule"));
+    let props = &rule["Properties"];
+    assert_eq!(props["ResourceType"].as_str(), Some("EBS_SNAPSHOT"));
+    assert!(props.get("ResourceTags").is_none(), "Region-level: no resource tags");
+    assert_eq!(dr.doc["Parameters"]["RecycleBinLock"]["Default"].as_str(), Some("locked"));
+    assert_eq!(dr.doc["Parameters"]["RecycleBinRetentionDays"]["Default"].as_u64(), Some(7));
 }

@@ -4,6 +4,7 @@ use openclaw_ops_shared::Error;
 use openclaw_ops_shared::config::{self, Env};
 use openclaw_ops_shared::tags::TagFilter;
 
+use crate::copy::CopyConfig;
 use crate::event::{CLOCK_SKEW, Freshness};
 use crate::plan::Policy;
 
@@ -31,6 +32,8 @@ pub struct Config {
     /// The most deletions one run carries out without a manual `prune` confirming them.
     pub max_deletes: u32,
     pub freshness: Freshness,
+    /// The off-region copy, when `SNAPSHOT_COPY_REGION` is set.
+    pub copy: Option<CopyConfig>,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
                 max_age: chrono::TimeDelta::seconds(i64::from(max_event_age_secs)),
                 skew: CLOCK_SKEW,
             },
+            copy: CopyConfig::from_env(env)?,
         })
     }
 }

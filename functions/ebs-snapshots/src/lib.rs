@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod copy;
 pub mod ec2;
 pub mod event;
 pub mod plan;
@@ -30,6 +31,8 @@ pub struct Handler {
     config: Config,
     ec2: Ec2,
     publisher: Publisher,
+    /// The DR region's EC2 when copies are on (`SNAPSHOT_COPY_REGION`).
+    dr: Option<copy::Dr>,
 }
 
 const REPORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -37,7 +40,13 @@ const REPORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
 impl Handler {
     pub fn new(config: Config, ec2: aws_sdk_ec2::Client, sns: aws_sdk_sns::Client) -> Self {
         let publisher = Publisher::new(sns, &config.topic_arn);
-        Handler { config, ec2: Ec2::new(ec2), publisher }
+        Handler { config, ec2: Ec2::new(ec2), publisher, dr: None }
+    }
+
+    /// Copies each day's snapshots to the DR region through `dr` (built from `config.copy`).
+    pub fn with_dr(mut self, dr: Option<copy::Dr>) -> Self {
+        self.dr = dr;
+        self
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
@@ -48,11 +57,22 @@ impl Handler {
         let dry_run = self.config.dry_run || trigger.dry_run();
 
         // Independent reads, at once: a cold start's time is mostly round trips.
-        let (volumes, snapshots) =
-            tokio::try_join!(self.ec2.volumes(&self.config.snapshot_tag), self.ec2.owned_snapshots())?;
+        let dr_snapshots = async {
+            match &self.dr {
+                Some(dr) => dr.snapshots().await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (volumes, snapshots, dr_snapshots) =
+            tokio::try_join!(self.ec2.volumes(&self.config.snapshot_tag), self.ec2.owned_snapshots(), dr_snapshots)?;
 
         let plan = plan::plan(&volumes, &snapshots, &self.config.policy, now);
-        let plan = plan::limit(plan, self.config.max_deletes, trigger.confirmed_deletes()).map_err(Error::Input)?;
+        let dr_plan = self.dr.as_ref().zip(dr_snapshots.as_deref()).map(|(dr, dr_snapshots)| {
+            copy::plan(&plan, &snapshots, dr_snapshots, &self.config.policy, now, &dr.config.region)
+        });
+        // One circuit breaker over both regions' deletions.
+        let (plan, dr_plan) =
+            copy::limit(plan, dr_plan, self.config.max_deletes, trigger.confirmed_deletes()).map_err(Error::Input)?;
 
         // Kept back from Lambda's deadline to report and notify.
         let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
@@ -62,13 +82,20 @@ impl Handler {
             deadline: tokio::time::Instant::now() + remaining.saturating_sub(REPORT_RESERVE),
         };
         let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan, pacing).await) };
+        let dr_outcome = match (&self.dr, &dr_plan) {
+            (Some(dr), Some(dr_plan)) if !dry_run => Some(dr.apply(dr_plan, pacing).await),
+            _ => None,
+        };
 
         let event_id = match &trigger {
             Trigger::Schedule { event_id, .. } => Some(event_id.clone()),
             Trigger::Manual(_) => None,
         };
         let selected = volumes.into_iter().map(|v| v.source.volume_id).collect();
-        let report = Report::new(trigger.name(), event_id, selected, plan, outcome);
+        let mut report = Report::new(trigger.name(), event_id, selected, plan, outcome);
+        if let Some(dr_plan) = dr_plan {
+            report = report.with_dr(dr_plan, dr_outcome);
+        }
         report.log();
         report.metrics().emit(Utc::now());
         if let Some(notification) = report.notification() {

@@ -134,6 +134,18 @@ pub fn limit(mut plan: Plan, max_deletes: u32, confirmed: Option<usize>) -> Resu
 
 /// Decides what to create and delete at `now` (the scheduled time of the run).
 pub fn plan(volumes: &[Volume], snapshots: &[ObservedSnapshot], policy: &Policy, now: DateTime<Utc>) -> Plan {
+    plan_with_sources(volumes, snapshots, &[], policy, now)
+}
+
+/// [`plan`], with copies' sources also looked up in `sources`: the DR region's copies are planned
+/// with the home region's snapshots as their sources (`crate::copy`).
+pub fn plan_with_sources(
+    volumes: &[Volume],
+    snapshots: &[ObservedSnapshot],
+    sources: &[ObservedSnapshot],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Plan {
     let today = now.date_naive();
     let mut plan = Plan {
         date: today,
@@ -146,7 +158,7 @@ pub fn plan(volumes: &[Volume], snapshots: &[ObservedSnapshot], policy: &Policy,
         held: Vec::new(),
         breaker: None,
     };
-    let ec2 = Ec2Fields::new(snapshots, TimeDelta::seconds(i64::from(policy.max_event_age_secs)));
+    let ec2 = Ec2Fields::new(snapshots, TimeDelta::seconds(i64::from(policy.max_event_age_secs))).with_sources(sources);
 
     let mut by_volume: BTreeMap<&str, Vec<Candidate<'_>>> = BTreeMap::new();
     let mut daily_by_day: BTreeMap<(&str, NaiveDate), Vec<Candidate<'_>>> = BTreeMap::new();

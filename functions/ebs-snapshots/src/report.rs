@@ -47,6 +47,9 @@ pub struct Report {
     pub would_create: Vec<SnapshotSource>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_delete: Vec<Deletion>,
+    /// The DR region's copies, when they are on (`crate::copy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dr: Option<crate::copy::DrReport>,
 }
 
 impl Report {
@@ -80,6 +83,7 @@ impl Report {
             deferred: outcome.deferred.len(),
             would_create: if dry_run { plan.create } else { Vec::new() },
             would_delete: if dry_run { plan.delete } else { Vec::new() },
+            dr: None,
         }
     }
 
@@ -91,6 +95,7 @@ impl Report {
             .count("SnapshotsKeptByFloor", self.kept_by_floor.len())
             .count("SnapshotsHeldByBreaker", self.held_by_breaker.len())
             .count("SnapshotTagsDisagree", self.tags_disagree.len())
+            .count("SnapshotsCopied", self.dr.as_ref().map_or(0, |dr| dr.copied.len()))
     }
 
     /// A notification when something failed, the circuit breaker held deletions, tags disagreed

@@ -42,6 +42,23 @@ impl<'a> Ec2Fields<'a> {
         }
     }
 
+    /// Also looks copies' sources up among `sources` (the home region's snapshots, for the copies in
+    /// the DR region: `crate::copy`).
+    pub fn with_sources(mut self, sources: &'a [ObservedSnapshot]) -> Self {
+        for source in sources {
+            self.by_id.entry(source.snapshot_id.as_str()).or_insert(source);
+        }
+        self
+    }
+
+    /// The snapshot a copy was made from, when it is in view.
+    fn source_of(&self, copy: &ObservedSnapshot) -> Option<&'a ObservedSnapshot> {
+        if copy.volume_id != COPY_VOLUME_ID {
+            return None;
+        }
+        copy.tags.get(SOURCE_SNAPSHOT_ID).and_then(|id| self.by_id.get(id.as_str()).copied())
+    }
+
     /// The source volume the snapshot's tags and EC2 agree on, or why they disagree.
     pub fn check(&self, snapshot: &'a ObservedSnapshot) -> Result<&'a str, String> {
         let volume = self.volume(snapshot)?;
@@ -50,12 +67,35 @@ impl<'a> Ec2Fields<'a> {
                 .map_err(|_| format!("{} {tagged:?} is not a date", tags::DATE))?;
             let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
             let (earliest, latest) = (midnight - CLOCK_SKEW, midnight + TimeDelta::days(1) + self.late);
-            if snapshot.start_time < earliest || snapshot.start_time > latest {
+            if snapshot.start_time < earliest {
                 return Err(format!(
                     "{} {date} but EC2's StartTime is {} (a snapshot of {date} starts between {earliest} and {latest})",
                     tags::DATE,
                     snapshot.start_time
                 ));
+            }
+            // A copy starts when it is copied, any day after its source (a pending source waits for
+            // the next run): its own StartTime bounds the date from below only, and its source's,
+            // when in view, is held to the window.
+            let is_copy = snapshot.volume_id == COPY_VOLUME_ID;
+            match self.source_of(snapshot) {
+                Some(source) if source.start_time < earliest || source.start_time > latest => {
+                    return Err(format!(
+                        "{} {date} but its source {}'s StartTime is {} (a snapshot of {date} starts between \
+                         {earliest} and {latest})",
+                        tags::DATE,
+                        source.snapshot_id,
+                        source.start_time
+                    ));
+                }
+                None if !is_copy && snapshot.start_time > latest => {
+                    return Err(format!(
+                        "{} {date} but EC2's StartTime is {} (a snapshot of {date} starts between {earliest} and {latest})",
+                        tags::DATE,
+                        snapshot.start_time
+                    ));
+                }
+                _ => {}
             }
         }
         Ok(volume)
@@ -178,5 +218,26 @@ mod tests {
         assert_eq!(Ec2Fields::new(&[], AGE).check(&copy("vol-b")), Ok("vol-b"));
         let orphan = snap("snap-x", COPY_VOLUME_ID, Some("vol-a"), None, "2026-11-25T03:10:00Z");
         assert!(fields.check(&orphan).unwrap_err().contains(SOURCE_SNAPSHOT_ID));
+    }
+
+    #[test]
+    fn a_copys_date_is_checked_through_its_source_and_its_own_start_bounds_it_from_below() {
+        let home = [snap("snap-src", "vol-a", Some("vol-a"), Some("2026-11-25"), "2026-11-25T03:00:05Z")];
+        let copy = |date: &str, start: &str| {
+            let mut c = snap("snap-copy", COPY_VOLUME_ID, Some("vol-a"), Some(date), start);
+            c.tags.insert(SOURCE_SNAPSHOT_ID.into(), "snap-src".into());
+            c
+        };
+        let fields = Ec2Fields::new(&[], AGE).with_sources(&home);
+        // Copied three days late (the source was pending, the copy waited): still the 25th's.
+        assert_eq!(fields.check(&copy("2026-11-25", "2026-11-28T03:00:00Z")), Ok("vol-a"));
+        // Re-tagged to a later date: its source's StartTime says otherwise.
+        let why = fields.check(&copy("2026-11-27", "2026-11-28T03:00:00Z")).unwrap_err();
+        assert!(why.contains("its source snap-src's StartTime is 2026-11-25"), "{why}");
+        // A copy cannot start before its date, source in view or not.
+        let early = copy("2026-11-29", "2026-11-28T03:00:00Z");
+        assert!(Ec2Fields::new(&[], AGE).check(&early).unwrap_err().contains("EC2's StartTime"));
+        // Without its source in view, a late copy is taken at its tags.
+        assert_eq!(Ec2Fields::new(&[], AGE).check(&copy("2026-11-20", "2026-11-28T03:00:00Z")), Ok("vol-a"));
     }
 }

@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 
 const DAYS: u32 = 10;
 const FAILING_DAYS: u32 = 6;
+/// The emulator's second region: where ebs-snapshots copies to.
+const DR_REGION: &str = "us-west-2";
 
 fn count(report: &Value, field: &str) -> usize {
     report[field].as_array().map_or(0, Vec::len)
@@ -477,7 +479,16 @@ async fn main() -> anyhow::Result<()> {
         demo.foreign().await?
     );
 
-    let stack = Stack::new(&demo.emulator).await?.topic("OpsTopic", &demo.account.topic_arn);
+    // The stack copies snapshots to a DR region (the emulator's us-west-2, its key made there); only
+    // the `copier` below is configured to, so the other runs show the home region alone.
+    let dr_admin = demo.emulator.admin_in(DR_REGION).await;
+    let dr_key = aws_sdk_kms::Client::new(&dr_admin).create_key().description("openclaw-ops DR (demo)").send().await?;
+    let dr_key = dr_key.key_metadata.and_then(|k| k.arn).context("the DR key's ARN")?;
+    let stack = Stack::new(&demo.emulator)
+        .await?
+        .topic("OpsTopic", &demo.account.topic_arn)
+        .param("SnapshotCopyRegion", DR_REGION)
+        .param("SnapshotCopyKmsKeyId", &dr_key);
     let principal = Principal::for_function(&demo.emulator, "EbsSnapshotsFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.push(("NOTIFY_TOPIC_ARN".into(), demo.account.topic_arn.clone()));
@@ -491,9 +502,13 @@ async fn main() -> anyhow::Result<()> {
     let mut guarded_env = env.clone();
     guarded_env.push(("MAX_DELETES".into(), "1".into()));
     let guarded = Function::start_at("ebs-snapshots", &guarded_env, scheduled_at(1)).await?;
+    let mut copier_env = env.clone();
+    copier_env.push(("SNAPSHOT_COPY_REGION".into(), DR_REGION.into()));
+    copier_env.push(("SNAPSHOT_COPY_KMS_KEY_ID".into(), dr_key.clone()));
+    let copier = Function::start_at("ebs-snapshots", &copier_env, scheduled_at(1)).await?;
     let set_clocks = async |now| -> anyhow::Result<()> {
         demo.emulator.set_clock(now).await?;
-        for f in [&function, &dry, &guarded] {
+        for f in [&function, &dry, &guarded, &copier] {
             f.set_clock(now)?;
         }
         Ok(())
@@ -521,6 +536,17 @@ async fn main() -> anyhow::Result<()> {
         "Same event again (EventBridge is at-least-once): created {}, already present {}.\n",
         count(&again, "created"),
         count(&again, "already_present")
+    );
+
+    set_clocks(scheduled_at(DAYS) + TimeDelta::hours(6)).await?;
+    let copied = copier.invoke(&json!({})).await?.response();
+    let again = copier.invoke(&json!({})).await?.response();
+    println!(
+        "Off-region copy to {DR_REGION} (SnapshotCopyRegion, a manual run once day {}'s snapshots completed): copied {} \
+         snapshot(s), encrypted with the DR key, pruned there by the same plan; the same run again: copied {}.\n",
+        DAYS,
+        copied["dr"]["copied"].as_array().map_or(0, Vec::len),
+        again["dr"]["copied"].as_array().map_or(0, Vec::len)
     );
 
     let breaker_day = DAYS + 1;
