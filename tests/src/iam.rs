@@ -44,14 +44,18 @@ impl Principal {
         statements: &[Statement],
         stack: &Stack,
     ) -> anyhow::Result<Self> {
-        let granted: BTreeSet<String> = statements.iter().flat_map(|s| s.actions.iter().cloned()).collect();
-        let mut resolved = Vec::new();
+        // A statement under a template condition (`!If [Condition, statement, !Ref AWS::NoValue]`)
+        // exists only when the stack's parameters make the condition true.
+        let mut present = Vec::new();
         for s in statements {
-            if let Some(when) = &s.when
-                && !stack.condition(when).with_context(|| format!("{logical_id} {:?}: condition {when}", s.sid))?
-            {
-                continue;
+            let when = s.when.as_deref().map(|c| stack.condition(c)).transpose();
+            if when.with_context(|| format!("{logical_id} {:?}: condition", s.sid))?.unwrap_or(true) {
+                present.push(s);
             }
+        }
+        let granted: BTreeSet<String> = present.iter().flat_map(|s| s.actions.iter().cloned()).collect();
+        let mut resolved = Vec::new();
+        for s in present {
             let mut statement = json!({"Effect": s.effect, "Action": s.actions});
             let object = statement.as_object_mut().expect("an object");
             if let Some(sid) = &s.sid {
