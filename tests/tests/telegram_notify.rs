@@ -370,7 +370,8 @@ async fn a_claim_left_by_a_dead_container_is_taken_over_once_stale() {
     Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
     bed.publish(None, "backup done").await;
     let event = bed.sqs_event(&bed.queue_url).await;
-    let id = event["Records"][0]["body"].as_str().map(|b| serde_json::from_str::<Value>(b).unwrap()["MessageId"].clone());
+    let id =
+        event["Records"][0]["body"].as_str().map(|b| serde_json::from_str::<Value>(b).unwrap()["MessageId"].clone());
     let id = id.unwrap().as_str().unwrap().to_owned();
 
     // Both chats' claims, written three minutes ago by a container that then died.

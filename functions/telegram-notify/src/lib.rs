@@ -226,7 +226,9 @@ impl Handler {
                     Ok(Taken::Claimed(claim)) => Some(claim),
                     Ok(Taken::Duplicate) => {
                         self.remember(key).await;
-                        report.duplicates.push(json!({"id": item.id, "chat": chat.label(), "seen_by": "another container"}));
+                        report
+                            .duplicates
+                            .push(json!({"id": item.id, "chat": chat.label(), "seen_by": "another container"}));
                         continue;
                     }
                     Ok(Taken::Busy) => {
@@ -321,7 +323,10 @@ fn in_flight(id: &str, busy: &[String]) -> Result<(), Error> {
     if busy.is_empty() {
         return Ok(());
     }
-    Err(Error::Incomplete(format!("{id}: another invocation is still sending it to {}; retried later", busy.join(", "))))
+    Err(Error::Incomplete(format!(
+        "{id}: another invocation is still sending it to {}; retried later",
+        busy.join(", ")
+    )))
 }
 
 #[cfg(test)]

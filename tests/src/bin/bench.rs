@@ -199,7 +199,11 @@ async fn telegram_notify() -> anyhow::Result<FunctionResult> {
     let stack = Stack::new(&emulator)
         .await?
         .resource("TelegramSecret", &secret, &[])
-        .resource("TelegramDeadLetterQueue", "telegram-dlq", &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")])
+        .resource(
+            "TelegramDeadLetterQueue",
+            "telegram-dlq",
+            &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
+        )
         .bucket("TelegramDeliveryRecordBucket", "telegram-deliveries");
     let principal = Principal::for_function(&emulator, "TelegramNotifyFunction", &stack).await?;
     let sample: Value = serde_json::from_str(&std::fs::read_to_string(

@@ -126,7 +126,11 @@ async fn show_telegram(demo: &Demo) -> anyhow::Result<()> {
     let stack = Stack::new(&demo.emulator)
         .await?
         .resource("TelegramSecret", &secret, &[])
-        .resource("TelegramDeadLetterQueue", "telegram-dlq", &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")])
+        .resource(
+            "TelegramDeadLetterQueue",
+            "telegram-dlq",
+            &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
+        )
         .bucket("TelegramDeliveryRecordBucket", "telegram-deliveries");
     let principal = Principal::for_function(&demo.emulator, "TelegramNotifyFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
