@@ -32,6 +32,8 @@ What it adds to moto (everything here, nothing elsewhere):
 * The behaviours AWS has and moto lacks, each in its own module with its docstring: bed time
   (bed_clock.py: `POST /_testbed/time-scale`, and the clock above), SSM Run Command run for real
   with AWS's errors and timings (fake_ssm.py: `POST /_testbed/ssm/instances`, `/_testbed/ssm/settings`),
+  the SSM agent's own calls as the instance role (fake_ssm_agent.py), conditional S3 writes decided
+  once under concurrency (s3_conditional_writes.py),
   load balancer target health (fake_elbv2.py: `POST /_testbed/elbv2/target-health`), EC2 reclaiming
   a Spot instance, one attachment per volume and RunInstances idempotency (fake_ec2.py:
   `POST /_testbed/ec2/spot-interruption`, `/_testbed/ec2/settings`), a launch template's market
@@ -83,6 +85,8 @@ import fake_launch_template
 import fake_object_lock
 import fake_elbv2
 import fake_ssm
+import fake_ssm_agent
+import s3_conditional_writes
 
 REGION = "us-east-1"
 
@@ -270,11 +274,13 @@ def main() -> None:
     fake_ce.install()
     bed_clock.install(clock)
     fake_ssm.install()
+    fake_ssm_agent.install()
     fake_elbv2.install()
     fake_ec2.install()
     fake_launch_template.install()
     fake_ebs_copy.install()
     fake_object_lock.install()
+    s3_conditional_writes.install()
     _s3_versioning_as_aws_answers()
     _s3_encryption_actions()
     _paginate_snapshots()

@@ -464,6 +464,51 @@ def _authorize(response, account_id, region, signing_service, access_key_id, use
     _record(entry)
 
 
+def authorize_as(access_key_id: str, action: str, requests: list, region: str = REGION_DEFAULT) -> dict:
+    """Authorizes and logs a call made without an HTTP exchange through moto (the SSM agent's, whose
+    services have no public wire protocol: fake_ssm_agent.py) exactly as `_authorize` does a live
+    one: the key's user, its policies, the global context under each request's own. Answers the
+    decision log entry (`allowed`)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    user_name = _user_of(access_key_id)
+    principal_arn = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:user/{user_name}"
+    entry: dict = {
+        "access_key_id": access_key_id,
+        "principal": principal_arn,
+        "action": action,
+        "presigned": False,
+        "allowed": False,
+        "authorizations": [],
+        "error": None,
+    }
+    policies = _policies_of_user(DEFAULT_ACCOUNT_ID, user_name)
+    base = _global_context(principal_arn, DEFAULT_ACCOUNT_ID, user_name, region)
+    allowed = True
+    for request in requests:
+        request.context = {**base, **request.context}
+        try:
+            decision = iam_policy.evaluate(policies, request)
+        except Unsupported as err:
+            entry["error"] = f"test bed: {err}"
+            allowed = False
+            break
+        entry["authorizations"].append(
+            {
+                "action": request.action,
+                "resource": request.resource,
+                "context": request.context,
+                "allowed": decision.allowed,
+                "statements": decision.statements,
+                "reason": decision.reason,
+            }
+        )
+        allowed = allowed and decision.allowed
+    entry["allowed"] = allowed
+    _record(entry)
+    return entry
+
+
 def _is_json(response) -> bool:  # noqa: ANN001
     content_type = (response.headers.get("Content-Type") or "").lower()
     return "json" in content_type or bool(response.headers.get("X-Amz-Target"))

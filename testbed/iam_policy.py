@@ -75,6 +75,8 @@ KNOWN_KEYS = {
         "ec2:Owner",
         "ec2:InstanceProfile",
         "ec2:Attribute/",
+        # in every request made with an EC2 instance's role credentials (the SSM agent's, say)
+        "ec2:SourceInstanceARN",
         # IAM
         "iam:PassedToService",
         "iam:AssociatedResourceArn",

@@ -377,6 +377,16 @@ def _ssm_send_command(call: Call, state) -> list[Request]:  # noqa: ANN001
     return out
 
 
+def _ssm_parameter(action: str, field: str):  # noqa: ANN202
+    """GetParameter(s): each named parameter's ARN (a leading `/` is not repeated after `parameter`)."""
+
+    def handler(call: Call, state) -> list[Request]:  # noqa: ANN001
+        names = _list(call.params.get(field))
+        return [Request(action, f"arn:aws:ssm:{call.region}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in names]
+
+    return handler
+
+
 def _star(action: str):  # noqa: ANN202
     return lambda call, state: [Request(action, "*")]
 
@@ -491,6 +501,8 @@ _HANDLERS = {
     "ssm:ListCommandInvocations": _star("ssm:ListCommandInvocations"),
     "ssm:ListCommands": _star("ssm:ListCommands"),
     "ssm:CancelCommand": _star("ssm:CancelCommand"),
+    "ssm:GetParameter": _ssm_parameter("ssm:GetParameter", "Name"),
+    "ssm:GetParameters": _ssm_parameter("ssm:GetParameters", "Names"),
     "sns:Publish": _sns_publish,
     "sqs:SendMessage": _sqs_queue("sqs:SendMessage"),
     "sqs:ReceiveMessage": _sqs_queue("sqs:ReceiveMessage"),

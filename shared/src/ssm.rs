@@ -92,8 +92,8 @@ pub async fn run(
             let hint = if e.as_service_error().is_some_and(|s| s.is_invalid_instance_id()) {
                 format!(
                     " ({instance_id} is not an instance SSM can reach now: it is not running, or its SSM agent is \
-                     not running or not registered (its instance profile needs AmazonSSMManagedInstanceCore); \
-                     nothing was sent)"
+                     not running or not registered (its instance role needs the SSM agent's grants: the gateway stack's \
+                     SsmAgent* statements, or AmazonSSMManagedInstanceCore on an instance of your own); nothing was sent)"
                 )
             } else {
                 String::new()

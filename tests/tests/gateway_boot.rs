@@ -362,14 +362,59 @@ async fn boots_twice(name: &str) {
     let attachment = &attached.volumes()[0].attachments()[0];
     assert_eq!(attachment.instance_id(), Some(second.as_str()), "{name}");
 
-    // Both boots did what they did as the role, and the role allowed every call.
+    // The SSM agent of the replacement starts with the role's keys (testbed/fake_ssm_agent.py: its
+    // heartbeat, Session Manager's control channel) and takes a Run Command through ec2messages:
+    // the role's SsmAgent* statements alone make the instance a managed node.
+    let mut agent_env = serde_json::Map::new();
+    for (k, v) in emulator.function_env(keys) {
+        agent_env.insert(k, json!(v));
+    }
+    emulator.register_instance(&second, agent_env).await.unwrap();
+    let managed = emulator.run_shell(&second, "echo managed".into()).await;
+    assert_eq!(managed.map(|(out, _)| out.trim().to_owned()), Ok("managed".to_owned()), "{name}");
+
+    // Both boots and the agent did what they did as the role, and the role allowed every call.
     let calls = emulator.calls_by(&role.keys).await.unwrap();
     let denied: Vec<_> = calls.iter().filter(|c| !c.allowed).collect();
     assert!(denied.is_empty(), "{name}: the instance role was denied: {denied:?}");
     let used: std::collections::BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
-    for action in ["secretsmanager:GetSecretValue", "ec2:DescribeVolumes", "ec2:AttachVolume"] {
-        assert!(used.contains(action), "{name}: the boot never called {action}: {used:?}");
+    for action in [
+        "secretsmanager:GetSecretValue",
+        "ec2:DescribeVolumes",
+        "ec2:AttachVolume",
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:OpenControlChannel",
+        "ec2messages:GetMessages",
+        "ec2messages:AcknowledgeMessage",
+        "ec2messages:SendReply",
+    ] {
+        assert!(used.contains(action), "{name}: the instance never called {action}: {used:?}");
     }
+
+    // What AmazonSSMManagedInstanceCore allowed and the role no longer does: reading a parameter
+    // of the account that is not the gateway's (with the instance's own keys, as a taken-over
+    // gateway would try).
+    let ssm_admin = aws_sdk_ssm::Client::new(&admin);
+    let parameter = "/other-team/database-password";
+    ssm_admin
+        .put_parameter()
+        .name(parameter)
+        .value("hunter2")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let ssm_role = aws_sdk_ssm::Client::new(&emulator.sdk_config(keys).await);
+    let read = ssm_role.get_parameter().name(parameter).with_decryption(true).send().await;
+    let error = read.expect_err("the instance role read another team's SSM parameter");
+    assert_eq!(
+        aws_sdk_ssm::error::ProvideErrorMetadata::code(&error),
+        Some("AccessDeniedException"),
+        "{name}: {error:?}"
+    );
+    let last = emulator.calls_by(keys).await.unwrap().into_iter().rfind(|c| c.action == "ssm:GetParameter");
+    assert!(last.is_some_and(|c| !c.allowed), "{name}: the bed never saw the GetParameter");
     std::fs::remove_dir_all(&work).unwrap();
 }
 

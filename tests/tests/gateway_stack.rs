@@ -332,12 +332,11 @@ fn the_instance_and_its_data_volume_carry_what_the_suite_relies_on() {
             (20, Some("gp3"), &Value::Bool(true))
         );
 
-        // The role: SSM, its secrets, CloudWatch - nothing else; no grant at all on the backups (the
-        // functions hand the instance pre-signed URLs for exactly one run's objects).
+        // The role: the SSM agent, its secrets, CloudWatch - nothing else; no grant at all on the
+        // backups (the functions hand the instance pre-signed URLs for exactly one run's objects),
+        // and no managed policy (AmazonSSMManagedInstanceCore reads every SSM parameter).
         let role = &resource(&t, "GatewayRole")["Properties"];
-        let managed_policies = serde_json::to_string(&role["ManagedPolicyArns"]).unwrap();
-        assert!(managed_policies.contains("AmazonSSMManagedInstanceCore"));
-        assert_eq!(role["ManagedPolicyArns"].as_array().unwrap().len(), 1, "{name}: {managed_policies}");
+        assert!(role.get("ManagedPolicyArns").is_none(), "{name}: {}", role["ManagedPolicyArns"]);
         assert!(!serde_json::to_string(role).unwrap().contains("s3:"), "{name}: the instance role must not reach S3");
         let actions: BTreeSet<String> = role["Policies"]
             .as_array()
@@ -352,13 +351,29 @@ fn the_instance_and_its_data_volume_carry_what_the_suite_relies_on() {
             .collect();
         for action in &actions {
             let service = action.split(':').next().unwrap();
-            assert!(["secretsmanager", "kms", "logs", "cloudwatch", "ec2"].contains(&service), "{name}: {action}");
+            assert!(
+                ["secretsmanager", "kms", "logs", "cloudwatch", "ec2", "ssm", "ssmmessages", "ec2messages"]
+                    .contains(&service),
+                "{name}: {action}"
+            );
+            if service == "ssm" {
+                assert_eq!(action, "ssm:UpdateInstanceInformation", "{name}: the agent's heartbeat only");
+            }
             if service == "ec2" {
                 assert!(action.starts_with("ec2:Describe") || action == "ec2:AttachVolume", "{name}: {action}");
             }
         }
         // AttachVolume: the stack's data volume only, to an instance tagged as the gateway only.
+        // The agent's grants: only for credentials of an instance of this account and region.
         for s in role["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap() {
+            if s["Sid"].as_str().unwrap_or_default().starts_with("SsmAgent") {
+                let condition = serde_json::to_string(&s["Condition"]["ArnLike"]["ec2:SourceInstanceARN"]).unwrap();
+                assert!(condition.contains(":instance/*"), "{name}: {s}");
+            }
+            // Every KMS grant of the instance through the service that uses the key.
+            if serde_json::to_string(&s["Action"]).unwrap().contains("kms:") {
+                assert!(s["Condition"]["StringEquals"].get("kms:ViaService").is_some(), "{name}: {s}");
+            }
             if s["Action"] == "ec2:AttachVolume" {
                 let resource = serde_json::to_string(&s["Resource"]).unwrap();
                 assert!(

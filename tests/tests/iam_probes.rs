@@ -293,3 +293,69 @@ async fn s3_backup_reads_backups_runs_the_shell_document_on_gateways_and_writes_
     )
     .await;
 }
+
+/// The gateway's instance role (stacks/gateway.yaml): the SSM agent's calls, from an instance of
+/// this account only, and nothing of SSM beyond them (AmazonSSMManagedInstanceCore, which it
+/// replaced, reads every parameter of the account); the key only through Secrets Manager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_role_runs_the_ssm_agent_and_reads_no_parameter() {
+    let emulator = Emulator::start().await.unwrap();
+    let role = integration_tests::backup_bucket::gateway_instance_role(&emulator).await.unwrap();
+    let from_instance = json!({"ec2:SourceInstanceARN": arn("instance", "i-0123456789abcdef0")});
+    let from_elsewhere = json!({"ec2:SourceInstanceARN": "arn:aws:ec2:us-east-1:210987654321:instance/i-1"});
+    let from_other_region = json!({"ec2:SourceInstanceARN": "arn:aws:ec2:eu-west-1:123456789012:instance/i-1"});
+    let parameter = |name: &str| format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name}");
+    let mut cases = vec![
+        (probe("ssm:UpdateInstanceInformation", "*", from_instance.clone()), true),
+        (probe("ssm:UpdateInstanceInformation", "*", json!({})), false),
+        (probe("ssm:UpdateInstanceInformation", "*", from_elsewhere.clone()), false),
+        (probe("ssm:UpdateInstanceInformation", "*", from_other_region), false),
+    ];
+    for action in [
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenDataChannel",
+        "ec2messages:GetMessages",
+        "ec2messages:AcknowledgeMessage",
+        "ec2messages:SendReply",
+        "ec2messages:FailMessage",
+        "ec2messages:DeleteMessage",
+        "ec2messages:GetEndpoint",
+    ] {
+        cases.push((probe(action, "*", from_instance.clone()), true));
+        cases.push((probe(action, "*", from_elsewhere.clone()), false));
+    }
+    // What AmazonSSMManagedInstanceCore held and the role no longer does, from the instance itself.
+    for (action, resource) in [
+        ("ssm:GetParameter", parameter("openclaw/anthropic-api-key")),
+        ("ssm:GetParameter", parameter("any/other/team/secret")),
+        ("ssm:GetParameters", parameter("any/other/team/secret")),
+        ("ssm:GetParametersByPath", parameter("any")),
+        ("ssm:GetDocument", format!("arn:aws:ssm:{REGION}:{ACCOUNT}:document/AWS-RunShellScript")),
+        ("ssm:ListInstanceAssociations", "*".to_owned()),
+        ("ssm:UpdateInstanceAssociationStatus", arn("instance", "i-0123456789abcdef0")),
+        ("ssm:PutInventory", arn("instance", "i-0123456789abcdef0")),
+        ("ssm:SendCommand", arn("instance", "i-0123456789abcdef0")),
+        ("ssm:StartSession", arn("instance", "i-0123456789abcdef0")),
+    ] {
+        cases.push((probe(action, &resource, from_instance.clone()), false));
+    }
+    // The gateway's key decrypts only through Secrets Manager (its secrets).
+    let key = "arn:aws:kms:us-east-1:123456789012:key/gw";
+    let via = |service: &str| json!({"kms:ViaService": format!("{service}.{REGION}.amazonaws.com")});
+    cases.extend([
+        (probe("kms:Decrypt", key, via("secretsmanager")), true),
+        (probe("kms:Decrypt", key, json!({})), false),
+        (probe("kms:Decrypt", key, via("ssm")), false),
+        (probe("kms:Decrypt", key, via("s3")), false),
+        (probe("kms:Decrypt", "arn:aws:kms:us-east-1:123456789012:key/other", via("secretsmanager")), false),
+    ]);
+    check(&emulator, &role, &cases).await;
+    // Every KMS grant the role holds carries kms:ViaService.
+    for statement in role.policy["Statement"].as_array().unwrap() {
+        if statement["Action"].to_string().contains("kms:") {
+            assert!(statement["Condition"]["StringEquals"]["kms:ViaService"].is_string(), "{statement}");
+        }
+    }
+}

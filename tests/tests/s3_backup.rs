@@ -200,9 +200,14 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     assert_eq!(manual["backed_up"].as_array().unwrap().len(), 1);
     assert_eq!(bed.sent_commands().await, 3);
 
-    // The instance made no AWS call of its own: its uploads were the function's pre-signed PUTs.
+    // The instance made no AWS call of its own but its SSM agent's (testbed/fake_ssm_agent.py), all
+    // allowed by the role: its uploads were the function's pre-signed PUTs.
     let role_calls = bed.emulator.calls_by(&bed.instance_role.keys).await.unwrap();
-    assert!(role_calls.is_empty(), "{role_calls:?}");
+    assert!(role_calls.iter().all(|c| c.allowed), "{role_calls:?}");
+    let services: std::collections::BTreeSet<&str> =
+        role_calls.iter().map(|c| c.action.split(':').next().unwrap_or_default()).collect();
+    assert_eq!(services, ["ec2messages", "ssm", "ssmmessages"].into(), "{role_calls:?}");
+    assert!(role_calls.iter().all(|c| !c.action.starts_with("ssm:") || c.action == "ssm:UpdateInstanceInformation"));
 
     // Least privilege: everything used was granted; of the grants, only the key goes unused
     // (S3 and SNS use it on the function's behalf), Publish (nothing failed) and reading a named

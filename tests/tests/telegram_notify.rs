@@ -15,6 +15,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "987654:SECRET-bot-token-for-tests";
 const LOGICAL_ID: &str = "TelegramNotifyFunction";
+/// The delivery records' bucket (TelegramDeliveryRecordBucket).
+const RECORDS: &str = "telegram-deliveries";
 
 struct Bed {
     emulator: Emulator,
@@ -51,6 +53,7 @@ fn function_env(
         ("TELEGRAM_CHATS".to_owned(), chats.to_owned()),
         ("TELEGRAM_API_URL".to_owned(), api.to_owned()),
         ("TELEGRAM_DLQ_URL".to_owned(), dlq.to_owned()),
+        ("TELEGRAM_DELIVERY_BUCKET".to_owned(), RECORDS.to_owned()),
     ]);
     env
 }
@@ -71,6 +74,7 @@ impl Bed {
             .unwrap();
         let sns = aws_sdk_sns::Client::new(&admin);
         let sqs = aws_sdk_sqs::Client::new(&admin);
+        aws_sdk_s3::Client::new(&admin).create_bucket().bucket(RECORDS).send().await.unwrap();
         let topic_arn = sns.create_topic().name("ops").send().await.unwrap().topic_arn.unwrap();
         let (queue_url, queue_arn) = queue(&sqs, "telegram").await;
         let (dlq_url, _) = queue(&sqs, "telegram-dlq").await;
@@ -83,7 +87,8 @@ impl Bed {
             .unwrap()
             .topic("OpsTopic", &topic_arn)
             .resource("TelegramSecret", &secret_arn, &[])
-            .resource("TelegramDeadLetterQueue", &dlq_url, &[("Arn", &dlq_arn)]);
+            .resource("TelegramDeadLetterQueue", &dlq_url, &[("Arn", &dlq_arn)])
+            .bucket("TelegramDeliveryRecordBucket", RECORDS);
         let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
         let env = function_env(&emulator, &principal, &secret_arn, &telegram.uri(), &dlq_url, "111,-100222:7");
         let function = Function::start("telegram-notify", &env).await.unwrap();
@@ -194,15 +199,19 @@ async fn topic_messages_reach_every_chat_once_rendered_and_the_token_stays_secre
     assert!(!format!("{response}{again}{direct}").contains("SECRET-bot-token"));
 
     // Least privilege: every call allowed, and the template grants nothing unused but the key
-    // (Secrets Manager decrypts with it, SQS encrypts with it, on the function's behalf).
+    // (Secrets Manager decrypts with it, SQS encrypts with it, on the function's behalf), the
+    // dead-letter queue and the release of a failed claim (no failure here).
     let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
     assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
     let used: BTreeSet<String> = calls.into_iter().map(|c| c.action).collect();
-    assert_eq!(used, BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()]));
+    assert_eq!(
+        used,
+        BTreeSet::from(["secretsmanager:GetSecretValue", "s3:ListBucket", "s3:PutObject"].map(str::to_owned))
+    );
     let unused: BTreeSet<String> = bed.principal.granted.difference(&used).cloned().collect();
     assert_eq!(
         unused,
-        BTreeSet::from(["kms:Decrypt".to_owned(), "kms:GenerateDataKey".to_owned(), "sqs:SendMessage".to_owned()])
+        BTreeSet::from(["kms:Decrypt", "kms:GenerateDataKey", "sqs:SendMessage", "s3:DeleteObject"].map(str::to_owned))
     );
 }
 
@@ -240,6 +249,144 @@ async fn a_chat_that_refuses_gets_its_copy_later_and_the_others_never_twice() {
     let used: BTreeSet<String> =
         bed.emulator.calls_by(&bed.principal.keys).await.unwrap().into_iter().map(|c| c.action).collect();
     assert!(used.contains("sqs:SendMessage"));
+}
+
+/// The keys under the delivery records' prefix, without the per-delivery hash: ("claim-0", "sent"...).
+async fn records(bed: &Bed) -> Vec<(String, String)> {
+    let s3 = aws_sdk_s3::Client::new(&bed.emulator.admin().await);
+    let listed = s3.list_objects_v2().bucket(RECORDS).send().await.unwrap();
+    let mut out: Vec<(String, String)> = listed
+        .contents()
+        .iter()
+        .map(|o| {
+            let key = o.key().unwrap().strip_prefix("deliveries/").unwrap();
+            let (delivery, name) = key.split_once('/').unwrap();
+            (delivery.to_owned(), name.to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn sends_per_chat(sent: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for body in sent {
+        *out.entry(format!("{}/{}", body["chat_id"], body["message_thread_id"])).or_insert(0) += 1;
+    }
+    out
+}
+
+/// One message handed to two containers at once (SNS and SQS deliver at least once, and two
+/// invocations of the function run side by side): the delivery records let exactly one of them
+/// send it to each chat; the other waits for it and counts a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_in_two_containers_at_once_is_sent_once_per_chat() {
+    let bed = Bed::start().await;
+    // Telegram takes its time, so both invocations are inside the delivery together.
+    Mock::given(method("POST"))
+        .respond_with(ok().set_delay(std::time::Duration::from_millis(300)))
+        .mount(&bed.telegram)
+        .await;
+    let other = bed.function_for("111,-100222:7").await;
+    bed.publish(Some("ALARM: disk"), "the data volume fills").await;
+    let event = bed.sqs_event(&bed.queue_url).await;
+    assert_eq!(event["Records"].as_array().unwrap().len(), 1);
+
+    let (one, two) = tokio::join!(bed.function.invoke(&event), other.invoke(&event));
+    let (one, two) = (one.unwrap().response(), two.unwrap().response());
+    let sent = bed.sent().await;
+    assert_eq!(
+        sends_per_chat(&sent),
+        std::collections::BTreeMap::from([("\"-100222\"/7".to_owned(), 1), ("\"111\"/null".to_owned(), 1)]),
+        "{one}\n{two}"
+    );
+    let both = |field: &str| one[field].as_array().unwrap().len() + two[field].as_array().unwrap().len();
+    assert_eq!((both("sent"), both("duplicates"), both("in_flight_elsewhere")), (2, 2, 0), "{one}\n{two}");
+    assert_eq!((&one["batchItemFailures"], &two["batchItemFailures"]), (&json!([]), &json!([])));
+    assert!(
+        [&one, &two]
+            .iter()
+            .flat_map(|r| r["duplicates"].as_array().unwrap())
+            .all(|d| d["seen_by"] == "another container"),
+        "{one}\n{two}"
+    );
+    // Each delivery: one claim, marked sent.
+    let names: Vec<String> = records(&bed).await.into_iter().map(|(_, name)| name).collect();
+    assert_eq!(names, ["claim-0", "sent", "claim-0", "sent"], "{:?}", records(&bed).await);
+
+    // The same record a third time, in either container: nothing new.
+    let again = other.invoke(&event).await.unwrap().response();
+    assert_eq!(again["duplicates"].as_array().unwrap().len(), 2, "{again}");
+    assert_eq!(bed.sent().await.len(), 2);
+}
+
+/// A send that fails gives its claim back: the retry (here the dead-letter replay, handled by
+/// another container) claims it again and delivers, and the chat that got it is not sent it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_releases_its_claim_and_the_retry_elsewhere_delivers() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"chat_id": "111"})))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was kicked"})),
+        )
+        .up_to_n_times(1)
+        .mount(&bed.telegram)
+        .await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+
+    bed.publish(None, "gateway restarted").await;
+    let event = bed.sqs_event(&bed.queue_url).await;
+    let first = bed.function.invoke(&event).await.unwrap().response();
+    assert_eq!(first["dead_lettered"][0]["chats"], json!([{"id": "111"}]), "{first}");
+    // The chat that got it: claimed and sent; the one that refused: no claim left behind.
+    let names: Vec<String> = records(&bed).await.into_iter().map(|(_, name)| name).collect();
+    assert_eq!(names, ["claim-0", "sent"], "{:?}", records(&bed).await);
+
+    let other = bed.function_for("111,-100222:7").await;
+    let replay = bed.sqs_event(&bed.dlq_url).await;
+    let replayed = other.invoke(&replay).await.unwrap().response();
+    assert_eq!(replayed["sent"].as_array().unwrap().len(), 1, "{replayed}");
+    assert_eq!(replayed["in_flight_elsewhere"], json!([]), "{replayed}");
+    // The original record again, in the other container: both chats have it.
+    let again = other.invoke(&event).await.unwrap().response();
+    assert_eq!(again["duplicates"].as_array().unwrap().len(), 2, "{again}");
+    assert_eq!(
+        sends_per_chat(&bed.sent().await),
+        std::collections::BTreeMap::from([("\"-100222\"/7".to_owned(), 1), ("\"111\"/null".to_owned(), 2)]),
+        "one refused send to 111, then one delivered"
+    );
+    let used: BTreeSet<String> =
+        bed.emulator.calls_by(&bed.principal.keys).await.unwrap().into_iter().map(|c| c.action).collect();
+    assert!(used.contains("s3:DeleteObject"), "{used:?}");
+}
+
+/// A container that died holding a claim (its claim older than the function can run) does not
+/// hold the message back: the next copy takes the delivery over with the next claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_by_a_dead_container_is_taken_over_once_stale() {
+    let bed = Bed::start().await;
+    Mock::given(method("POST")).respond_with(ok()).mount(&bed.telegram).await;
+    bed.publish(None, "backup done").await;
+    let event = bed.sqs_event(&bed.queue_url).await;
+    let id =
+        event["Records"][0]["body"].as_str().map(|b| serde_json::from_str::<Value>(b).unwrap()["MessageId"].clone());
+    let id = id.unwrap().as_str().unwrap().to_owned();
+
+    // Both chats' claims, written three minutes ago by a container that then died.
+    let s3 = aws_sdk_s3::Client::new(&bed.emulator.admin().await);
+    bed.emulator.set_clock(chrono::Utc::now() - chrono::Duration::minutes(3)).await.unwrap();
+    for chat in ["111", "-100222:7"] {
+        let key = format!("{}claim-0", telegram_notify::ledger::delivery_prefix(&id, chat));
+        s3.put_object().bucket(RECORDS).key(key).body(b"{}".to_vec().into()).send().await.unwrap();
+    }
+    bed.emulator.set_clock(chrono::Utc::now()).await.unwrap();
+
+    let response = bed.function.invoke(&event).await.unwrap().response();
+    assert_eq!(response["sent"].as_array().unwrap().len(), 2, "{response}");
+    let names: Vec<String> = records(&bed).await.into_iter().map(|(_, name)| name).collect();
+    assert_eq!(names, ["claim-0", "claim-1", "sent", "claim-0", "claim-1", "sent"], "{:?}", records(&bed).await);
 }
 
 /// telegram-notify's work does not fit in its time: one chat's Telegram answers after 4 s, and a

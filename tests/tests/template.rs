@@ -100,6 +100,7 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
                 "TELEGRAM_INSUFFICIENT_DATA",
                 "TELEGRAM_DLQ_URL",
                 "TELEGRAM_API_URL",
+                "TELEGRAM_DELIVERY_BUCKET",
             ],
         ),
     ];

@@ -14,6 +14,9 @@ pub struct Config {
     pub insufficient_data: InsufficientData,
     /// Where an undelivered remainder goes (with only the chats that did not get it).
     pub dead_letter_queue_url: Option<String>,
+    /// The bucket of delivery records shared by every container (ledger.rs); without it, duplicates
+    /// are dropped only within one container (a run outside the stack, say).
+    pub delivery_bucket: Option<String>,
 }
 
 impl Config {
@@ -35,6 +38,7 @@ impl Config {
             api_url: config::optional(env, "TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into()),
             insufficient_data,
             dead_letter_queue_url: config::optional(env, "TELEGRAM_DLQ_URL"),
+            delivery_bucket: config::optional(env, "TELEGRAM_DELIVERY_BUCKET"),
         })
     }
 }
@@ -56,6 +60,13 @@ mod tests {
         assert_eq!(c.api_url, "https://api.telegram.org");
         assert_eq!(c.insufficient_data, InsufficientData::Silent);
         assert!(c.dead_letter_queue_url.is_none());
+        assert!(c.delivery_bucket.is_none());
+        let shared = Config::from_env(&env(&[
+            ("TELEGRAM_SECRET_ARN", "s"),
+            ("TELEGRAM_CHATS", "1"),
+            ("TELEGRAM_DELIVERY_BUCKET", "records"),
+        ]));
+        assert_eq!(shared.unwrap().delivery_bucket.as_deref(), Some("records"));
         let bad = Config::from_env(&env(&[
             ("TELEGRAM_SECRET_ARN", "s"),
             ("TELEGRAM_CHATS", "1"),

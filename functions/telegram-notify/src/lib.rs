@@ -3,13 +3,15 @@
 //!
 //! observe (parse the event; the bot token, cached at most `TOKEN_MAX_AGE` and read again when
 //! Telegram refuses it) → plan (render; which chats: a replay's own list only within
-//! `TELEGRAM_CHATS`, minus those that already got it) → apply (send, paced and retried) → report (response, log line, EMF;
-//! an undelivered remainder goes to the dead-letter queue, whose alarm e-mails `ops-fallback`).
+//! `TELEGRAM_CHATS`, minus those that already got it, in this container or any other: [`ledger`])
+//! → apply (claim, send, paced and retried) → report (response, log line, EMF; an undelivered
+//! remainder goes to the dead-letter queue, whose alarm e-mails `ops-fallback`).
 
 pub mod alarm;
 pub mod config;
 pub mod deliver;
 pub mod input;
+pub mod ledger;
 pub mod message;
 pub mod render;
 pub mod telegram;
@@ -30,6 +32,7 @@ use tokio::time::Instant;
 pub use crate::config::Config;
 use crate::deliver::{Failed, Pacer};
 use crate::input::{Incoming, Undelivered};
+use crate::ledger::{Ledger, Taken};
 use crate::message::Message;
 use crate::render::InsufficientData;
 use crate::telegram::{Chat, Telegram};
@@ -37,7 +40,7 @@ use crate::telegram::{Chat, Telegram};
 pub const FUNCTION: &str = "telegram-notify";
 /// Kept back from the invocation's deadline to write the undelivered remainder down.
 const RESERVE: Duration = Duration::from_secs(3);
-/// (message id, chat) pairs remembered per container, to drop duplicate deliveries.
+/// (message id, chat) pairs remembered per container, to drop a duplicate without asking S3.
 const REMEMBERED: usize = 4096;
 /// How long a container trusts the bot token it read: a rotated secret reaches every warm container
 /// within this time even when the old token still works (a revoked one is read again at once, on
@@ -68,6 +71,8 @@ pub struct Handler {
     telegram: Mutex<Option<(Telegram, Instant)>>,
     pacer: Pacer,
     delivered: Mutex<Remembered>,
+    /// The delivery records shared by every container (`TELEGRAM_DELIVERY_BUCKET`).
+    ledger: Option<Ledger>,
 }
 
 /// One invocation's client, and whether it already read the token again after a 401.
@@ -83,6 +88,12 @@ type Remembered = (HashSet<(String, String)>, VecDeque<(String, String)>);
 pub struct Report {
     pub sent: Vec<Value>,
     pub duplicates: Vec<Value>,
+    /// Another container was sending it and had not finished: retried later (batch item failure
+    /// on SQS, a failed invocation otherwise), never dropped.
+    pub in_flight_elsewhere: Vec<Value>,
+    /// Sent without a claim: the delivery records could not be read or written (the error says
+    /// why); another container may send these too.
+    pub unclaimed: Vec<Value>,
     /// Chats a replayed message named that are not in `TELEGRAM_CHATS`: nothing was sent there.
     pub refused: Vec<Value>,
     pub skipped: Vec<Value>,
@@ -90,7 +101,13 @@ pub struct Report {
 }
 
 impl Handler {
-    pub fn new(config: Config, secrets: aws_sdk_secretsmanager::Client, sqs: aws_sdk_sqs::Client) -> Self {
+    pub fn new(
+        config: Config,
+        secrets: aws_sdk_secretsmanager::Client,
+        sqs: aws_sdk_sqs::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
+        let ledger = config.delivery_bucket.clone().map(|bucket| Ledger::new(s3, bucket));
         Handler {
             config,
             secrets,
@@ -99,6 +116,7 @@ impl Handler {
             telegram: Mutex::new(None),
             pacer: Pacer::default(),
             delivered: Mutex::new((HashSet::new(), VecDeque::new())),
+            ledger,
         }
     }
 
@@ -147,6 +165,8 @@ impl Handler {
         Metrics::new(FUNCTION)
             .count("MessagesSent", report.sent.len())
             .count("MessagesDuplicate", report.duplicates.len())
+            .count("MessagesInFlightElsewhere", report.in_flight_elsewhere.len())
+            .count("MessagesUnclaimed", report.unclaimed.len())
             .count("ChatsRefused", report.refused.len())
             .count("MessagesUndelivered", report.dead_lettered.len())
             .emit(Utc::now());
@@ -154,6 +174,8 @@ impl Handler {
         tracing::info!(
             sent = report.sent.len(),
             duplicates = report.duplicates.len(),
+            in_flight_elsewhere = report.in_flight_elsewhere.len(),
+            unclaimed = report.unclaimed.len(),
             refused = report.refused.len(),
             skipped = report.skipped.len(),
             dead_lettered = report.dead_lettered.len(),
@@ -191,12 +213,38 @@ impl Handler {
         }
         let mut undelivered = Vec::new();
         let mut errors = Vec::new();
+        let mut busy = Vec::new();
         for chat in chats {
             let key = (item.id.clone(), chat.label());
             if self.delivered.lock().await.0.contains(&key) {
                 report.duplicates.push(json!({"id": item.id, "chat": chat.label()}));
                 continue;
             }
+            let claim = match &self.ledger {
+                None => None,
+                Some(ledger) => match ledger.take(&item.id, &chat.label(), deadline).await {
+                    Ok(Taken::Claimed(claim)) => Some(claim),
+                    Ok(Taken::Duplicate) => {
+                        self.remember(key).await;
+                        report
+                            .duplicates
+                            .push(json!({"id": item.id, "chat": chat.label(), "seen_by": "another container"}));
+                        continue;
+                    }
+                    Ok(Taken::Busy) => {
+                        tracing::info!(id = %item.id, chat = %chat.label(), "another container is sending it; retried later");
+                        report.in_flight_elsewhere.push(json!({"id": item.id, "chat": chat.label()}));
+                        busy.push(chat.label());
+                        continue;
+                    }
+                    // An alert that may come twice beats one that never comes: sent unclaimed.
+                    Err(error) => {
+                        tracing::warn!(id = %item.id, chat = %chat.label(), %error, "delivery records unreadable; sending unclaimed");
+                        report.unclaimed.push(json!({"id": item.id, "chat": chat.label(), "error": error.to_string()}));
+                        None
+                    }
+                },
+            };
             let mut result = self.pacer.deliver(&session.telegram, &chat, &rendered, deadline).await;
             if matches!(result, Err(Failed::TokenRejected(_))) && !session.reread {
                 // Read once per invocation: a token that is refused again is not retried per chat.
@@ -208,6 +256,13 @@ impl Handler {
             match result {
                 Ok(sent) => {
                     self.remember(key).await;
+                    if let (Some(ledger), Some(claim)) = (&self.ledger, &claim)
+                        && let Err(error) = ledger.sent(claim, sent.message_id).await
+                    {
+                        // Sent all the same; its claim goes stale, and only a copy arriving after
+                        // that could send it again (ledger.rs).
+                        tracing::warn!(id = %item.id, chat = %chat.label(), %error, "sent, but not recorded as sent");
+                    }
                     report.sent.push(json!({
                         "id": item.id, "chat": sent.chat.label(), "message_id": sent.message_id,
                         "plain_text": sent.as_plain_text, "waited_429": sent.waited_429,
@@ -215,13 +270,19 @@ impl Handler {
                 }
                 Err(error) => {
                     tracing::warn!(id = %item.id, chat = %chat.label(), %error, "not delivered");
+                    if let (Some(ledger), Some(claim)) = (&self.ledger, &claim)
+                        && let Err(release) = ledger.release(claim).await
+                    {
+                        // Its retry waits until the claim goes stale (ledger::STALE_AFTER) instead.
+                        tracing::warn!(id = %item.id, chat = %chat.label(), error = %release, "claim not released");
+                    }
                     errors.push(format!("{}: {error}", chat.label()));
                     undelivered.push(chat);
                 }
             }
         }
         if undelivered.is_empty() {
-            return Ok(());
+            return in_flight(&item.id, &busy);
         }
         let remainder = Undelivered { id: item.id.clone(), chats: undelivered, errors, origin: item.origin.clone() };
         let Some(queue) = &self.config.dead_letter_queue_url else {
@@ -238,7 +299,7 @@ impl Handler {
             .await
             .map_err(|e| Error::Aws { operation: "sqs:SendMessage", message: SdkErrorDisplay(&e).to_string() })?;
         report.dead_lettered.push(json!({"id": remainder.id, "chats": remainder.chats, "errors": remainder.errors}));
-        Ok(())
+        in_flight(&item.id, &busy)
     }
 
     async fn remember(&self, key: (String, String)) {
@@ -253,6 +314,19 @@ impl Handler {
             }
         }
     }
+}
+
+/// A message another container was still sending to some chats fails, so that it comes again (SQS
+/// redelivers the record; Lambda retries an invocation): by then it is sent (a duplicate) or its
+/// claim stale (taken over). The chats this invocation sent are recorded and not sent again.
+fn in_flight(id: &str, busy: &[String]) -> Result<(), Error> {
+    if busy.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Incomplete(format!(
+        "{id}: another invocation is still sending it to {}; retried later",
+        busy.join(", ")
+    )))
 }
 
 #[cfg(test)]

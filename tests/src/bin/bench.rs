@@ -194,11 +194,17 @@ async fn telegram_notify() -> anyhow::Result<FunctionResult> {
         .await?
         .arn
         .context("secret arn")?;
-    let stack = Stack::new(&emulator).await?.resource("TelegramSecret", &secret, &[]).resource(
-        "TelegramDeadLetterQueue",
-        "telegram-dlq",
-        &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
-    );
+    // The delivery records' bucket only for the policy: the bench measures the send itself (without
+    // TELEGRAM_DELIVERY_BUCKET, duplicates are dropped per container), as bench/results.json did.
+    let stack = Stack::new(&emulator)
+        .await?
+        .resource("TelegramSecret", &secret, &[])
+        .resource(
+            "TelegramDeadLetterQueue",
+            "telegram-dlq",
+            &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
+        )
+        .bucket("TelegramDeliveryRecordBucket", "telegram-deliveries");
     let principal = Principal::for_function(&emulator, "TelegramNotifyFunction", &stack).await?;
     let sample: Value = serde_json::from_str(&std::fs::read_to_string(
         workspace_root().join("events/telegram-notify/sns-alarm-cpu.json"),

@@ -124,14 +124,20 @@ async fn show_telegram(demo: &Demo) -> anyhow::Result<()> {
         .await?
         .arn
         .context("secret arn")?;
-    let stack = Stack::new(&demo.emulator).await?.resource("TelegramSecret", &secret, &[]).resource(
-        "TelegramDeadLetterQueue",
-        "telegram-dlq",
-        &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
-    );
+    aws_sdk_s3::Client::new(&admin).create_bucket().bucket("telegram-deliveries").send().await?;
+    let stack = Stack::new(&demo.emulator)
+        .await?
+        .resource("TelegramSecret", &secret, &[])
+        .resource(
+            "TelegramDeadLetterQueue",
+            "telegram-dlq",
+            &[("Arn", "arn:aws:sqs:us-east-1:123456789012:telegram-dlq")],
+        )
+        .bucket("TelegramDeliveryRecordBucket", "telegram-deliveries");
     let principal = Principal::for_function(&demo.emulator, "TelegramNotifyFunction", &stack).await?;
     let mut env = demo.emulator.function_env(&principal.keys);
     env.extend([
+        ("TELEGRAM_DELIVERY_BUCKET".to_owned(), "telegram-deliveries".to_owned()),
         ("TELEGRAM_SECRET_ARN".to_owned(), secret),
         ("TELEGRAM_CHATS".to_owned(), "111".to_owned()),
         ("TELEGRAM_API_URL".to_owned(), telegram_url),

@@ -42,6 +42,8 @@ const FUNCTIONS: [(&str, &str); 5] = [
 /// The stand-in for AWS's base image (testbed/sam/base-image.sh builds it).
 const BASE_IMAGE: &str = "openclaw-ops/lambda-base:local-2";
 const BUCKET: &str = "openclaw-ops-backups";
+/// The delivery records of telegram-notify (TelegramDeliveryRecordBucket).
+const DELIVERY_RECORDS: &str = "openclaw-ops-telegram-deliveries";
 const CHAT: &str = "111";
 
 /// The Telegram Bot API as far as telegram-notify uses it: every sendMessage is taken and kept.
@@ -255,7 +257,9 @@ async fn main() -> anyhow::Result<()> {
     // This machine plays the gateway for s3-backup's SSM command, with the instance role's keys.
     let state = state_dir("sam-local");
     let dead_letters_arn = format!("arn:aws:sqs:{}:123456789012:telegram-dlq", emulator.region);
+    s3.create_bucket().bucket(DELIVERY_RECORDS).send().await?;
     let stack = stack
+        .bucket("TelegramDeliveryRecordBucket", DELIVERY_RECORDS)
         .resource("TelegramSecret", &secret, &[])
         .resource("TelegramDeadLetterQueue", &dead_letters, &[("Arn", &dead_letters_arn)])
         .param("SpotLaunchTemplateId", "lt-0123456789abcdef0");
@@ -274,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
         ("OpsKeyArn", key_arn.clone()),
         ("TelegramSecretArn", secret.clone()),
         ("TelegramDeadLetterQueueUrl", dead_letters.clone()),
+        ("TelegramDeliveryRecordBucketName", DELIVERY_RECORDS.to_owned()),
     ]);
     let mut filled = fill_env_vars(&std::fs::read_to_string(root.join("testbed/sam/env-vars.json"))?, &values)?;
     // The emulator and the fake Telegram instead of AWS and Telegram. SAM CLI does not resolve the
