@@ -931,3 +931,35 @@ async fn a_data_volume_on_another_instance_is_never_replaced_by_a_snapshot() {
     assert_eq!(bed.eip_instance().await.as_deref(), Some(bed.gateway.as_str()), "the address stays");
     bed.assert_all_allowed().await;
 }
+
+/// Point 5 of issue 15: a Spot stop (warned and recorded), a restart, then the operator's own
+/// terminate. The old warning on the instance does not make the terminate a Spot interruption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_from_an_earlier_stop_does_not_replace_a_deliberate_terminate() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    let stop_warning = ec2_event(
+        "EC2 Spot Instance Interruption Warning",
+        "warning-stop",
+        Utc::now(),
+        json!({"instance-id": bed.gateway, "instance-action": "stop"}),
+    );
+    function.invoke(&stop_warning).await.unwrap().response();
+    assert!(tags_of(&bed.instance(&bed.gateway).await).contains_key("openclaw:spot-warning"));
+    bed.emulator.spot_interruption_taking(&bed.gateway, "stop", 0.0).await.unwrap();
+    bed.wait_for_state(&bed.gateway, "stopped").await;
+    let report = function.invoke(&state_change(&bed.gateway, "stopped", Utc::now())).await.unwrap().response();
+    assert!(report["plan"]["reason"].as_str().unwrap().contains("REPLACE_ON_STOP"), "{report}");
+
+    // EC2 (or the operator) starts it again; later the operator terminates it on purpose.
+    bed.ec2.start_instances().instance_ids(&bed.gateway).send().await.unwrap();
+    bed.wait_for_state(&bed.gateway, "running").await;
+    bed.ec2.terminate_instances().instance_ids(&bed.gateway).send().await.unwrap();
+    bed.wait_for_state(&bed.gateway, "terminated").await;
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "ignore", "{report}");
+    assert!(report["plan"]["reason"].as_str().unwrap().contains("Client.UserInitiatedShutdown"), "{report}");
+    assert_eq!(bed.replacements().await.len(), 0);
+    let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
+    assert_eq!(launches, 0);
+}

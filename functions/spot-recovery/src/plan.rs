@@ -282,7 +282,7 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
                 observed_state => observed_state,
             };
             match state {
-                "terminated" | "stopped" => match spot_evidence(instance) {
+                "terminated" | "stopped" => match spot_evidence(instance, event.time()) {
                     Some(evidence) => replace_or_ignore(instance, state, evidence, event, observed, config),
                     None => ignore(
                         id,
@@ -303,15 +303,26 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
     }
 }
 
-/// Why this stop or termination was EC2 reclaiming Spot capacity, if it was.
-fn spot_evidence(instance: &Instance) -> Option<String> {
+/// How long before the stop or termination a recorded warning still explains it: EC2 warns two
+/// minutes ahead; an older record belongs to an earlier interruption the instance came back from.
+pub const WARNING_TRUSTED_FOR: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Why this stop or termination was EC2 reclaiming Spot capacity, if it was. A recorded warning
+/// counts only when EC2 gives no other reason (the operator's `Client.UserInitiatedShutdown` wins)
+/// and only when it is recent.
+fn spot_evidence(instance: &Instance, at: chrono::DateTime<chrono::Utc>) -> Option<String> {
     if !instance.spot {
         return None;
     }
-    if let Some(code) = instance.state_reason.as_deref().filter(|c| c.starts_with(SPOT_REASON_PREFIX)) {
-        return Some(format!("state reason {code}"));
+    match instance.state_reason.as_deref() {
+        Some(code) if code.starts_with(SPOT_REASON_PREFIX) => return Some(format!("state reason {code}")),
+        Some(_) => return None,
+        None => {}
     }
-    instance.tags.get(SPOT_WARNING).map(|at| format!("Spot interruption warning at {at}"))
+    let warned = instance.tags.get(SPOT_WARNING)?;
+    let when = warned.parse::<chrono::DateTime<chrono::Utc>>().ok()?;
+    (when <= at + chrono::TimeDelta::minutes(1) && at - when <= WARNING_TRUSTED_FOR)
+        .then(|| format!("Spot interruption warning at {warned}"))
 }
 
 fn replace_or_ignore(

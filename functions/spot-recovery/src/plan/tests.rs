@@ -215,11 +215,30 @@ fn a_spot_state_reason_or_a_recorded_warning_is_evidence() {
     assert_eq!(r.warned_at, None);
 
     let mut warned = gateway("terminated");
-    warned.state_reason = Some("Client.UserInitiatedShutdown".into());
     warned.tags.insert(SPOT_WARNING.into(), "2026-11-25T09:58:00Z".into());
     let r = replace(plan(&state_change("terminated"), &observed(warned, vec![]), &config(&[])));
     assert_eq!(r.evidence, "Spot interruption warning at 2026-11-25T09:58:00Z");
     assert_eq!(r.warned_at.as_deref(), Some("2026-11-25T09:58:00Z"));
+}
+
+/// Issue 15, point 5: a warning recorded at an earlier interruption (stop or hibernate, then a
+/// restart) does not turn the operator's deliberate terminate into a Spot interruption.
+#[test]
+fn a_recorded_warning_counts_only_without_another_reason_and_only_when_recent() {
+    let mut i = gateway("terminated");
+    i.tags.insert(SPOT_WARNING.into(), "2026-11-25T09:58:00Z".into());
+    i.state_reason = Some("Client.UserInitiatedShutdown".into());
+    let (reason, _) = ignored(plan(&state_change("terminated"), &observed(i.clone(), vec![]), &config(&[])));
+    assert!(reason.contains("on purpose") && reason.contains("Client.UserInitiatedShutdown"), "{reason}");
+
+    i.state_reason = None;
+    for stale in ["2026-11-24T10:00:00Z", "2026-11-25T09:44:59Z", "2026-11-25T10:05:00Z", "yesterday"] {
+        i.tags.insert(SPOT_WARNING.into(), stale.into());
+        let (reason, _) = ignored(plan(&state_change("terminated"), &observed(i.clone(), vec![]), &config(&[])));
+        assert!(reason.contains("on purpose"), "{stale}: {reason}");
+    }
+    i.tags.insert(SPOT_WARNING.into(), "2026-11-25T09:45:00Z".into());
+    assert!(matches!(plan(&state_change("terminated"), &observed(i, vec![]), &config(&[])), Plan::Replace(_)));
 }
 
 #[test]
