@@ -115,15 +115,31 @@ def ec2_client(spec):
                         aws_secret_access_key=e["admin"]["secret_access_key"])
 
 
+def volume_lookups(spec):
+    """How many DescribeVolumes calls the instance's role has made (the emulator's decision log)."""
+    import urllib.request
+
+    with urllib.request.urlopen(spec["emulator"]["url"] + "/_testbed/calls") as r:
+        calls = json.load(r)
+    key = spec["instance"]["keys"]["access_key_id"]
+    return sum(1 for c in calls if c.get("access_key_id") == key and c.get("action") == "ec2:DescribeVolumes")
+
+
 def watch_volume(spec, dev, loop, timeline, stop):
-    """EBS as the instance sees it: the old holder lets go when told to, and the device node appears
-    a little after the volume is attached to this instance."""
+    """EBS as the instance sees it: the old holder lets go when told to (`seconds` after this boot
+    started, or after the instance first looked the volume up, with `after_waiting`), and the device
+    node appears a little after the volume is attached to this instance."""
     ec2 = ec2_client(spec)
     start = time.time()
     release = spec.get("release_after")
     released = release is None
+    waiting_since = None if release and release.get("after_waiting") else start
+    lookups_before = volume_lookups(spec) if waiting_since is None else 0
     while not stop.is_set():
-        if not released and time.time() - start >= release["seconds"]:
+        if waiting_since is None and volume_lookups(spec) > lookups_before:
+            waiting_since = time.time()
+            timeline.append({"t": round(waiting_since - start, 1), "event": "the instance looks the volume up"})
+        if not released and waiting_since is not None and time.time() - waiting_since >= release["seconds"]:
             ec2.detach_volume(VolumeId=spec["volume_id"], InstanceId=release["from_instance"], Force=True)
             timeline.append({"t": round(time.time() - start, 1), "event": f"released by {release['from_instance']}"})
             released = True

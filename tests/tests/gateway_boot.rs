@@ -346,10 +346,12 @@ async fn boots_twice(name: &str) {
         to_the_old_layout(&image_file, &work);
     }
 
-    // A replacement (a stack update): the old instance still holds the volume and lets go of it
-    // only later; the new one waits, attaches it, and mounts it as it is.
+    // A replacement (a stack update, or an early standby): it installs everything first, then looks
+    // for the volume, which the old instance still holds and lets go of only 10 s later; the new one
+    // waits, attaches it, and mounts it as it is.
     let second = launch(&ec2, &image, &az).await;
-    let two = spec(&second, "second", json!({"seconds": 10, "from_instance": first})).run().await;
+    let two =
+        spec(&second, "second", json!({"seconds": 10, "from_instance": first, "after_waiting": true})).run().await;
     check_boot(name, &two, auth_token);
     let log = two["data_volume_log"].as_str().unwrap();
     assert!(!log.contains("formatting"), "{name}: the replacement formatted the data volume: {log}");

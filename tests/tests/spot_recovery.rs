@@ -944,4 +944,99 @@ async fn a_backup_still_running_at_the_deadline_is_cancelled_and_reported() {
     assert_eq!(calls.iter().filter(|c| c.action == "ssm:CancelCommand").count(), 1);
     bed.assert_all_allowed().await;
     std::fs::remove_dir_all(&bin).unwrap();
+
+/// Point 4 of issue 15: the gateway's data volume is on a rescue instance when the interruption's
+/// termination arrives. Restoring the newest snapshot beside it would serve stale data at the
+/// gateway's address (split brain): the run changes nothing and names the instance holding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_volume_on_another_instance_is_never_replaced_by_a_snapshot() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    // A warning's spot-final snapshot: what a restore would take.
+    let warned = function.invoke(&warning(&bed.gateway, Utc::now())).await.unwrap().response();
+    assert!(warned["outcome"]["snapshot_id"].is_string(), "{warned}");
+    bed.notifications().await;
+    bed.emulator.spot_interruption_taking(&bed.gateway, "terminate", 0.0).await.unwrap();
+    bed.wait_for_state(&bed.gateway, "terminated").await;
+
+    // An operator's rescue instance takes the released volume (and the gateway tag off it).
+    let rescue = bed
+        .ec2
+        .run_instances()
+        .launch_template(LaunchTemplateSpecification::builder().launch_template_id(&bed.template_id).build())
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&bed.subnets[AZ])
+        .tag_specifications(
+            TagSpecification::builder().resource_type(ResourceType::Instance).tags(tag("Name", "rescue")).build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_owned();
+    bed.ec2.attach_volume().volume_id(&bed.data_volume).instance_id(&rescue).device("/dev/sdf").send().await.unwrap();
+    bed.ec2
+        .delete_tags()
+        .resources(&bed.data_volume)
+        .tags(Tag::builder().key("openclaw:role").build())
+        .send()
+        .await
+        .unwrap();
+
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "held", "{report}");
+    assert_eq!(report["plan"]["holder"], rescue);
+    assert_eq!(report["plan"]["volume_id"], bed.data_volume);
+    assert_eq!(report["outcome"], Value::Null);
+
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["severity"], "critical");
+    assert!(notes[0]["title"].as_str().unwrap().contains(&rescue), "{notes:?}");
+    assert_eq!(notes[0]["fields"]["held by"], rescue);
+
+    let mut changes: Vec<String> = bed.mutating_calls().await.into_iter().filter(|a| a != "sns:Publish").collect();
+    changes.sort();
+    assert_eq!(changes, ["ec2:CreateSnapshot", "ec2:CreateTags"], "the warning's only (at once, in any order)");
+    assert_eq!(bed.replacements().await.len(), 0);
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((rescue, "/dev/sdf".to_owned())));
+    let volumes = bed.ec2.describe_volumes().send().await.unwrap();
+    assert!(volumes.volumes().iter().all(|v| v.snapshot_id().unwrap_or_default().is_empty()), "nothing restored");
+    assert_eq!(bed.eip_instance().await.as_deref(), Some(bed.gateway.as_str()), "the address stays");
+    bed.assert_all_allowed().await;
+}
+
+/// Point 5 of issue 15: a Spot stop (warned and recorded), a restart, then the operator's own
+/// terminate. The old warning on the instance does not make the terminate a Spot interruption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_from_an_earlier_stop_does_not_replace_a_deliberate_terminate() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    let stop_warning = ec2_event(
+        "EC2 Spot Instance Interruption Warning",
+        "warning-stop",
+        Utc::now(),
+        json!({"instance-id": bed.gateway, "instance-action": "stop"}),
+    );
+    function.invoke(&stop_warning).await.unwrap().response();
+    assert!(tags_of(&bed.instance(&bed.gateway).await).contains_key("openclaw:spot-warning"));
+    bed.emulator.spot_interruption_taking(&bed.gateway, "stop", 0.0).await.unwrap();
+    bed.wait_for_state(&bed.gateway, "stopped").await;
+    let report = function.invoke(&state_change(&bed.gateway, "stopped", Utc::now())).await.unwrap().response();
+    assert!(report["plan"]["reason"].as_str().unwrap().contains("REPLACE_ON_STOP"), "{report}");
+
+    // EC2 (or the operator) starts it again; later the operator terminates it on purpose.
+    bed.ec2.start_instances().instance_ids(&bed.gateway).send().await.unwrap();
+    bed.wait_for_state(&bed.gateway, "running").await;
+    bed.ec2.terminate_instances().instance_ids(&bed.gateway).send().await.unwrap();
+    bed.wait_for_state(&bed.gateway, "terminated").await;
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "ignore", "{report}");
+    assert!(report["plan"]["reason"].as_str().unwrap().contains("Client.UserInitiatedShutdown"), "{report}");
+    assert_eq!(bed.replacements().await.len(), 0);
+    let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
+    assert_eq!(launches, 0);
 }

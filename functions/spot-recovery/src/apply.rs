@@ -359,12 +359,13 @@ async fn move_volume(clients: &Clients, r: &Replace, new: &str, deadline: Instan
             }
             (volume_id.clone(), device.clone())
         }
-        VolumeStep::Restore { snapshot_id, az, device, tags } => {
+        VolumeStep::Restore { snapshot_id, taken_at, age_seconds, az, device, tags } => {
             match clients.ec2.restore_volume(snapshot_id, az, tags).await {
                 Ok(id) => {
                     outcome.step(format!(
-                        "THE DATA VOLUME WAS GONE: {id} created in {az} from snapshot {snapshot_id}; changes since \
-                         that snapshot are lost"
+                        "THE DATA VOLUME WAS GONE: {id} created in {az} from snapshot {snapshot_id} (taken at \
+                         {taken_at}, {} before the interruption); changes since that snapshot are lost",
+                        crate::report::duration(*age_seconds)
                     ));
                     outcome.restored_from = Some(snapshot_id.clone());
                     (id, device.clone())

@@ -20,6 +20,7 @@ use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::notification::Publisher;
+use openclaw_ops_shared::tags;
 use serde_json::Value;
 
 pub use crate::apply::Clients;
@@ -57,6 +58,18 @@ impl Handler {
             observed.replacements = ec2.replacements(parsed.instance_id()).await?;
             observed.volumes = ec2.volumes(&self.config.gateway_tag).await?;
             observed.snapshots = ec2.owned_snapshots().await?;
+            // The volumes this instance's snapshots were taken from, whatever their tags now: a
+            // rescue instance may hold one the gateway tag no longer finds.
+            let mut sources: Vec<String> = observed
+                .snapshots
+                .iter()
+                .filter(|s| s.tags.get(tags::INSTANCE_ID).map(String::as_str) == Some(parsed.instance_id()))
+                .map(|s| s.volume_id.clone())
+                .filter(|id| !observed.volumes.iter().any(|v| &v.id == id))
+                .collect();
+            sources.sort();
+            sources.dedup();
+            observed.volumes.extend(ec2.volumes_by_id(&sources).await?);
             observed.subnets = ec2.subnets(&self.config.subnet_ids).await?;
         }
 
@@ -91,7 +104,7 @@ impl Handler {
             Plan::Replace(r) if !dry_run => {
                 Some(apply::replace(&self.clients, r, self.config.health_timeout, parsed.time(), deadline).await)
             }
-            Plan::Replace(_) => None,
+            Plan::Replace(_) | Plan::Held(_) => None,
         };
 
         let report = Report { function: FUNCTION, event: parsed, dry_run, plan, outcome };

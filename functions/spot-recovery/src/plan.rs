@@ -112,6 +112,21 @@ pub enum Plan {
     Prepare(Prepare),
     /// The gateway was interrupted: move it to a replacement.
     Replace(Replace),
+    /// The gateway was interrupted, but a volume of its data is attached to another instance (a
+    /// rescue instance, a second replacement): nothing is changed, a human decides.
+    Held(Held),
+}
+
+/// The data volume is held by an instance this function did not pick: replacing now would mean
+/// a second copy of the gateway's state (a restore from a snapshot) beside the live one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub old_instance: String,
+    pub gateway: String,
+    pub volume_id: String,
+    pub holder: String,
+    /// The attachment's state (`attached`, `attaching`...).
+    pub attachment_state: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -208,9 +223,14 @@ pub enum VolumeStep {
         volume_id: String,
         device: String,
     },
-    /// The data volume is gone: a new one from the newest completed suite snapshot.
+    /// The data volume is gone (no volume of its lineage exists): a new one from the newest
+    /// completed suite snapshot.
     Restore {
         snapshot_id: String,
+        /// When the snapshot was started: what it holds is the data as it was then (RFC 3339).
+        taken_at: String,
+        /// How much older than the interruption its data is, in seconds.
+        age_seconds: i64,
         az: String,
         device: String,
         tags: Vec<(String, String)>,
@@ -245,6 +265,7 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
                 instance,
                 &instance.state,
                 format!("Spot interruption warning at {at}"),
+                event,
                 observed,
                 config,
             ),
@@ -261,8 +282,8 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
                 observed_state => observed_state,
             };
             match state {
-                "terminated" | "stopped" => match spot_evidence(instance) {
-                    Some(evidence) => replace_or_ignore(instance, state, evidence, observed, config),
+                "terminated" | "stopped" => match spot_evidence(instance, event.time()) {
+                    Some(evidence) => replace_or_ignore(instance, state, evidence, event, observed, config),
                     None => ignore(
                         id,
                         format!(
@@ -282,18 +303,36 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
     }
 }
 
-/// Why this stop or termination was EC2 reclaiming Spot capacity, if it was.
-fn spot_evidence(instance: &Instance) -> Option<String> {
+/// How long before the stop or termination a recorded warning still explains it: EC2 warns two
+/// minutes ahead; an older record belongs to an earlier interruption the instance came back from.
+pub const WARNING_TRUSTED_FOR: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Why this stop or termination was EC2 reclaiming Spot capacity, if it was. A recorded warning
+/// counts only when EC2 gives no other reason (the operator's `Client.UserInitiatedShutdown` wins)
+/// and only when it is recent.
+fn spot_evidence(instance: &Instance, at: chrono::DateTime<chrono::Utc>) -> Option<String> {
     if !instance.spot {
         return None;
     }
-    if let Some(code) = instance.state_reason.as_deref().filter(|c| c.starts_with(SPOT_REASON_PREFIX)) {
-        return Some(format!("state reason {code}"));
+    match instance.state_reason.as_deref() {
+        Some(code) if code.starts_with(SPOT_REASON_PREFIX) => return Some(format!("state reason {code}")),
+        Some(_) => return None,
+        None => {}
     }
-    instance.tags.get(SPOT_WARNING).map(|at| format!("Spot interruption warning at {at}"))
+    let warned = instance.tags.get(SPOT_WARNING)?;
+    let when = warned.parse::<chrono::DateTime<chrono::Utc>>().ok()?;
+    (when <= at + chrono::TimeDelta::minutes(1) && at - when <= WARNING_TRUSTED_FOR)
+        .then(|| format!("Spot interruption warning at {warned}"))
 }
 
-fn replace_or_ignore(instance: &Instance, state: &str, evidence: String, observed: &Observed, config: &Config) -> Plan {
+fn replace_or_ignore(
+    instance: &Instance,
+    state: &str,
+    evidence: String,
+    event: &Event,
+    observed: &Observed,
+    config: &Config,
+) -> Plan {
     if instance.tags.get(MAINTENANCE).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return ignore(
             &instance.id,
@@ -308,8 +347,23 @@ fn replace_or_ignore(instance: &Instance, state: &str, evidence: String, observe
             true,
         );
     }
-    let existing = observed.replacements.iter().filter(|r| !r.is_gone()).min_by(|a, b| a.id.cmp(&b.id));
-    let (volume, volume_az) = volume_step(instance, state, existing, observed, config);
+    let lineage = lineage(instance, observed, config);
+    // The replacement holding the data, if one does (two may exist after an earlier defect or a
+    // human's launch); else the first by id.
+    let live: Vec<&Instance> = observed.replacements.iter().filter(|r| !r.is_gone()).collect();
+    let gateway_volume = |v: &&Volume| v.tags.get(&config.gateway_tag.key) == Some(&config.gateway_tag.value);
+    let holds = |r: &Instance| {
+        lineage
+            .iter()
+            .copied()
+            .chain(observed.volumes.iter().filter(gateway_volume))
+            .any(|v| v.attachment.as_ref().is_some_and(|a| a.instance_id == r.id))
+    };
+    let existing = live.iter().find(|r| holds(r)).or_else(|| live.iter().min_by(|a, b| a.id.cmp(&b.id))).copied();
+    let (volume, volume_az) = match volume_step(instance, state, existing, &lineage, event, observed, config) {
+        Ok(step) => step,
+        Err(held) => return Plan::Held(held),
+    };
     let replacement = match existing {
         Some(r) => Replacement::Existing {
             instance_id: r.id.clone(),
@@ -332,6 +386,34 @@ fn replace_or_ignore(instance: &Instance, state: &str, evidence: String, observe
         alarm_name_prefix: config.alarm_name_prefix.clone(),
         gateway_tag_key: config.gateway_tag.key.clone(),
     })
+}
+
+/// The volumes that hold (or held) this gateway's data: attached to it, snapshotted from it as
+/// its data device, or restored from such a snapshot. Gone ones (`deleting`, `deleted`, `error`)
+/// do not count. While one exists, its data is newer than any snapshot's.
+fn lineage<'a>(instance: &Instance, observed: &'a Observed, config: &Config) -> Vec<&'a Volume> {
+    let from_this: Vec<&ObservedSnapshot> = observed
+        .snapshots
+        .iter()
+        .filter(|s| s.is_managed() && s.tags.get(tags::INSTANCE_ID) == Some(&instance.id))
+        .collect();
+    let gateway_tagged = |v: &Volume| v.tags.get(&config.gateway_tag.key) == Some(&config.gateway_tag.value);
+    observed
+        .volumes
+        .iter()
+        .filter(|v| !matches!(v.state.as_str(), "deleting" | "deleted" | "error"))
+        .filter(|v| {
+            let attached_here = v.attachment.as_ref().is_some_and(|a| a.instance_id == instance.id);
+            let snapshotted = from_this.iter().any(|s| {
+                s.volume_id == v.id && (gateway_tagged(v) || s.tags.get(tags::DEVICE) == Some(&config.data_device))
+            });
+            let restored = v
+                .tags
+                .get(RESTORED_FROM)
+                .is_some_and(|id| from_this.iter().any(|s| &s.snapshot_id == id && s.volume_id != v.id));
+            (attached_here && gateway_tagged(v)) || snapshotted || restored
+        })
+        .collect()
 }
 
 fn prepare(
@@ -507,9 +589,11 @@ fn volume_step(
     instance: &Instance,
     state: &str,
     existing: Option<&Instance>,
+    lineage: &[&Volume],
+    event: &Event,
     observed: &Observed,
     config: &Config,
-) -> (VolumeStep, Option<String>) {
+) -> Result<(VolumeStep, Option<String>), Held> {
     let ours: Vec<&Volume> = observed
         .volumes
         .iter()
@@ -520,29 +604,45 @@ fn volume_step(
     if let Some(v) = attached_to(&instance.id) {
         let device = v.attachment.as_ref().map(|a| a.device.clone()).unwrap_or_else(|| config.data_device.clone());
         let detach_from = (state == "stopped").then(|| instance.id.clone());
-        return (VolumeStep::Move { volume_id: v.id.clone(), device, detach_from }, Some(v.az.clone()));
+        return Ok((VolumeStep::Move { volume_id: v.id.clone(), device, detach_from }, Some(v.az.clone())));
     }
-    if let Some(v) = existing.and_then(|r| attached_to(&r.id)) {
+    let on_replacement = existing.and_then(|r| {
+        lineage
+            .iter()
+            .find(|v| v.attachment.as_ref().is_some_and(|a| a.instance_id == r.id))
+            .copied()
+            .or_else(|| attached_to(&r.id))
+    });
+    if let Some(v) = on_replacement {
         let device = v.attachment.as_ref().map(|a| a.device.clone()).unwrap_or_default();
-        return (VolumeStep::Attached { volume_id: v.id.clone(), device }, Some(v.az.clone()));
+        return Ok((VolumeStep::Attached { volume_id: v.id.clone(), device }, Some(v.az.clone())));
+    }
+    // Never beside the live data: a volume of this lineage on any other instance stops everything.
+    if let Some((v, a)) = lineage.iter().find_map(|v| v.attachment.as_ref().map(|a| (v, a))) {
+        return Err(Held {
+            old_instance: instance.id.clone(),
+            gateway: instance.name().to_owned(),
+            volume_id: v.id.clone(),
+            holder: a.instance_id.clone(),
+            attachment_state: a.state.clone(),
+        });
     }
     // Released already: an unattached gateway volume; several only when other gateways share the tag.
     let free: Vec<&Volume> =
         ours.iter().filter(|v| v.attachment.is_none() && v.state == "available").copied().collect();
-    let from_this_instance = |v: &&Volume| {
-        newest_snapshot(&observed.snapshots, |s| s.volume_id == v.id)
-            .is_some_and(|s| s.tags.get(tags::INSTANCE_ID) == Some(&instance.id))
-    };
+    let is_lineage = |v: &Volume| lineage.iter().any(|l| l.id == v.id);
+    let free_lineage = lineage.iter().find(|v| v.attachment.is_none() && v.state == "available").copied();
     let chosen = match free.as_slice() {
+        _ if free_lineage.is_some() => free_lineage,
         [only] => Some(*only),
         [] => None,
         many => {
-            let mine: Vec<&&Volume> = many.iter().filter(|v| from_this_instance(v)).collect();
+            let mine: Vec<&&Volume> = many.iter().filter(|v| is_lineage(v)).collect();
             match mine.as_slice() {
                 [only] => Some(**only),
                 _ => {
                     let ids: Vec<&str> = many.iter().map(|v| v.id.as_str()).collect();
-                    return (
+                    return Ok((
                         VolumeStep::Missing {
                             reason: format!(
                                 "several unattached gateway volumes ({}) and none is known to be {}'s",
@@ -551,29 +651,32 @@ fn volume_step(
                             ),
                         },
                         None,
-                    );
+                    ));
                 }
             }
         }
     };
+    // Or a volume of the lineage that is not (yet) available: one being restored by another run,
+    // or released without the gateway tag.
+    let chosen = chosen.or_else(|| lineage.first().copied());
     if let Some(v) = chosen {
         let device = newest_snapshot(&observed.snapshots, |s| s.volume_id == v.id)
             .and_then(|s| s.tags.get(tags::DEVICE).cloned())
             .unwrap_or_else(|| config.data_device.clone());
-        return (VolumeStep::Move { volume_id: v.id.clone(), device, detach_from: None }, Some(v.az.clone()));
+        return Ok((VolumeStep::Move { volume_id: v.id.clone(), device, detach_from: None }, Some(v.az.clone())));
     }
     let Some(az) = instance.az.clone() else {
-        return (
+        return Ok((
             VolumeStep::Missing { reason: "the data volume is gone and the instance's zone is unknown".into() },
             None,
-        );
+        ));
     };
     let snapshot = newest_snapshot(&observed.snapshots, |s| {
         s.tags.get(tags::INSTANCE_ID) == Some(&instance.id)
             && s.tags.get(tags::DEVICE) == Some(&config.data_device)
             && s.kind().is_ok_and(|k| matches!(k, SnapshotKind::Daily | SnapshotKind::SpotFinal | SnapshotKind::Manual))
     });
-    match snapshot {
+    Ok(match snapshot {
         Some(s) => {
             let name = s.tags.get(tags::NAME).cloned().unwrap_or_else(|| "openclaw-data".to_owned());
             let tags = vec![
@@ -586,6 +689,8 @@ fn volume_step(
             (
                 VolumeStep::Restore {
                     snapshot_id: s.snapshot_id.clone(),
+                    taken_at: s.start_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    age_seconds: (event.time() - s.start_time).num_seconds().max(0),
                     az: az.clone(),
                     device: config.data_device.clone(),
                     tags,
@@ -602,7 +707,7 @@ fn volume_step(
             },
             Some(az),
         ),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::FUNCTION;
 use crate::apply::{Outcome, signal_words};
 use crate::ec2::Purchase;
 use crate::event::Event;
-use crate::plan::{Plan, Prepare, Replace, Signal};
+use crate::plan::{Held, Plan, Prepare, Replace, Signal, VolumeStep};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -71,7 +71,31 @@ impl Report {
             ),
             Plan::Prepare(p) => self.prepare_failures(p),
             Plan::Replace(r) => Some(self.replaced(r)),
+            Plan::Held(h) => Some(Self::held(h, self.dry_run)),
         }
+    }
+
+    /// Nothing was changed: the data is live on another instance, and only a human knows why.
+    fn held(h: &Held, dry_run: bool) -> Notification {
+        let mut text = format!(
+            "{} was interrupted, but its data volume {} is {} to {}. Nothing was launched, restored or moved: a \
+             replacement beside it would run on a stale copy of the data. Decide what serves the gateway: \
+             detach the volume from {} (spot-recovery's next run moves it), or retire {} by hand.",
+            h.old_instance, h.volume_id, h.attachment_state, h.holder, h.holder, h.old_instance
+        );
+        if dry_run {
+            text.push_str(" (dry run)");
+        }
+        Notification::new(
+            FUNCTION,
+            format!("{FUNCTION}:{}:held", h.old_instance),
+            Severity::Critical,
+            format!("Gateway {} NOT replaced: its data volume is attached to {}", h.gateway, h.holder),
+        )
+        .text(text)
+        .field("old instance", h.old_instance.clone())
+        .field("data volume", h.volume_id.clone())
+        .field("held by", h.holder.clone())
     }
 
     /// Sent at once, beside the warning's other steps: the two minutes are for them, not for waiting.
@@ -162,8 +186,15 @@ impl Report {
         };
         let mut text = format!("{} was {} ({}).", r.old_instance, r.old_state, r.evidence);
         if let Some(snapshot) = &outcome.restored_from {
+            let age = match &r.volume {
+                VolumeStep::Restore { taken_at, age_seconds, .. } => {
+                    format!(", taken at {taken_at}: its data is {} older than the interruption", duration(*age_seconds))
+                }
+                _ => String::new(),
+            };
             text.push_str(&format!(
-                " The data volume was gone: a new one was made from snapshot {snapshot}; what changed after it is lost."
+                " The data volume was gone: a new one was made from snapshot {snapshot}{age}; what changed after it \
+                 is lost."
             ));
         }
         for f in &outcome.failed {
@@ -187,6 +218,15 @@ impl Report {
             n = n.field("target health", h.clone());
         }
         n.table(timeline_table(&outcome.timeline))
+    }
+}
+
+/// `2 h 05 min`, `7 min`, `45 s`.
+pub fn duration(seconds: i64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
     }
 }
 

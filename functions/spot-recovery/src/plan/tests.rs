@@ -215,11 +215,30 @@ fn a_spot_state_reason_or_a_recorded_warning_is_evidence() {
     assert_eq!(r.warned_at, None);
 
     let mut warned = gateway("terminated");
-    warned.state_reason = Some("Client.UserInitiatedShutdown".into());
     warned.tags.insert(SPOT_WARNING.into(), "2026-11-25T09:58:00Z".into());
     let r = replace(plan(&state_change("terminated"), &observed(warned, vec![]), &config(&[])));
     assert_eq!(r.evidence, "Spot interruption warning at 2026-11-25T09:58:00Z");
     assert_eq!(r.warned_at.as_deref(), Some("2026-11-25T09:58:00Z"));
+}
+
+/// Issue 15, point 5: a warning recorded at an earlier interruption (stop or hibernate, then a
+/// restart) does not turn the operator's deliberate terminate into a Spot interruption.
+#[test]
+fn a_recorded_warning_counts_only_without_another_reason_and_only_when_recent() {
+    let mut i = gateway("terminated");
+    i.tags.insert(SPOT_WARNING.into(), "2026-11-25T09:58:00Z".into());
+    i.state_reason = Some("Client.UserInitiatedShutdown".into());
+    let (reason, _) = ignored(plan(&state_change("terminated"), &observed(i.clone(), vec![]), &config(&[])));
+    assert!(reason.contains("on purpose") && reason.contains("Client.UserInitiatedShutdown"), "{reason}");
+
+    i.state_reason = None;
+    for stale in ["2026-11-24T10:00:00Z", "2026-11-25T09:44:59Z", "2026-11-25T10:05:00Z", "yesterday"] {
+        i.tags.insert(SPOT_WARNING.into(), stale.into());
+        let (reason, _) = ignored(plan(&state_change("terminated"), &observed(i.clone(), vec![]), &config(&[])));
+        assert!(reason.contains("on purpose"), "{stale}: {reason}");
+    }
+    i.tags.insert(SPOT_WARNING.into(), "2026-11-25T09:45:00Z".into());
+    assert!(matches!(plan(&state_change("terminated"), &observed(i, vec![]), &config(&[])), Plan::Replace(_)));
 }
 
 #[test]
@@ -460,8 +479,11 @@ fn a_gone_volume_is_restored_from_the_newest_completed_snapshot_of_this_instance
         foreign,
     ];
     let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
-    let VolumeStep::Restore { snapshot_id, az, device, tags } = r.volume else { panic!("{:?}", r.volume) };
+    let VolumeStep::Restore { snapshot_id, taken_at, age_seconds, az, device, tags } = r.volume else {
+        panic!("{:?}", r.volume)
+    };
     assert_eq!((snapshot_id.as_str(), az.as_str(), device.as_str()), ("snap-new", "us-east-1b", "/dev/sdf"));
+    assert_eq!((taken_at.as_str(), age_seconds), ("2026-11-25T03:00:00Z", 7 * 3600), "which data, and how old");
     let tags: BTreeMap<_, _> = tags.into_iter().collect();
     assert_eq!(
         tags,
@@ -606,4 +628,105 @@ fn a_rebalance_recommendation_saves_and_starts_early_only_when_configured() {
 
     let (reason, _) = ignored(plan(&rebalance(), &observed(reclaimed("terminated"), vec![]), &early));
     assert!(reason.contains("terminated"));
+}
+
+// --- never beside the live data ----------------------------------------------------------------
+
+const RESCUE: &str = "i-00000000000000ccc";
+
+fn held(plan: Plan) -> Held {
+    match plan {
+        Plan::Held(h) => h,
+        other => panic!("expected the replacement to be held, got {other:?}"),
+    }
+}
+
+/// The gateway is gone, a snapshot of its data device exists, and the volume it was taken from is
+/// attached to a rescue instance: no restore, no launch, the holder named.
+#[test]
+fn a_volume_of_the_gateways_lineage_on_another_instance_stops_the_replacement() {
+    let mut o = observed(reclaimed("terminated"), vec![data_volume(Some(RESCUE))]);
+    o.snapshots =
+        vec![snapshot("snap-1", "vol-data", OLD, "/dev/sdf", "2026-11-25T03:00:00Z", SnapshotState::Completed)];
+    let h = held(plan(&state_change("terminated"), &o, &config(&[])));
+    assert_eq!(
+        h,
+        Held {
+            old_instance: OLD.into(),
+            gateway: "openclaw-gateway".into(),
+            volume_id: "vol-data".into(),
+            holder: RESCUE.into(),
+            attachment_state: "attached".into(),
+        }
+    );
+    // The same when the warning arrives late, and when the rescuer took the gateway tag off the
+    // volume (the snapshot of the data device still names it).
+    assert_eq!(held(plan(&warning(InstanceAction::Terminate), &o, &config(&[]))).holder, RESCUE);
+    o.volumes[0].tags.remove("openclaw:role");
+    assert_eq!(held(plan(&state_change("terminated"), &o, &config(&[]))).volume_id, "vol-data");
+    // A stop replaced with REPLACE_ON_STOP: the same.
+    let mut stopped = o.clone();
+    stopped.instance = Some(reclaimed("stopped"));
+    assert_eq!(held(plan(&state_change("stopped"), &stopped, &config(&[("REPLACE_ON_STOP", "true")]))).holder, RESCUE);
+    // The root volume's snapshot does not make a root volume the data.
+    o.volumes = vec![Volume { id: "vol-root".into(), ..data_volume(Some(RESCUE)) }];
+    o.volumes[0].tags.clear();
+    o.snapshots.push(snapshot(
+        "snap-r",
+        "vol-root",
+        OLD,
+        "/dev/xvda",
+        "2026-11-25T03:00:00Z",
+        SnapshotState::Completed,
+    ));
+    assert!(matches!(replace(plan(&state_change("terminated"), &o, &config(&[]))).volume, VolumeStep::Restore { .. }));
+}
+
+#[test]
+fn a_volume_being_restored_by_another_run_is_moved_not_restored_again() {
+    let mut restoring = data_volume(None);
+    restoring.id = "vol-restored".into();
+    restoring.state = "creating".into();
+    restoring.tags.insert(RESTORED_FROM.into(), "snap-1".into());
+    let mut o = observed(reclaimed("terminated"), vec![restoring]);
+    o.snapshots =
+        vec![snapshot("snap-1", "vol-data", OLD, "/dev/sdf", "2026-11-25T03:00:00Z", SnapshotState::Completed)];
+    let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
+    assert_eq!(
+        r.volume,
+        VolumeStep::Move { volume_id: "vol-restored".into(), device: "/dev/sdf".into(), detach_from: None }
+    );
+    // A deleted one is gone: then the snapshot.
+    o.volumes[0].state = "deleting".into();
+    let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
+    assert!(matches!(r.volume, VolumeStep::Restore { ref snapshot_id, .. } if snapshot_id == "snap-1"));
+}
+
+#[test]
+fn of_two_replacements_the_one_holding_the_data_is_the_gateway() {
+    let mut o = observed(reclaimed("terminated"), vec![data_volume(Some("i-0000000000000000c"))]);
+    let replacement = |id: &str| {
+        let mut r = gateway("running");
+        r.id = id.into();
+        r.tags.insert(REPLACES.into(), OLD.into());
+        r.tags.insert("openclaw:managed-by".into(), "openclaw-ops".into());
+        r
+    };
+    o.replacements = vec![replacement(NEW), replacement("i-0000000000000000c")];
+    let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
+    assert_eq!(r.replacement, Replacement::Existing { instance_id: "i-0000000000000000c".into(), tags: vec![] });
+    assert_eq!(r.volume, VolumeStep::Attached { volume_id: "vol-data".into(), device: "/dev/sdg".into() });
+}
+
+#[test]
+fn a_free_volume_of_the_lineage_wins_over_a_free_stranger() {
+    let mut stranger = data_volume(None);
+    stranger.id = "vol-stranger".into();
+    let mut mine = data_volume(None);
+    mine.tags.clear();
+    let mut o = observed(reclaimed("terminated"), vec![stranger, mine]);
+    o.snapshots =
+        vec![snapshot("snap-1", "vol-data", OLD, "/dev/sdf", "2026-11-25T03:00:00Z", SnapshotState::Completed)];
+    let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
+    assert!(matches!(r.volume, VolumeStep::Move { ref volume_id, .. } if volume_id == "vol-data"), "{:?}", r.volume);
 }
