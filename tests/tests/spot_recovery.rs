@@ -944,6 +944,7 @@ async fn a_backup_still_running_at_the_deadline_is_cancelled_and_reported() {
     assert_eq!(calls.iter().filter(|c| c.action == "ssm:CancelCommand").count(), 1);
     bed.assert_all_allowed().await;
     std::fs::remove_dir_all(&bin).unwrap();
+}
 
 /// Point 4 of issue 15: the gateway's data volume is on a rescue instance when the interruption's
 /// termination arrives. Restoring the newest snapshot beside it would serve stale data at the
