@@ -32,6 +32,7 @@ What it adds to moto (everything here, nothing elsewhere):
 * The behaviours AWS has and moto lacks, each in its own module with its docstring: bed time
   (bed_clock.py: `POST /_testbed/time-scale`, and the clock above), SSM Run Command run for real
   with AWS's errors and timings (fake_ssm.py: `POST /_testbed/ssm/instances`, `/_testbed/ssm/settings`),
+  the managed instances SSM lists (fake_ssm_instances.py: `DescribeInstanceInformation`),
   load balancer target health (fake_elbv2.py: `POST /_testbed/elbv2/target-health`), EC2 reclaiming
   a Spot instance, one attachment per volume and RunInstances idempotency (fake_ec2.py:
   `POST /_testbed/ec2/spot-interruption`, `/_testbed/ec2/settings`). Their routes come through
@@ -81,6 +82,7 @@ import fake_ec2
 import fake_object_lock
 import fake_elbv2
 import fake_ssm
+import fake_ssm_instances
 
 REGION = "us-east-1"
 
@@ -268,6 +270,7 @@ def main() -> None:
     fake_ce.install()
     bed_clock.install(clock)
     fake_ssm.install()
+    fake_ssm_instances.install()
     fake_elbv2.install()
     fake_ec2.install()
     fake_object_lock.install()

@@ -476,6 +476,8 @@ _HANDLERS = {
     "ssm:ListCommandInvocations": _star("ssm:ListCommandInvocations"),
     "ssm:ListCommands": _star("ssm:ListCommands"),
     "ssm:CancelCommand": _star("ssm:CancelCommand"),
+    # No resource-level permissions: the Service Authorization Reference lists "*" only.
+    "ssm:DescribeInstanceInformation": _star("ssm:DescribeInstanceInformation"),
     "sns:Publish": _sns_publish,
     "sqs:SendMessage": _sqs_queue("sqs:SendMessage"),
     "sqs:ReceiveMessage": _sqs_queue("sqs:ReceiveMessage"),

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod consistency;
 pub mod ec2;
 pub mod event;
 pub mod plan;
@@ -19,6 +20,7 @@ use openclaw_ops_shared::notification::Publisher;
 use serde_json::Value;
 
 pub use crate::config::Config;
+use crate::consistency::hook::Hook;
 use crate::ec2::Ec2;
 use crate::event::Trigger;
 use crate::report::Report;
@@ -29,15 +31,22 @@ pub const FUNCTION: &str = "ebs-snapshots";
 pub struct Handler {
     config: Config,
     ec2: Ec2,
+    hook: Hook,
     publisher: Publisher,
 }
 
 const REPORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Handler {
-    pub fn new(config: Config, ec2: aws_sdk_ec2::Client, sns: aws_sdk_sns::Client) -> Self {
+    pub fn new(
+        config: Config,
+        ec2: aws_sdk_ec2::Client,
+        ssm: aws_sdk_ssm::Client,
+        sns: aws_sdk_sns::Client,
+    ) -> Self {
         let publisher = Publisher::new(sns, &config.topic_arn);
-        Handler { config, ec2: Ec2::new(ec2), publisher }
+        let hook = Hook::new(ssm, config.consistency.clone());
+        Handler { config, ec2: Ec2::new(ec2), hook, publisher }
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
@@ -61,14 +70,20 @@ impl Handler {
             burst: apply::BURST,
             deadline: tokio::time::Instant::now() + remaining.saturating_sub(REPORT_RESERVE),
         };
-        let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan, pacing).await) };
+        // Whether each new snapshot is taken app-consistent: decided from the agents SSM lists.
+        let agents = self.hook.agents(&consistency::instances_to_check(&plan.create, &self.config.consistency)).await?;
+        let choices: Vec<_> =
+            plan.create.iter().map(|s| consistency::decide(s, &self.config.consistency, &agents)).collect();
+        let intended: Vec<_> = plan.create.iter().map(|s| s.volume_id.clone()).zip(choices.iter().cloned()).collect();
+        let how = apply::Creates { hook: &self.hook, choices: &choices, token: &event.context.request_id };
+        let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan, pacing, how).await) };
 
         let event_id = match &trigger {
             Trigger::Schedule { event_id, .. } => Some(event_id.clone()),
             Trigger::Manual(_) => None,
         };
         let selected = volumes.into_iter().map(|v| v.source.volume_id).collect();
-        let report = Report::new(trigger.name(), event_id, selected, plan, outcome);
+        let report = Report::new(trigger.name(), event_id, selected, plan, outcome).with_consistency_plan(intended);
         report.log();
         report.metrics().emit(Utc::now());
         if let Some(notification) = report.notification() {

@@ -8,7 +8,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(&ProcessEnv)?;
     let sdk = openclaw_ops_shared::aws::load().await;
-    let handler = Handler::new(config, aws_sdk_ec2::Client::new(&sdk), aws_sdk_sns::Client::new(&sdk));
+    let handler = Handler::new(
+        config,
+        aws_sdk_ec2::Client::new(&sdk),
+        aws_sdk_ssm::Client::new(&sdk),
+        aws_sdk_sns::Client::new(&sdk),
+    );
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| handler.handle(event))).await
 }
