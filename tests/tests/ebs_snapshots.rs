@@ -210,6 +210,10 @@ async fn the_template_policy_is_exactly_what_the_function_uses() {
         "ec2:CreateTags",      // authorized as part of CreateSnapshot's TagSpecifications
         "kms:GenerateDataKey", // SNS encrypts with the topic's key on the publisher's behalf
         "kms:Decrypt",
+        // The freeze around the data volume's snapshot: this bed's instance has no SSM agent, so
+        // only DescribeInstanceInformation is used here; ebs_snapshots_consistency.rs uses these.
+        "ssm:SendCommand",
+        "ssm:GetCommandInvocation",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -217,6 +221,7 @@ async fn the_template_policy_is_exactly_what_the_function_uses() {
     let expected: BTreeSet<String> = bed.principal.granted.difference(&implicit).cloned().collect();
     assert_eq!(used, expected, "granted: {:?}", bed.principal.granted);
     assert!(implicit.is_subset(&bed.principal.granted));
+    assert!(used.contains("ssm:DescribeInstanceInformation"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
