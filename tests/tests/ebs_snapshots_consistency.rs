@@ -288,7 +288,8 @@ fn the_script_refuses_every_mount_but_the_data_volumes() {
         let link = PathBuf::from(format!("{BY_ID}{}", root_id.trim_start_matches("vol-")));
         let device = Path::new("/dev").join(name.file_name().unwrap());
         std::os::unix::fs::symlink(&device, &link).unwrap();
-        let (code, _, err) = hook(&script(Mode::Freeze, &root_id, Path::new("/home/openclaw/data/openclaw"), 30, "g-1"), Some(&path));
+        let (code, _, err) =
+            hook(&script(Mode::Freeze, &root_id, Path::new("/home/openclaw/data/openclaw"), 30, "g-1"), Some(&path));
         std::fs::remove_file(&link).unwrap();
         assert_eq!(code, 4, "{err}");
         assert!(err.contains("holds the root filesystem"), "{err}");

@@ -112,10 +112,9 @@ pub fn decide(source: &SnapshotSource, settings: &Settings, agents: &[(String, A
     }
     match agents.iter().find(|(id, _)| id == instance_id).map(|(_, agent)| agent) {
         Some(Agent::Online) => Choice::App { instance_id: instance_id.clone(), device: device.clone() },
-        Some(Agent::Offline(status)) => crash(
-            format!("{instance_id}'s SSM agent is {status}: the filesystem could not be frozen"),
-            true,
-        ),
+        Some(Agent::Offline(status)) => {
+            crash(format!("{instance_id}'s SSM agent is {status}: the filesystem could not be frozen"), true)
+        }
         // The documented default for a gateway without the agent, not something gone wrong.
         None => crash(format!("{instance_id} is not managed by SSM (no SSM agent registered)"), false),
     }
@@ -167,7 +166,8 @@ impl Script<'_> {
             Mode::Freeze => "freeze",
             Mode::Thaw => "thaw",
         };
-        let owners_part = format!("STATE_DIR={}\n{}", quote(self.state_dir), CHECKPOINT_SH.replace("{open_dir}", OPEN_DIR_PY));
+        let owners_part =
+            format!("STATE_DIR={}\n{}", quote(self.state_dir), CHECKPOINT_SH.replace("{open_dir}", OPEN_DIR_PY));
         format!(
             "#!/bin/bash\nMODE={mode}\nVOLUME_ID={volume}\nDEVICE={device}\nSTATE_DIR={state}\nLIMIT={limit}\nTOKEN={token}\n\
              checkpoint() (\n{as_owner})\n{hook}",
@@ -264,7 +264,9 @@ pub(crate) mod tests {
         assert_eq!(decide(&data, &s, &online), Choice::App { instance_id: "i-1".into(), device: "/dev/sdf".into() });
 
         let root = decide(&source("vol-root", Some("/dev/xvda")), &s, &online);
-        assert!(matches!(&root, Choice::Crash { reason, warn: false } if reason.contains("not the gateway's data volume")));
+        assert!(
+            matches!(&root, Choice::Crash { reason, warn: false } if reason.contains("not the gateway's data volume"))
+        );
         let loose = decide(&source("vol-loose", None), &s, &online);
         assert!(matches!(loose, Choice::Crash { warn: false, .. }));
     }

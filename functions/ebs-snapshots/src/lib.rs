@@ -38,12 +38,7 @@ pub struct Handler {
 const REPORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Handler {
-    pub fn new(
-        config: Config,
-        ec2: aws_sdk_ec2::Client,
-        ssm: aws_sdk_ssm::Client,
-        sns: aws_sdk_sns::Client,
-    ) -> Self {
+    pub fn new(config: Config, ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, sns: aws_sdk_sns::Client) -> Self {
         let publisher = Publisher::new(sns, &config.topic_arn);
         let hook = Hook::new(ssm, config.consistency.clone());
         Handler { config, ec2: Ec2::new(ec2), hook, publisher }

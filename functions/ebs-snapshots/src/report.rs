@@ -121,7 +121,10 @@ impl Report {
             .count("SnapshotsKeptByFloor", self.kept_by_floor.len())
             .count("SnapshotsHeldByBreaker", self.held_by_breaker.len())
             .count("SnapshotTagsDisagree", self.tags_disagree.len())
-            .count("SnapshotsAppConsistent", self.consistency.iter().filter(|t| t.consistency == Consistency::App).count())
+            .count(
+                "SnapshotsAppConsistent",
+                self.consistency.iter().filter(|t| t.consistency == Consistency::App).count(),
+            )
             .count(
                 "SnapshotsCrashConsistent",
                 self.consistency.iter().filter(|t| t.consistency == Consistency::Crash).count(),
@@ -433,7 +436,10 @@ mod tests {
         let r = Report::new("schedule", None, vec!["vol-a".into()], empty_plan(), Some(quiet));
         assert!(r.notification().is_none(), "the root volume's crash-consistency is the plan, not news");
         let emf = r.metrics().to_emf(chrono::Utc::now());
-        assert_eq!((emf["SnapshotsAppConsistent"].clone(), emf["SnapshotsCrashConsistent"].clone()), (1.0.into(), 1.0.into()));
+        assert_eq!(
+            (emf["SnapshotsAppConsistent"].clone(), emf["SnapshotsCrashConsistent"].clone()),
+            (1.0.into(), 1.0.into())
+        );
 
         let failed = Outcome {
             consistency: vec![taken("vol-data", Consistency::Crash, Some("the freeze failed: exit 4"), true)],
