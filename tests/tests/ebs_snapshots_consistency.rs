@@ -433,8 +433,14 @@ async fn a_failed_hook_leaves_a_crash_snapshot_tagged_so_with_its_reason_and_a_w
     let note = bed.account.notifications().await.unwrap().pop().expect("a warning");
     assert_eq!(note["severity"], "warning");
     assert!(note["title"].as_str().unwrap().contains("crash-consistent: the freeze failed"), "{note}");
-    let emf = bed.function.output();
-    assert!(emf.contains("\"ConsistencyHookWarnings\":1"), "{emf}");
+    let output = bed.function.output();
+    let emf: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.last().unwrap()["ConsistencyHookWarnings"], 1.0, "{output}");
+    assert_eq!(emf.last().unwrap()["SnapshotsCrashConsistent"], 2.0, "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

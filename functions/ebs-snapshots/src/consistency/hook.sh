@@ -91,10 +91,6 @@ PY
 }
 
 MNT=$(find_mount)
-if [ "$MODE" = freeze ]; then
-  # (1) The write-ahead logs into the databases, as their owner, before anything is held.
-  checkpoints=$(checkpoint) || die "checkpointing the databases failed (exit $?): nothing frozen"
-fi
 mkdir -p "$RUN_DIR"
 chmod 700 "$RUN_DIR"
 key=$(printf '%s' "$MNT" | sha256sum | cut -c1-16)
@@ -140,6 +136,9 @@ if [ -e "$state" ]; then
   fsfreeze -u "$MNT" 2>/dev/null || true
   rm -f "$state"
 fi
+
+# (1) The write-ahead logs into the databases, as their owner (without the lock's descriptor).
+checkpoints=$(checkpoint 9>&-) || die "checkpointing the databases failed (exit $?): nothing frozen"
 
 # (2) The hard limit, before the freeze: its own session (the agent's end of this script, or its
 # kill at the execution timeout, does not reach it; the agent's unit has KillMode=process), no
