@@ -75,7 +75,7 @@ impl Drop for DataVolume {
     fn drop(&mut self) {
         let _ = Command::new("fsfreeze").arg("-u").arg(&self.mount).output();
         let _ = std::fs::remove_file(&self.link);
-        if !Command::new("umount").arg(&self.mount).status().is_ok_and(|s| s.success()) {
+        if !Command::new("umount").arg(&self.mount).output().is_ok_and(|o| o.status.success()) {
             let _ = Command::new("umount").arg("--lazy").arg(&self.mount).status();
         }
         let _ = Command::new("losetup").arg("-d").arg(&self.loop_device).status();
