@@ -252,9 +252,15 @@ async fn dry_run_plans_without_changing_anything() {
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["would_create"].as_array().unwrap().len(), 2, "{report}");
     assert_eq!(report["created"], json!([]));
-    let mutating: Vec<_> =
-        bed.actions_used().await.into_iter().filter(|(a, _)| !a.starts_with("ec2:Describe")).collect();
+    // Reads only: the volumes, the snapshots, and whether the gateway has an SSM agent to freeze with.
+    let mutating: Vec<_> = bed
+        .actions_used()
+        .await
+        .into_iter()
+        .filter(|(a, _)| !a.starts_with("ec2:Describe") && a != "ssm:DescribeInstanceInformation")
+        .collect();
     assert_eq!(mutating, vec![]);
+    assert_eq!(report["would_take"].as_array().unwrap().len(), 2, "{report}");
 
     // A manual run for real, then a second one the same day: it says the snapshot is there.
     let first = bed.function.invoke(&json!({})).await.unwrap().response();
