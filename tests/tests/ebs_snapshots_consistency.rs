@@ -182,6 +182,11 @@ fn hook(text: &str, path: Option<&str>) -> (i32, String, String) {
     )
 }
 
+/// A token of this test process's own: the marks a thaw leaves on the machine outlive a run.
+fn token(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
 fn result(stdout: &str) -> Value {
     let line = stdout.lines().rev().find_map(|l| l.strip_prefix("OPENCLAW_FREEZE_RESULT ")).expect(stdout);
     serde_json::from_str(line).unwrap()
@@ -197,7 +202,7 @@ fn a_freeze_holds_the_writers_until_the_thaw_and_checkpoints_as_the_owner() {
     let volume = DataVolume::new(&id);
     let writer = Writer::start(&volume.state_dir);
 
-    let (code, out, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 60, "run-a"), None);
+    let (code, out, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 60, &token("run-a")), None);
     assert_eq!(code, 0, "{err}");
     let frozen = result(&out);
     assert_eq!(frozen["mount"], volume.mount.to_str().unwrap());
@@ -206,7 +211,7 @@ fn a_freeze_holds_the_writers_until_the_thaw_and_checkpoints_as_the_owner() {
 
     // Frozen: the writer's next commit waits.
     assert_eq!(writer.wait_for_progress(Duration::from_secs(2)), None, "a commit went through the freeze");
-    let (code, out, err) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 60, "run-a"), None);
+    let (code, out, err) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 60, &token("run-a")), None);
     assert_eq!(code, 0, "{err}");
     assert_eq!(result(&out)["thawed"], "thawed");
     assert!(writer.wait_for_progress(Duration::from_secs(5)).is_some(), "the thaw released the writer");
@@ -224,14 +229,14 @@ fn without_its_thaw_the_freeze_ends_at_its_limit_and_a_late_thaw_says_so() {
     let volume = DataVolume::new(&id);
     let writer = Writer::start(&volume.state_dir);
     let started = Instant::now();
-    let (code, _, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 3, "run-b"), None);
+    let (code, _, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 3, &token("run-b")), None);
     assert_eq!(code, 0, "{err}");
     // Nobody sends the thaw: the function died. The timer thaws at the limit.
     let resumed = writer.wait_for_progress(Duration::from_secs(10)).expect("thawed at the limit");
     let frozen_for = started.elapsed();
     assert!(frozen_for >= Duration::from_millis(2_500), "thawed after {frozen_for:?}, before its limit");
     assert!(frozen_for < Duration::from_secs(8), "thawed only after {frozen_for:?} ({resumed:?})");
-    let (code, out, err) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 3, "run-b"), None);
+    let (code, out, err) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 3, &token("run-b")), None);
     assert_eq!(code, 0, "{err}");
     assert_eq!(result(&out)["thawed"], "not-frozen-by-this-run");
 }
@@ -240,24 +245,24 @@ fn without_its_thaw_the_freeze_ends_at_its_limit_and_a_late_thaw_says_so() {
 fn a_thaw_that_comes_first_keeps_its_freeze_from_ever_happening_and_runs_do_not_thaw_each_other() {
     let id = volume_id();
     let volume = DataVolume::new(&id);
-    let (code, out, _) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 30, "run-c"), None);
+    let (code, out, _) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 30, &token("run-c")), None);
     assert_eq!(code, 0);
     assert_eq!(result(&out)["thawed"], "not-frozen-by-this-run");
-    let (code, _, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 30, "run-c"), None);
+    let (code, _, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 30, &token("run-c")), None);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("gave up on this freeze"), "{err}");
 
     // One run's freeze; another's freeze and thaw leave it alone; its own thaw ends it.
     let writer = Writer::start(&volume.state_dir);
-    assert_eq!(hook(&script(Mode::Freeze, &id, &volume.state_dir, 30, "run-d"), None).0, 0);
-    let (code, _, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 30, "run-e"), None);
+    assert_eq!(hook(&script(Mode::Freeze, &id, &volume.state_dir, 30, &token("run-d")), None).0, 0);
+    let (code, _, err) = hook(&script(Mode::Freeze, &id, &volume.state_dir, 30, &token("run-e")), None);
     assert_eq!(code, 4);
-    assert!(err.contains("frozen by another run (run-d)"), "{err}");
-    let (code, _, err) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 30, "run-e"), None);
+    assert!(err.contains(&format!("frozen by another run ({})", token("run-d"))), "{err}");
+    let (code, _, err) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 30, &token("run-e")), None);
     assert_eq!(code, 4);
-    assert!(err.contains("frozen by another run (run-d)"), "{err}");
+    assert!(err.contains(&format!("frozen by another run ({})", token("run-d"))), "{err}");
     assert_eq!(writer.wait_for_progress(Duration::from_secs(1)), None, "still frozen");
-    let (code, out, _) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 30, "run-d"), None);
+    let (code, out, _) = hook(&script(Mode::Thaw, &id, &volume.state_dir, 30, &token("run-d")), None);
     assert_eq!((code, result(&out)["thawed"].clone()), (0, json!("thawed")));
     assert!(writer.wait_for_progress(Duration::from_secs(5)).is_some());
 }
@@ -288,8 +293,10 @@ fn the_script_refuses_every_mount_but_the_data_volumes() {
         let link = PathBuf::from(format!("{BY_ID}{}", root_id.trim_start_matches("vol-")));
         let device = Path::new("/dev").join(name.file_name().unwrap());
         std::os::unix::fs::symlink(&device, &link).unwrap();
-        let (code, _, err) =
-            hook(&script(Mode::Freeze, &root_id, Path::new("/home/openclaw/data/openclaw"), 30, "g-1"), Some(&path));
+        let (code, _, err) = hook(
+            &script(Mode::Freeze, &root_id, Path::new("/home/openclaw/data/openclaw"), 30, &token("g-1")),
+            Some(&path),
+        );
         std::fs::remove_file(&link).unwrap();
         assert_eq!(code, 4, "{err}");
         assert!(err.contains("holds the root filesystem"), "{err}");
@@ -297,17 +304,17 @@ fn the_script_refuses_every_mount_but_the_data_volumes() {
         eprintln!("{sys}: / has no block device here; the other refusals still run");
     }
     // A state directory that is not on the volume (here: on /).
-    refused(script(Mode::Freeze, &id, Path::new("/tmp/openclaw-elsewhere"), 30, "g-2"), "is not on");
+    refused(script(Mode::Freeze, &id, Path::new("/tmp/openclaw-elsewhere"), 30, &token("g-2")), "is not on");
     // A volume with no device here, and a device that is not mounted.
-    refused(script(Mode::Freeze, "vol-0000000000000dead", &volume.state_dir, 30, "g-3"), "no block device");
+    refused(script(Mode::Freeze, "vol-0000000000000dead", &volume.state_dir, 30, &token("g-3")), "no block device");
     let spare = DataVolume::new(&volume_id());
     let spare_id = format!("vol-{}", spare.link.to_str().unwrap().trim_start_matches(BY_ID));
     run(Command::new("umount").arg(&spare.mount));
-    refused(script(Mode::Freeze, &spare_id, &volume.state_dir, 30, "g-4"), "is not mounted");
+    refused(script(Mode::Freeze, &spare_id, &volume.state_dir, 30, &token("g-4")), "is not mounted");
     // Not a volume id at all.
-    refused(script(Mode::Freeze, "vol-../../x", &volume.state_dir, 30, "g-5"), "is not a volume id");
+    refused(script(Mode::Freeze, "vol-../../x", &volume.state_dir, 30, &token("g-5")), "is not a volume id");
     // The thaw is guarded the same way.
-    refused(script(Mode::Thaw, &id, Path::new("/tmp/openclaw-elsewhere"), 30, "g-6"), "is not on");
+    refused(script(Mode::Thaw, &id, Path::new("/tmp/openclaw-elsewhere"), 30, &token("g-6")), "is not on");
 
     assert!(!calls.exists(), "fsfreeze was called: {}", std::fs::read_to_string(&calls).unwrap_or_default());
 }

@@ -84,6 +84,10 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
                 "MAX_DELETES",
                 "MAX_EVENT_AGE_SECONDS",
                 "DRY_RUN",
+                "SNAPSHOT_CONSISTENCY",
+                "FREEZE_LIMIT_SECONDS",
+                "DATA_DEVICE",
+                "STATE_DIR",
             ],
         ),
         (
