@@ -34,6 +34,7 @@ What it adds to moto (everything here, nothing elsewhere):
   with AWS's errors and timings (fake_ssm.py: `POST /_testbed/ssm/instances`, `/_testbed/ssm/settings`),
   the SSM agent's own calls as the instance role (fake_ssm_agent.py), conditional S3 writes decided
   once under concurrency (s3_conditional_writes.py),
+  the managed instances SSM lists (fake_ssm_instances.py: `DescribeInstanceInformation`),
   load balancer target health (fake_elbv2.py: `POST /_testbed/elbv2/target-health`), EC2 reclaiming
   a Spot instance, one attachment per volume and RunInstances idempotency (fake_ec2.py:
   `POST /_testbed/ec2/spot-interruption`, `/_testbed/ec2/settings`), a launch template's market
@@ -87,6 +88,7 @@ import fake_elbv2
 import fake_ssm
 import fake_ssm_agent
 import s3_conditional_writes
+import fake_ssm_instances
 
 REGION = "us-east-1"
 
@@ -275,6 +277,7 @@ def main() -> None:
     bed_clock.install(clock)
     fake_ssm.install()
     fake_ssm_agent.install()
+    fake_ssm_instances.install()
     fake_elbv2.install()
     fake_ec2.install()
     fake_launch_template.install()

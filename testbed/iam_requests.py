@@ -503,6 +503,8 @@ _HANDLERS = {
     "ssm:CancelCommand": _star("ssm:CancelCommand"),
     "ssm:GetParameter": _ssm_parameter("ssm:GetParameter", "Name"),
     "ssm:GetParameters": _ssm_parameter("ssm:GetParameters", "Names"),
+    # No resource-level permissions: the Service Authorization Reference lists "*" only.
+    "ssm:DescribeInstanceInformation": _star("ssm:DescribeInstanceInformation"),
     "sns:Publish": _sns_publish,
     "sqs:SendMessage": _sqs_queue("sqs:SendMessage"),
     "sqs:ReceiveMessage": _sqs_queue("sqs:ReceiveMessage"),

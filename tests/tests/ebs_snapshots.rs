@@ -210,6 +210,10 @@ async fn the_template_policy_is_exactly_what_the_function_uses() {
         "ec2:CreateTags",      // authorized as part of CreateSnapshot's TagSpecifications
         "kms:GenerateDataKey", // SNS encrypts with the topic's key on the publisher's behalf
         "kms:Decrypt",
+        // The freeze around the data volume's snapshot: this bed's instance has no SSM agent, so
+        // only DescribeInstanceInformation is used here; ebs_snapshots_consistency.rs uses these.
+        "ssm:SendCommand",
+        "ssm:GetCommandInvocation",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -217,6 +221,7 @@ async fn the_template_policy_is_exactly_what_the_function_uses() {
     let expected: BTreeSet<String> = bed.principal.granted.difference(&implicit).cloned().collect();
     assert_eq!(used, expected, "granted: {:?}", bed.principal.granted);
     assert!(implicit.is_subset(&bed.principal.granted));
+    assert!(used.contains("ssm:DescribeInstanceInformation"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,9 +252,15 @@ async fn dry_run_plans_without_changing_anything() {
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["would_create"].as_array().unwrap().len(), 2, "{report}");
     assert_eq!(report["created"], json!([]));
-    let mutating: Vec<_> =
-        bed.actions_used().await.into_iter().filter(|(a, _)| !a.starts_with("ec2:Describe")).collect();
+    // Reads only: the volumes, the snapshots, and whether the gateway has an SSM agent to freeze with.
+    let mutating: Vec<_> = bed
+        .actions_used()
+        .await
+        .into_iter()
+        .filter(|(a, _)| !a.starts_with("ec2:Describe") && a != "ssm:DescribeInstanceInformation")
+        .collect();
     assert_eq!(mutating, vec![]);
+    assert_eq!(report["would_take"].as_array().unwrap().len(), 2, "{report}");
 
     // A manual run for real, then a second one the same day: it says the snapshot is there.
     let first = bed.function.invoke(&json!({})).await.unwrap().response();

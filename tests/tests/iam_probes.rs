@@ -71,6 +71,15 @@ async fn ebs_snapshots_creates_only_tagged_snapshots_tags_only_at_creation_and_d
             (probe("ec2:DeleteVolume", &arn("volume", "vol-1"), owned), false),
             (probe("sns:Publish", TOPIC, json!({})), true),
             (probe("sns:Publish", "arn:aws:sns:us-east-1:123456789012:other", json!({})), false),
+            // The freeze: on gateways only, with the shell document only.
+            (
+                probe("ssm:SendCommand", &arn("instance", "i-1"), json!({"ssm:resourceTag/openclaw:role": "gateway"})),
+                true,
+            ),
+            (probe("ssm:SendCommand", &arn("instance", "i-3"), json!({})), false),
+            (probe("ssm:SendCommand", "arn:aws:ssm:us-east-1::document/AWS-RunShellScript", json!({})), true),
+            (probe("ssm:SendCommand", "arn:aws:ssm:us-east-1::document/AWS-RunPowerShellScript", json!({})), false),
+            (probe("ssm:DescribeInstanceInformation", "*", json!({})), true),
         ],
     )
     .await;

@@ -90,6 +90,10 @@ fn each_function_gets_exactly_the_configuration_it_reads() {
                 "DRY_RUN",
                 "SNAPSHOT_COPY_REGION",
                 "SNAPSHOT_COPY_KMS_KEY_ID",
+                "SNAPSHOT_CONSISTENCY",
+                "FREEZE_LIMIT_SECONDS",
+                "DATA_DEVICE",
+                "STATE_DIR",
             ],
         ),
         (

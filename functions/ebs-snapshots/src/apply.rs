@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
-use openclaw_ops_shared::snapshot::SnapshotKind;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::consistency::Choice;
+use crate::consistency::hook::{Hook, Taken};
 use crate::ec2::{DeleteOutcome, Ec2};
 use crate::plan::{DeleteReason, Plan, Skip};
 
@@ -46,6 +47,8 @@ pub struct Outcome {
     pub failed: Vec<Failure>,
     /// Expired snapshots not deleted this run: their turn came after the deadline.
     pub deferred: Vec<String>,
+    /// How each created snapshot was taken (app- or crash-consistent, and why).
+    pub consistency: Vec<Taken>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,21 +73,48 @@ pub struct Failure {
     pub error: String,
 }
 
-pub async fn apply(ec2: &Ec2, plan: &Plan, pacing: Pacing) -> Outcome {
+/// How each of the plan's creates is to be taken ([`crate::consistency::decide`], in the plan's
+/// order), and the hook that freezes the data volume for the app-consistent ones.
+pub struct Creates<'a> {
+    pub hook: &'a Hook,
+    pub choices: &'a [Choice],
+    /// Ties each freeze on the instance to its thaw: the invocation's request id.
+    pub token: &'a str,
+}
+
+/// `how` is `None` for a plan that only prunes (the DR region's): a create in it fails, named.
+pub async fn apply(ec2: &Ec2, plan: &Plan, pacing: Pacing, how: Option<Creates<'_>>) -> Outcome {
     let mut outcome = Outcome::default();
     let start = Instant::now();
 
     // Creates take the first slots: today's snapshots matter more than old ones going.
-    let creates = stream::iter(plan.create.iter().enumerate())
-        .map(|(i, source)| async move {
-            let Some(slot) = pacing.slot(start, i) else { return (source, None) };
-            tokio::time::sleep_until(slot).await;
-            (source, Some(ec2.create_snapshot(source, SnapshotKind::Daily, plan.date).await))
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+    let creates = match &how {
+        Some(how) => {
+            stream::iter(plan.create.iter().zip(how.choices).enumerate())
+                .map(|(i, (source, choice))| async move {
+                    let Some(slot) = pacing.slot(start, i) else { return (source, None) };
+                    tokio::time::sleep_until(slot).await;
+                    let token = format!("{}-{}", how.token, source.volume_id);
+                    (source, Some(how.hook.snapshot(ec2, source, plan.date, choice, &token).await))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+        }
+        None => {
+            outcome.failed.extend(plan.create.iter().map(|source| Failure {
+                action: "create",
+                id: source.volume_id.clone(),
+                error: "a prune-only plan cannot create snapshots".into(),
+            }));
+            Vec::new()
+        }
+    };
     for (source, result) in creates {
+        let result = result.map(|(created, taken)| {
+            outcome.consistency.push(taken);
+            created
+        });
         match result {
             Some(Ok(snapshot_id)) => outcome.created.push(Created { volume_id: source.volume_id.clone(), snapshot_id }),
             Some(Err(error)) => outcome.failed.push(Failure { action: "create", id: source.volume_id.clone(), error }),
@@ -132,6 +162,7 @@ pub async fn apply(ec2: &Ec2, plan: &Plan, pacing: Pacing) -> Outcome {
     outcome.skipped.sort_by(|a, b| a.id.cmp(&b.id));
     outcome.failed.sort_by(|a, b| (a.action, &a.id).cmp(&(b.action, &b.id)));
     outcome.deferred.sort();
+    outcome.consistency.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
     outcome
 }
 
@@ -170,6 +201,15 @@ mod tests {
         }
     }
 
+    /// An SSM client for a plan without creates: never called.
+    fn unused_ssm() -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .build();
+        aws_sdk_ssm::Client::from_conf(config)
+    }
+
     /// With time paused, every request is stamped with the (virtual) time it went out at.
     #[tokio::test(start_paused = true)]
     async fn writes_go_out_at_the_paced_rate_and_what_misses_the_deadline_waits_for_the_next_run() {
@@ -183,7 +223,8 @@ mod tests {
         let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&delete]));
 
         let pacing = Pacing { per_second: 4, burst: 2, deadline: start + Duration::from_millis(2_100) };
-        let outcome = apply(&ec2, &plan(14), pacing).await;
+        let hook = Hook::new(unused_ssm(), crate::consistency::tests::settings(crate::consistency::Consistency::App));
+        let outcome = apply(&ec2, &plan(14), pacing, Some(Creates { hook: &hook, choices: &[], token: "t" })).await;
 
         assert_eq!(outcome.deleted.len(), 11, "2 at once, then slots at 0, 0.25 … 2.0 s before the deadline");
         assert_eq!(outcome.deferred, ["snap-011", "snap-012", "snap-013"]);

@@ -1,9 +1,11 @@
 //! The function's configuration (names and defaults: docs/ARCHITECTURE.md, "Configuration").
 
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::backup::settings::DEFAULT_STATE_DIR;
 use openclaw_ops_shared::config::{self, Env};
 use openclaw_ops_shared::tags::TagFilter;
 
+use crate::consistency::{self, Consistency};
 use crate::copy::CopyConfig;
 use crate::event::{CLOCK_SKEW, Freshness};
 use crate::plan::Policy;
@@ -34,7 +36,17 @@ pub struct Config {
     pub freshness: Freshness,
     /// The off-region copy, when `SNAPSHOT_COPY_REGION` is set.
     pub copy: Option<CopyConfig>,
+    /// App-consistent snapshots of the gateway's data volume (docs/ARCHITECTURE.md, "Consistency").
+    pub consistency: consistency::Settings,
 }
+
+/// The freeze's default hard limit: the freeze's SSM round trip (delivery, the checkpoint, the
+/// poll that sees it end: 2 to 5 s), `CreateSnapshot` (about 1 s) and the thaw's round trip (2 to
+/// 5 s) take several seconds; 30 leaves room for a slow agent and stays a short pause for the gateway.
+pub const DEFAULT_FREEZE_LIMIT_SECONDS: u64 = 30;
+/// Below this, no freeze leaves `CreateSnapshot` time inside the limit; above it, the gateway would
+/// stall too long should the thaw never come.
+pub const FREEZE_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 10..=120;
 
 impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, Error> {
@@ -52,7 +64,29 @@ impl Config {
                 "MIN_SNAPSHOTS must be at least 1: a floor of 0 lets a volume's whole history expire".into(),
             ));
         }
+        let wanted = match config::optional(env, "SNAPSHOT_CONSISTENCY").as_deref() {
+            None | Some("app") => Consistency::App,
+            Some("crash") => Consistency::Crash,
+            Some(other) => {
+                return Err(Error::Config(format!("SNAPSHOT_CONSISTENCY must be app or crash, not {other:?}")));
+            }
+        };
+        let freeze_limit = config::parsed(env, "FREEZE_LIMIT_SECONDS", DEFAULT_FREEZE_LIMIT_SECONDS)?;
+        if !FREEZE_LIMIT_RANGE.contains(&freeze_limit) {
+            return Err(Error::Config(format!(
+                "FREEZE_LIMIT_SECONDS must be between {} and {}, not {freeze_limit}",
+                FREEZE_LIMIT_RANGE.start(),
+                FREEZE_LIMIT_RANGE.end()
+            )));
+        }
+        let consistency = consistency::Settings {
+            wanted,
+            data_device: config::optional(env, "DATA_DEVICE").unwrap_or_else(|| "/dev/sdf".into()),
+            state_dir: config::optional(env, "STATE_DIR").unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            freeze_limit: std::time::Duration::from_secs(freeze_limit),
+        };
         Ok(Config {
+            consistency,
             topic_arn: config::required(env, "NOTIFY_TOPIC_ARN")?,
             snapshot_tag: config::tag_filter(env, "SNAPSHOT_TAG", DEFAULT_SNAPSHOT_TAG)?,
             policy,
@@ -86,6 +120,20 @@ mod tests {
         assert_eq!(c.freshness.max_age, chrono::TimeDelta::hours(12));
         assert_eq!(c.max_deletes, 20);
         assert!(!c.dry_run);
+        assert_eq!(c.consistency.wanted, Consistency::App);
+        assert_eq!(c.consistency.data_device, "/dev/sdf");
+        assert_eq!(c.consistency.state_dir, "/home/openclaw/data/openclaw");
+        assert_eq!(c.consistency.freeze_limit, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn consistency_settings_are_checked() {
+        let with = |k, v| Config::from_env(&env(&[("NOTIFY_TOPIC_ARN", "t"), (k, v)]));
+        assert_eq!(with("SNAPSHOT_CONSISTENCY", "crash").unwrap().consistency.wanted, Consistency::Crash);
+        assert!(with("SNAPSHOT_CONSISTENCY", "fs").unwrap_err().to_string().contains("app or crash"));
+        assert!(with("FREEZE_LIMIT_SECONDS", "5").unwrap_err().to_string().contains("between 10 and 120"));
+        assert!(with("FREEZE_LIMIT_SECONDS", "600").is_err());
+        assert_eq!(with("FREEZE_LIMIT_SECONDS", "45").unwrap().consistency.freeze_limit.as_secs(), 45);
     }
 
     #[test]

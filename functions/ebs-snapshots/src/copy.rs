@@ -421,7 +421,7 @@ impl Dr {
                 _ => outcome.copied.push(copied(request, snapshot_id)),
             }
         }
-        outcome.prune = apply::apply(&self.ec2, &plan.prune, pacing).await;
+        outcome.prune = apply::apply(&self.ec2, &plan.prune, pacing, None).await;
         outcome.prune.failed.extend(failed);
         outcome.prune.failed.sort_by(|a, b| (a.action, &a.id).cmp(&(b.action, &b.id)));
         outcome

@@ -2,13 +2,14 @@
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::{Filter, VolumeAttachmentState};
+use aws_sdk_ec2::types::{Filter, Tag, VolumeAttachmentState};
 use chrono::NaiveDate;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::error::SdkErrorDisplay;
 use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource};
 use openclaw_ops_shared::tags::{self, TagFilter};
 
+use crate::consistency::{self, Consistency};
 use crate::plan::Volume;
 
 /// Largest pages EC2 allows, so a 10,000-snapshot account takes ten Describe calls, not fifty.
@@ -98,12 +99,37 @@ impl Ec2 {
         kind: SnapshotKind,
         date: NaiveDate,
     ) -> Result<String, String> {
+        self.create_tagged(source, kind, date, None).await
+    }
+
+    /// A daily snapshot, tagged with how it was taken (`openclaw:consistency`) from its creation.
+    pub async fn create_daily(
+        &self,
+        source: &SnapshotSource,
+        date: NaiveDate,
+        consistency: Consistency,
+    ) -> Result<String, String> {
+        let tag = Tag::builder().key(consistency::TAG).value(consistency.as_str()).build();
+        self.create_tagged(source, SnapshotKind::Daily, date, Some(tag)).await
+    }
+
+    async fn create_tagged(
+        &self,
+        source: &SnapshotSource,
+        kind: SnapshotKind,
+        date: NaiveDate,
+        extra: Option<Tag>,
+    ) -> Result<String, String> {
+        let mut tags = source.tag_specification(kind, date);
+        if let Some(extra) = extra {
+            tags.tags.get_or_insert_with(Vec::new).push(extra);
+        }
         let out = self
             .client
             .create_snapshot()
             .volume_id(&source.volume_id)
             .description(source.description(kind, date))
-            .tag_specifications(source.tag_specification(kind, date))
+            .tag_specifications(tags)
             .send()
             .await
             .map_err(|e| SdkErrorDisplay(&e).to_string())?;

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod consistency;
 pub mod copy;
 pub mod ec2;
 pub mod event;
@@ -20,6 +21,7 @@ use openclaw_ops_shared::notification::Publisher;
 use serde_json::Value;
 
 pub use crate::config::Config;
+use crate::consistency::hook::Hook;
 use crate::ec2::Ec2;
 use crate::event::Trigger;
 use crate::report::Report;
@@ -30,6 +32,7 @@ pub const FUNCTION: &str = "ebs-snapshots";
 pub struct Handler {
     config: Config,
     ec2: Ec2,
+    hook: Hook,
     publisher: Publisher,
     /// The DR region's EC2 when copies are on (`SNAPSHOT_COPY_REGION`).
     dr: Option<copy::Dr>,
@@ -38,9 +41,10 @@ pub struct Handler {
 const REPORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Handler {
-    pub fn new(config: Config, ec2: aws_sdk_ec2::Client, sns: aws_sdk_sns::Client) -> Self {
+    pub fn new(config: Config, ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, sns: aws_sdk_sns::Client) -> Self {
         let publisher = Publisher::new(sns, &config.topic_arn);
-        Handler { config, ec2: Ec2::new(ec2), publisher, dr: None }
+        let hook = Hook::new(ssm, config.consistency.clone());
+        Handler { config, ec2: Ec2::new(ec2), hook, publisher, dr: None }
     }
 
     /// Copies each day's snapshots to the DR region through `dr` (built from `config.copy`).
@@ -81,7 +85,13 @@ impl Handler {
             burst: apply::BURST,
             deadline: tokio::time::Instant::now() + remaining.saturating_sub(REPORT_RESERVE),
         };
-        let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan, pacing).await) };
+        // Whether each new snapshot is taken app-consistent: decided from the agents SSM lists.
+        let agents = self.hook.agents(&consistency::instances_to_check(&plan.create, &self.config.consistency)).await?;
+        let choices: Vec<_> =
+            plan.create.iter().map(|s| consistency::decide(s, &self.config.consistency, &agents)).collect();
+        let intended: Vec<_> = plan.create.iter().map(|s| s.volume_id.clone()).zip(choices.iter().cloned()).collect();
+        let how = apply::Creates { hook: &self.hook, choices: &choices, token: &event.context.request_id };
+        let outcome = if dry_run { None } else { Some(apply::apply(&self.ec2, &plan, pacing, Some(how)).await) };
         let dr_outcome = match (&self.dr, &dr_plan) {
             (Some(dr), Some(dr_plan)) if !dry_run => Some(dr.apply(dr_plan, pacing).await),
             _ => None,
@@ -92,7 +102,7 @@ impl Handler {
             Trigger::Manual(_) => None,
         };
         let selected = volumes.into_iter().map(|v| v.source.volume_id).collect();
-        let mut report = Report::new(trigger.name(), event_id, selected, plan, outcome);
+        let mut report = Report::new(trigger.name(), event_id, selected, plan, outcome).with_consistency_plan(intended);
         if let Some(dr_plan) = dr_plan {
             report = report.with_dr(dr_plan, dr_outcome);
         }

@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use crate::FUNCTION;
 use crate::apply::{Created, Deleted, Failure, Outcome};
+use crate::consistency::hook::Taken;
+use crate::consistency::{Choice, Consistency};
 use crate::plan::{Breaker, Deletion, Kept, Plan, Present, Skip};
 
 /// Rows of held deletions a notification lists; the JSON response has them all.
@@ -50,6 +52,19 @@ pub struct Report {
     /// The DR region's copies, when they are on (`crate::copy`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dr: Option<crate::copy::DrReport>,
+    /// How each created snapshot was taken: app- or crash-consistent, and why.
+    pub consistency: Vec<Taken>,
+    /// Dry run only: how each snapshot would be taken.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_take: Vec<Intended>,
+}
+
+/// A snapshot a dry run would create, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Intended {
+    pub volume_id: String,
+    #[serde(flatten)]
+    pub choice: Choice,
 }
 
 impl Report {
@@ -84,7 +99,22 @@ impl Report {
             would_create: if dry_run { plan.create } else { Vec::new() },
             would_delete: if dry_run { plan.delete } else { Vec::new() },
             dr: None,
+            consistency: outcome.consistency,
+            would_take: Vec::new(),
         }
+    }
+
+    /// How the plan's creates were to be taken (kept for a dry run, which takes none).
+    pub fn with_consistency_plan(mut self, intended: Vec<(String, Choice)>) -> Self {
+        if self.dry_run {
+            self.would_take = intended.into_iter().map(|(volume_id, choice)| Intended { volume_id, choice }).collect();
+        }
+        self
+    }
+
+    /// Hook failures and thaws that went wrong: the gateway should have had better.
+    fn consistency_warnings(&self) -> impl Iterator<Item = &Taken> {
+        self.consistency.iter().filter(|t| t.warn)
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -96,6 +126,15 @@ impl Report {
             .count("SnapshotsHeldByBreaker", self.held_by_breaker.len())
             .count("SnapshotTagsDisagree", self.tags_disagree.len())
             .count("SnapshotsCopied", self.dr.as_ref().map_or(0, |dr| dr.copied.len()))
+            .count(
+                "SnapshotsAppConsistent",
+                self.consistency.iter().filter(|t| t.consistency == Consistency::App).count(),
+            )
+            .count(
+                "SnapshotsCrashConsistent",
+                self.consistency.iter().filter(|t| t.consistency == Consistency::Crash).count(),
+            )
+            .count("ConsistencyHookWarnings", self.consistency_warnings().count())
     }
 
     /// A notification when something failed, the circuit breaker held deletions, tags disagreed
@@ -105,6 +144,7 @@ impl Report {
             && self.kept_by_floor.is_empty()
             && self.circuit_breaker.is_none()
             && self.tags_disagree.is_empty()
+            && self.consistency_warnings().next().is_none()
         {
             return None;
         }
@@ -124,6 +164,15 @@ impl Report {
             (
                 Severity::Warning,
                 format!("EBS snapshots: {} snapshot(s) whose tags disagree with EC2", self.tags_disagree.len()),
+            )
+        } else if let Some(first) = self.consistency_warnings().next() {
+            (
+                Severity::Warning,
+                format!(
+                    "EBS snapshots: the data volume's snapshot is {}-consistent: {}",
+                    first.consistency.as_str(),
+                    first.reason.as_deref().unwrap_or("the hook failed")
+                ),
             )
         } else if floor_on_live_volume {
             (
@@ -163,6 +212,14 @@ impl Report {
                     .to_owned(),
             );
         }
+        if self.consistency_warnings().next().is_some() {
+            text.push(
+                "The freeze around the gateway's data volume snapshot did not go as it should (see the table): the \
+                 snapshot is tagged openclaw:consistency with how it was taken. A crash-consistent one is still a \
+                 usable snapshot (SQLite in WAL mode recovers), but transactions not yet flushed may be missing."
+                    .to_owned(),
+            );
+        }
         if floor_on_live_volume {
             text.push(
                 "A volume has fewer recent snapshots than the retention window expects: new snapshots are not being \
@@ -192,6 +249,13 @@ impl Report {
         rows.extend(
             self.tags_disagree.iter().map(|s| vec![s.id.clone(), "tags disagree with EC2".into(), s.reason.clone()]),
         );
+        rows.extend(self.consistency_warnings().map(|t| {
+            vec![
+                t.volume_id.clone(),
+                format!("{}-consistent", t.consistency.as_str()),
+                t.reason.clone().unwrap_or_default(),
+            ]
+        }));
         rows.extend(
             self.kept_by_floor
                 .iter()
@@ -354,6 +418,47 @@ mod tests {
         let n = r.notification().unwrap();
         assert_eq!(n.severity, Severity::Warning);
         assert_eq!(n.table.unwrap().rows[0], ["snap-x", "tags disagree with EC2", "tags disagree with EC2: why"]);
+    }
+
+    #[test]
+    fn a_failed_hook_warns_with_its_reason_and_counts_by_consistency() {
+        let taken = |volume: &str, consistency, reason: Option<&str>, warn| Taken {
+            volume_id: volume.into(),
+            consistency,
+            reason: reason.map(str::to_owned),
+            warn,
+            frozen: None,
+            thawed: None,
+            frozen_ms: None,
+        };
+        let quiet = Outcome {
+            consistency: vec![
+                taken("vol-data", Consistency::App, None, false),
+                taken("vol-root", Consistency::Crash, Some("not the gateway's data volume"), false),
+            ],
+            ..Outcome::default()
+        };
+        let r = Report::new("schedule", None, vec!["vol-a".into()], empty_plan(), Some(quiet));
+        assert!(r.notification().is_none(), "the root volume's crash-consistency is the plan, not news");
+        let emf = r.metrics().to_emf(chrono::Utc::now());
+        assert_eq!(
+            (emf["SnapshotsAppConsistent"].clone(), emf["SnapshotsCrashConsistent"].clone()),
+            (1.0.into(), 1.0.into())
+        );
+
+        let failed = Outcome {
+            consistency: vec![taken("vol-data", Consistency::Crash, Some("the freeze failed: exit 4"), true)],
+            ..Outcome::default()
+        };
+        let r = Report::new("schedule", None, vec!["vol-a".into()], empty_plan(), Some(failed));
+        let n = r.notification().unwrap();
+        assert_eq!(n.severity, Severity::Warning);
+        assert!(n.title.contains("crash-consistent: the freeze failed: exit 4"), "{}", n.title);
+        assert_eq!(n.table.unwrap().rows[0], ["vol-data", "crash-consistent", "the freeze failed: exit 4"]);
+        assert_eq!(r.metrics().to_emf(chrono::Utc::now())["ConsistencyHookWarnings"], 1.0);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["consistency"][0]["consistency"], "crash");
+        assert_eq!(json["consistency"][0]["reason"], "the freeze failed: exit 4");
     }
 
     #[test]
