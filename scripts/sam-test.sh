@@ -74,9 +74,19 @@ done
 # refuses: what SAM hands on must hold the text twice and no alias.
 built=.aws-sam/build/Gateway/template.yaml
 [ -f "$built" ] || fail "sam build made no $built"
-if grep -qE '[*&]UserData' "$built"; then fail "$built still holds the YAML alias of the user data"; fi
-[ "$(grep -c 'cat > /usr/local/libexec/openclaw-data-volume' "$built")" = 2 ] \
-  || fail "$built does not hold the user data in both launch templates"
+# Read as YAML, not grepped: SAM writes long strings double-quoted and folded at any space.
+python - "$built" <<'PY' || fail "$built: the launch templates' user data is not as CloudFormation needs it"
+import sys, yaml
+from samcli.yamlhelper import yaml_parse
+text = open(sys.argv[1], encoding="utf-8").read()
+aliases = [t for t in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(t, (yaml.AliasToken, yaml.AnchorToken))]
+assert not aliases, f"YAML anchors or aliases left: {aliases[:3]}"
+resources = yaml_parse(text)["Resources"]
+data = [resources[name]["Properties"]["LaunchTemplateData"]["UserData"]
+        for name in ("GatewayLaunchTemplate", "GatewaySpotLaunchTemplate")]
+assert data[0] == data[1], "the two launch templates' user data differ"
+assert "cat > /usr/local/libexec/openclaw-data-volume" in str(data[0]), "the user data lost its data-volume script"
+PY
 
 step "stand-in Lambda base image"
 testbed/sam/base-image.sh
