@@ -17,7 +17,14 @@ What the bed enforces, as AWS does:
   `IncorrectState` (moto re-attaches silently in all three cases).
 * **`RunInstances` idempotency**: the same `ClientToken` answers the instances the first request
   launched (even once they are terminated); the same token with other parameters answers
-  `IdempotentParameterMismatch` (moto stores the token and never reads it).
+  `IdempotentParameterMismatch` (moto stores the token and never reads it). Only a request that
+  launched records its token: a refused one (no capacity) may be sent again with the same token.
+* **Spot capacity runs out** (moto always has some):
+  `POST /_testbed/ec2/spot-capacity {"refuse": 1, "gather": 2, "gather_seconds": 10}`. The next
+  `refuse` Spot launches (Spot by the request's market options or by its launch template's, as EC2
+  merges them) answer `InsufficientInstanceCapacity`; On-Demand ones still launch. With `gather`,
+  the next that many `RunInstances` calls wait for each other (at most `gather_seconds` of real
+  time) before any is decided, so concurrent deliveries really race for the capacity.
 
 Durations are bed time (bed_clock.py).
 
@@ -38,6 +45,9 @@ _lock = threading.Lock()
 _settings = {"shutting_down_seconds": 30.0}
 # client token -> (the request's other parameters, the reservation it made)
 _tokens: dict[str, tuple[str, object]] = {}
+# Spot launches still to refuse; RunInstances calls still to gather, and the barrier they meet at.
+_capacity = {"refuse": 0}
+_gather: dict[str, object] = {"barrier": None}
 
 
 def _backend():  # noqa: ANN202
@@ -114,10 +124,50 @@ def _idempotent_run_instances() -> None:
     original = InstanceResponse.run_instances
     run_lock = threading.Lock()
 
+    def is_spot(response) -> bool:  # noqa: ANN001
+        if response._get_param("InstanceMarketOptions.MarketType"):
+            return response._get_param("InstanceMarketOptions.MarketType") == "spot"
+        template_id = response._get_param("LaunchTemplate.LaunchTemplateId")
+        template_name = response._get_param("LaunchTemplate.LaunchTemplateName")
+        if not (template_id or template_name):
+            return False
+        arg = {"LaunchTemplateId": template_id} if template_id else {"LaunchTemplateName": template_name}
+        version = response._get_param("LaunchTemplate.Version")
+        if version:
+            arg["Version"] = version
+        data = response.ec2_backend._get_template_from_args(arg).data
+        return (data.get("InstanceMarketOptions") or {}).get("MarketType") == "spot"
+
+    def refuse_spot(response) -> None:  # noqa: ANN001
+        with _lock:
+            if _capacity["refuse"] <= 0 or not is_spot(response):
+                return
+            _capacity["refuse"] -= 1
+        raise EC2ClientError(
+            "InsufficientInstanceCapacity",
+            "We currently do not have sufficient capacity in the Availability Zone you requested (test bed).",
+        )
+
+    def gather() -> None:
+        with _lock:
+            barrier = _gather["barrier"]
+        if barrier is None:
+            return
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # fewer calls came than gathered for: each goes on alone after the wait
+        with _lock:
+            if _gather["barrier"] is barrier:
+                _gather["barrier"] = None
+
     def run_instances(self):  # noqa: ANN001, ANN202
+        gather()
         token = self._get_param("ClientToken")
         if not token:
-            return original(self)
+            with run_lock:
+                refuse_spot(self)
+                return original(self)
         ignored = {"Action", "Version", "ClientToken"}
         parameters = json.dumps({k: v for k, v in self.querystring.items() if k not in ignored}, sort_keys=True)
         with run_lock:
@@ -130,6 +180,7 @@ def _idempotent_run_instances() -> None:
                         "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
                     )
                 return ActionResult(seen[1])
+            refuse_spot(self)
             result = original(self)
             with _lock:
                 _tokens[token] = (parameters, result.result)
@@ -146,6 +197,21 @@ def install() -> None:
     def _interrupt(request: dict) -> dict:
         seconds = request.get("seconds")
         return interrupt(request["instance_id"], request["action"], None if seconds is None else float(seconds))
+
+    @bed_routes.route("POST", "/_testbed/ec2/spot-capacity")
+    def _spot_capacity(request: dict) -> dict:
+        unknown = set(request) - {"refuse", "gather", "gather_seconds"}
+        if unknown:
+            raise ValueError(f"unknown spot-capacity settings {sorted(unknown)}")
+        refuse, gathered = int(request.get("refuse", 0)), int(request.get("gather", 0))
+        if refuse < 0 or gathered < 0:
+            raise ValueError("refuse and gather must not be negative")
+        with _lock:
+            _capacity["refuse"] = refuse
+            _gather["barrier"] = (
+                threading.Barrier(gathered, timeout=float(request.get("gather_seconds", 10))) if gathered > 1 else None
+            )
+        return {"refuse": refuse, "gather": gathered}
 
     @bed_routes.route("POST", "/_testbed/ec2/settings")
     def _configure(request: dict) -> dict:

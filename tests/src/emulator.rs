@@ -277,6 +277,13 @@ impl Emulator {
             .await
     }
 
+    /// Spot capacity runs out: the next `refuse` Spot launches answer `InsufficientInstanceCapacity`;
+    /// with `gather` > 1 the next that many `RunInstances` calls wait for each other (10 s at most)
+    /// before any is decided, so concurrent deliveries really race (testbed/fake_ec2.py).
+    pub async fn spot_capacity(&self, refuse: u32, gather: u32) -> anyhow::Result<()> {
+        self.post("/_testbed/ec2/spot-capacity", serde_json::json!({"refuse": refuse, "gather": gather})).await
+    }
+
     /// Evaluates requests (`{"action", "resource", "context"}`) under a policy document the way the
     /// bed evaluates live requests; answers `{"allowed", "statements", "reason"}` for each.
     pub async fn simulate(

@@ -530,6 +530,47 @@ async fn duplicate_and_out_of_order_events_start_exactly_one_replacement() {
     bed.assert_all_allowed().await;
 }
 
+/// Two deliveries of one interruption in two containers at once, while Spot capacity runs out for
+/// one request and is back for the next: one run falls back to On-Demand while the other gets
+/// Spot. Separate tokens per market would launch one of each; one token for the interruption makes
+/// EC2 answer the second market's request `IdempotentParameterMismatch`: launched by the other run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_while_spot_capacity_comes_and_goes_launch_exactly_one_replacement() {
+    let bed = Bed::start(Tier::Budget).await;
+    let (a, b) = (bed.function(&[]).await, bed.function(&[]).await);
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    bed.emulator.spot_capacity(1, 2).await.unwrap();
+    let event = state_change(&bed.gateway, "terminated", Utc::now());
+
+    let (first, second) = tokio::join!(a.invoke(&event), b.invoke(&event));
+    let reports = [first.unwrap().response(), second.unwrap().response()];
+    let live: Vec<String> = bed
+        .replacements()
+        .await
+        .into_iter()
+        .filter(|i| i.state().unwrap().name().unwrap().as_str() != "terminated")
+        .map(|i| i.instance_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(live.len(), 1, "exactly one replacement: {live:?}\n{:#}\n{:#}", reports[0], reports[1]);
+    let new_id = &live[0];
+    for report in &reports {
+        assert_eq!(report["outcome"]["failed"], json!([]), "{report:#}");
+        assert_eq!(report["outcome"]["replacement"], json!(new_id), "{report:#}");
+    }
+    let timelines: Vec<String> = reports.iter().map(|r| r["outcome"]["timeline"].to_string()).collect();
+    assert!(timelines.iter().any(|t| t.contains("no Spot capacity")), "one run was refused Spot: {timelines:?}");
+    assert!(
+        timelines.iter().any(|t| t.contains("launched by another delivery")),
+        "the refused run found the other's launch: {timelines:?}"
+    );
+    // It is Spot: the request that got capacity won, the On-Demand fallback launched nothing.
+    assert_eq!(bed.instance(new_id).await.instance_lifecycle().map(|l| l.as_str()), Some("spot"));
+    bed.wait_for_state(&bed.gateway, "terminated").await;
+    assert_eq!(bed.attached_to(&bed.data_volume).await, Some((new_id.clone(), "/dev/sdf".to_owned())));
+    assert_eq!(bed.eip_instance().await.as_deref(), Some(new_id.as_str()));
+    bed.assert_all_allowed().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_tier_moves_the_target_and_reports_its_health() {
     let bed = Bed::start(Tier::Full).await;
