@@ -16,7 +16,7 @@ What the bed enforces, as AWS does:
   `InvalidVolume.ZoneMismatch`; to an instance that is not `running` or `stopped`,
   `IncorrectState` (moto re-attaches silently in all three cases).
 * **`RunInstances` idempotency**: the same `ClientToken` answers the instances the first request
-  launched (even once they are terminated); the same token with other parameters answers
+  launched (even once they are terminated); the same token with other parameters (but the Availability Zone) answers
   `IdempotentParameterMismatch` (moto stores the token and never reads it). Only a request that
   launched records its token: a refused one (no capacity) may be sent again with the same token.
 * **Spot capacity runs out** (moto always has some):
@@ -168,7 +168,8 @@ def _idempotent_run_instances() -> None:
             with run_lock:
                 refuse_spot(self)
                 return original(self)
-        ignored = {"Action", "Version", "ClientToken"}
+        # EC2 compares every parameter but the Region and the Availability Zone.
+        ignored = {"Action", "Version", "ClientToken", "Placement.AvailabilityZone"}
         parameters = json.dumps({k: v for k, v in self.querystring.items() if k not in ignored}, sort_keys=True)
         with run_lock:
             with _lock:

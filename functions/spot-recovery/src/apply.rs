@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::alarms::Alarms;
 use crate::command::{CommandResult, Ssm};
 use crate::config::{Address, BackupTarget};
-use crate::ec2::{Ec2, Launched, Purchase};
+use crate::ec2::{Ec2, LaunchError, Launched, Purchase};
 use crate::plan::{Prepare, REPLACED_BY, RETIRED, Replace, Replacement, VolumeStep};
 use crate::target::TargetGroup;
 
@@ -52,6 +52,11 @@ pub struct Outcome {
     pub target_health: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<String>,
+    /// Another delivery of the same event launched the replacement while this one was about to,
+    /// and carries the recovery on (its own report and notification say how it ended; should it
+    /// fail, Lambda's retry of it finds the replacement and goes on). This run stopped there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub left_to_another_delivery: bool,
 }
 
 impl Outcome {
@@ -167,7 +172,10 @@ pub async fn prepare(
     }
     match early {
         Some((Ok(launched), _)) => record_launch(&mut outcome, &launched, "standby"),
-        Some((Err(e), _)) => outcome.fail("early-launch", e),
+        Some((Err(LaunchError::ByAnotherDelivery { .. }), at)) => {
+            outcome.step_at(at, "standby launched by another delivery of this signal")
+        }
+        Some((Err(LaunchError::Refused(e)), _)) => outcome.fail("early-launch", e),
         None => {}
     }
     outcome.timeline.sort_by_key(|s| s.at);
@@ -224,26 +232,30 @@ pub async fn replace(
             return outcome;
         }
         Replacement::Launch(launch) => {
-            // Narrows the window in which two deliveries could both launch: look again right before.
-            match clients.ec2.replacements(&r.old_instance).await {
-                Ok(found) if found.iter().any(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down")) => {
-                    let id = found.into_iter().map(|i| i.id).min().unwrap_or_default();
-                    outcome.step(format!("replacement {id} launched meanwhile by another delivery"));
-                    outcome.replacement = Some(id.clone());
-                    id
-                }
-                Ok(_) => match clients.ec2.launch(launch).await {
-                    Ok(launched) => {
-                        record_launch(&mut outcome, &launched, &format!("replacement in {}", launch.az));
-                        launched.instance_id
-                    }
-                    Err(e) => {
-                        outcome.fail("launch", e);
-                        return outcome;
-                    }
-                },
+            // A look right before the launch saves a request; the client token (one for both
+            // markets) is what makes two racing deliveries launch one instance.
+            let launched = match clients.ec2.replacements(&r.old_instance).await {
+                Ok(found) if found.iter().any(is_live) => Err(LaunchError::ByAnotherDelivery { spot_error: None }),
+                Ok(_) => clients.ec2.launch(launch).await,
                 Err(e) => {
                     outcome.fail("launch", e.to_string());
+                    return outcome;
+                }
+            };
+            match launched {
+                Ok(launched) => {
+                    record_launch(&mut outcome, &launched, &format!("replacement in {}", launch.az));
+                    launched.instance_id
+                }
+                Err(LaunchError::ByAnotherDelivery { spot_error }) => {
+                    if let Some(spot_error) = spot_error {
+                        outcome.step(format!("no Spot capacity ({spot_error})"));
+                    }
+                    leave_to_another_delivery(clients, r, &mut outcome).await;
+                    return outcome;
+                }
+                Err(LaunchError::Refused(e)) => {
+                    outcome.fail("launch", e);
                     return outcome;
                 }
             }
@@ -336,6 +348,32 @@ pub async fn replace(
     outcome
 }
 
+fn is_live(i: &crate::plan::Instance) -> bool {
+    !matches!(i.state.as_str(), "terminated" | "shutting-down")
+}
+
+/// Two deliveries must not both move the volume and the address: the one that launched carries on,
+/// this one names the replacement and stops.
+async fn leave_to_another_delivery(clients: &Clients, r: &Replace, outcome: &mut Outcome) {
+    match clients.ec2.replacements(&r.old_instance).await {
+        Ok(found) => match found.into_iter().filter(is_live).map(|i| i.id).min() {
+            Some(id) => {
+                outcome.step(format!("replacement {id} launched by another delivery, which carries the recovery on"));
+                outcome.replacement = Some(id);
+            }
+            // EC2's lists are eventually consistent: a launch a moment old may not be listed yet.
+            None => outcome.step(
+                "replacement launched by another delivery (EC2 does not list it yet), which carries the recovery on",
+            ),
+        },
+        Err(e) => {
+            outcome.fail("launch", format!("launched by another delivery, which could not be looked up: {e}"));
+            return;
+        }
+    }
+    outcome.left_to_another_delivery = true;
+}
+
 async fn move_volume(clients: &Clients, r: &Replace, new: &str, deadline: Instant, outcome: &mut Outcome) {
     let (volume, device) = match &r.volume {
         VolumeStep::Attached { volume_id, device } => {
@@ -377,8 +415,13 @@ async fn move_volume(clients: &Clients, r: &Replace, new: &str, deadline: Instan
             }
         }
     };
-    match clients.ec2.wait_available(&volume, deadline).await {
-        Ok(()) => outcome.step(format!("data volume {volume} available")),
+    match clients.ec2.wait_available(&volume, new, deadline).await {
+        Ok(None) => outcome.step(format!("data volume {volume} available")),
+        Ok(Some(device)) => {
+            outcome.step(format!("data volume {volume} already attached to {new} at {device}"));
+            outcome.volume_id = Some(volume);
+            return;
+        }
         Err(e) => {
             outcome.fail("volume", e);
             return;

@@ -49,6 +49,32 @@ impl Purchase {
     }
 }
 
+/// EC2's answer to a `ClientToken` it has seen with other parameters.
+const TOKEN_TAKEN: &str = "IdempotentParameterMismatch";
+
+/// Why a launch launched nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchError {
+    /// The interruption's client token launched an instance already, in the other market (the
+    /// same market would have answered that instance): another delivery of the same event got
+    /// there first. `spot_error` is what this delivery's Spot attempt was told, if it fell back.
+    ByAnotherDelivery {
+        spot_error: Option<String>,
+    },
+    Refused(String),
+}
+
+impl std::fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LaunchError::ByAnotherDelivery { .. } => {
+                write!(f, "ec2:RunInstances: {TOKEN_TAKEN}: the client token launched an instance already")
+            }
+            LaunchError::Refused(message) => f.write_str(message),
+        }
+    }
+}
+
 /// A launch that succeeded, and what the Spot attempt said when it fell back to On-Demand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Launched {
@@ -216,18 +242,28 @@ impl Ec2 {
     }
 
     /// One instance from the launch template: Spot first, On-Demand when Spot has no capacity.
-    pub async fn launch(&self, launch: &Launch) -> Result<Launched, String> {
+    ///
+    /// Both requests carry the same client token, the interruption's: EC2 keeps a token only for a
+    /// request that launched, answers a repeat with the same parameters with the instance it
+    /// launched then (from any zone of the Region), and one with other parameters — the other
+    /// market — with `IdempotentParameterMismatch`. So however many deliveries race, across both
+    /// markets, one instance comes of it, and a mismatch says another delivery launched it.
+    pub async fn launch(&self, launch: &Launch) -> Result<Launched, LaunchError> {
         let spot_error = match self.run(launch, Purchase::Spot).await {
             Ok(instance_id) => return Ok(Launched { instance_id, purchase: Purchase::Spot, spot_error: None }),
+            Err((code, _)) if code == TOKEN_TAKEN => return Err(LaunchError::ByAnotherDelivery { spot_error: None }),
             Err((code, message)) if CAPACITY_ERRORS.contains(&code.as_str()) => message,
-            Err((_, message)) => return Err(format!("ec2:RunInstances (Spot): {message}")),
+            Err((_, message)) => return Err(LaunchError::Refused(format!("ec2:RunInstances (Spot): {message}"))),
         };
         tracing::warn!(%spot_error, "no Spot capacity for the replacement; launching On-Demand");
         match self.run(launch, Purchase::OnDemand).await {
             Ok(instance_id) => Ok(Launched { instance_id, purchase: Purchase::OnDemand, spot_error: Some(spot_error) }),
-            Err((_, message)) => {
-                Err(format!("ec2:RunInstances: Spot refused ({spot_error}), then On-Demand refused ({message})"))
+            Err((code, _)) if code == TOKEN_TAKEN => {
+                Err(LaunchError::ByAnotherDelivery { spot_error: Some(spot_error) })
             }
+            Err((_, message)) => Err(LaunchError::Refused(format!(
+                "ec2:RunInstances: Spot refused ({spot_error}), then On-Demand refused ({message})"
+            ))),
         }
     }
 
@@ -236,17 +272,13 @@ impl Ec2 {
             .launch_template_id(&launch.template_id)
             .version(&launch.template_version)
             .build();
-        let suffix = match purchase {
-            Purchase::Spot => "spot",
-            Purchase::OnDemand => "od",
-        };
         let mut request = self
             .client
             .run_instances()
             .launch_template(template)
             .min_count(1)
             .max_count(1)
-            .client_token(format!("{}-{suffix}", launch.client_token))
+            .client_token(&launch.client_token)
             .tag_specifications(tag_spec(ResourceType::Instance, &launch.tags));
         request = match &launch.subnet_id {
             Some(subnet) => request.subnet_id(subnet),
@@ -304,11 +336,18 @@ impl Ec2 {
     }
 
     /// Waits until no instance holds the volume any more.
-    pub async fn wait_available(&self, volume: &str, deadline: Instant) -> Result<(), String> {
+    /// Waits until no instance holds the volume — or `new` does already (a delivery that got the
+    /// same replacement back from EC2 attached it first): then its device.
+    pub async fn wait_available(&self, volume: &str, new: &str, deadline: Instant) -> Result<Option<String>, String> {
         loop {
             match self.volume(volume).await? {
                 None => return Err(format!("{volume} no longer exists")),
-                Some(v) if v.state == "available" && v.attachment.is_none() => return Ok(()),
+                Some(v) if v.state == "available" && v.attachment.is_none() => return Ok(None),
+                Some(Volume { attachment: Some(a), .. })
+                    if a.instance_id == new && matches!(a.state.as_str(), "attaching" | "attached") =>
+                {
+                    return Ok(Some(a.device));
+                }
                 Some(v) => {
                     if Instant::now() + POLL > deadline {
                         let holder = v.attachment.map(|a| format!(", attached to {} ({})", a.instance_id, a.state));
@@ -437,7 +476,7 @@ mod tests {
                     && r.launch_template().and_then(|t| t.launch_template_id()) == Some("lt-1")
                     && r.launch_template().and_then(|t| t.version()) == Some("$Default")
                     && r.subnet_id() == Some("subnet-b")
-                    && r.client_token() == Some("openclaw-ops-replace-i-0000000000000000a-spot")
+                    && r.client_token() == Some("openclaw-ops-replace-i-0000000000000000a")
                     && (r.min_count(), r.max_count()) == (Some(1), Some(1))
                     && r.tag_specifications()[0].tags()[0].key() == Some("openclaw:replaces")
                     && r.instance_market_options().and_then(|o| o.spot_options()).and_then(|s| s.spot_instance_type())
@@ -457,7 +496,7 @@ mod tests {
             let on_demand = mock!(Client::run_instances)
                 .match_requests(|r| {
                     !is_spot(r)
-                        && r.client_token() == Some("openclaw-ops-replace-i-0000000000000000a-od")
+                        && r.client_token() == Some("openclaw-ops-replace-i-0000000000000000a")
                         && r.subnet_id() == Some("subnet-b")
                 })
                 .then_output(|| started("i-od"));
@@ -475,7 +514,7 @@ mod tests {
         let spot = mock!(Client::run_instances).match_requests(is_spot).then_error(refused("UnauthorizedOperation"));
         let on_demand = mock!(Client::run_instances).match_requests(|r| !is_spot(r)).then_output(|| started("i-od"));
         let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&spot, &on_demand]));
-        let err = ec2.launch(&launch()).await.unwrap_err();
+        let err = ec2.launch(&launch()).await.unwrap_err().to_string();
         assert!(err.contains("UnauthorizedOperation"), "{err}");
         assert_eq!(on_demand.num_calls(), 0);
     }
@@ -488,8 +527,30 @@ mod tests {
             .match_requests(|r| !is_spot(r))
             .then_error(refused("InsufficientInstanceCapacity"));
         let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&spot, &on_demand]));
-        let err = ec2.launch(&launch()).await.unwrap_err();
+        let err = ec2.launch(&launch()).await.unwrap_err().to_string();
         assert!(err.contains("Spot refused") && err.contains("On-Demand refused"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_token_taken_in_the_other_market_is_another_deliverys_launch() {
+        // Spot taken by an On-Demand launch of the same token: no fallback, nothing launched.
+        let spot = mock!(Client::run_instances).match_requests(is_spot).then_error(refused(TOKEN_TAKEN));
+        let on_demand = mock!(Client::run_instances).match_requests(|r| !is_spot(r)).then_output(|| started("i-od"));
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&spot, &on_demand]));
+        assert_eq!(ec2.launch(&launch()).await, Err(LaunchError::ByAnotherDelivery { spot_error: None }));
+        assert_eq!(on_demand.num_calls(), 0);
+
+        // No Spot capacity here, and the On-Demand request finds the token taken by a Spot launch.
+        let spot =
+            mock!(Client::run_instances).match_requests(is_spot).then_error(refused("InsufficientInstanceCapacity"));
+        let on_demand = mock!(Client::run_instances).match_requests(|r| !is_spot(r)).then_error(refused(TOKEN_TAKEN));
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&spot, &on_demand]));
+        assert_eq!(
+            ec2.launch(&launch()).await,
+            Err(LaunchError::ByAnotherDelivery {
+                spot_error: Some("InsufficientInstanceCapacity: no capacity here".into())
+            })
+        );
     }
 
     #[tokio::test]
@@ -577,7 +638,7 @@ mod tests {
             .build();
         let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&releasing]));
         let started = Instant::now();
-        ec2.wait_available("vol-1", started + Duration::from_secs(60)).await.unwrap();
+        assert_eq!(ec2.wait_available("vol-1", "i-new", started + Duration::from_secs(60)).await, Ok(None));
         assert_eq!(releasing.num_calls(), 4);
         assert_eq!(started.elapsed(), POLL * 3, "polled, not spun");
 
@@ -585,9 +646,13 @@ mod tests {
             .then_output(|| DescribeVolumesOutput::builder().volumes(data_volume(Some("i-old"))).build());
         let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&held]));
         let started = Instant::now();
-        let err = ec2.wait_available("vol-1", started + Duration::from_secs(10)).await.unwrap_err();
+        let err = ec2.wait_available("vol-1", "i-new", started + Duration::from_secs(10)).await.unwrap_err();
         assert_eq!(err, "vol-1 was still in-use, attached to i-old (attached) when the function had to stop");
         assert!(started.elapsed() <= Duration::from_secs(10));
+
+        // Attached to the replacement already, by the other delivery that got it back from EC2.
+        let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&held]));
+        assert_eq!(ec2.wait_available("vol-1", "i-old", Instant::now()).await, Ok(Some("/dev/sdf".to_owned())));
     }
 
     fn tag(k: &str, v: &str) -> Tag {

@@ -203,7 +203,7 @@ pub struct Launch {
     /// The data volume's zone: EBS volumes cannot cross zones.
     pub az: String,
     pub subnet_id: Option<String>,
-    /// Derived from the interrupted instance (with the purchase option appended per attempt).
+    /// Derived from the interrupted instance; the same for the Spot request and the On-Demand one.
     pub client_token: String,
     pub tags: Vec<(String, String)>,
 }
@@ -561,8 +561,9 @@ fn launch(
 /// EC2 answers a `ClientToken` it has seen with the instance it launched then, and a token reused
 /// with other parameters with `IdempotentParameterMismatch`. So the token names what is launched
 /// (a standby lacks the gateway tag: another request) and how many launches for this instance are
-/// gone already: two deliveries of one event share a token and get one instance, while a launch
-/// after a replacement that died gets a new instance instead of the dead one.
+/// gone already: two deliveries of one event share a token and get one instance, in whichever
+/// market (`ec2::Ec2::launch` sends this token with both), while a launch after a replacement that
+/// died gets a new instance instead of the dead one.
 fn client_token(instance: &Instance, observed: &Observed, launching: Launching) -> String {
     let purpose = match launching {
         Launching::Now => "replace",

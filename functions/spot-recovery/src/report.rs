@@ -36,6 +36,8 @@ impl Report {
 
     pub fn metrics(&self) -> Metrics {
         let outcome = self.outcome.as_ref();
+        // Counted once, by the delivery that launched: another that found its launch stops there.
+        let outcome = outcome.filter(|o| !o.left_to_another_delivery);
         let replaced = matches!(self.plan, Plan::Replace(_)) && outcome.is_some_and(|o| o.replacement.is_some());
         let mut m = Metrics::new(FUNCTION)
             .count(
@@ -70,6 +72,8 @@ impl Report {
                 .field("instance", instance_id.clone()),
             ),
             Plan::Prepare(p) => self.prepare_failures(p),
+            // The delivery that launched reports the recovery; a second report would only race it.
+            Plan::Replace(_) if self.outcome.as_ref().is_some_and(|o| o.left_to_another_delivery) => None,
             Plan::Replace(r) => Some(self.replaced(r)),
             Plan::Held(h) => Some(Self::held(h, self.dry_run)),
         }
@@ -320,6 +324,19 @@ mod tests {
         let emf = r.metrics().to_emf(at(50));
         assert_eq!((emf["Replacements"].as_f64(), emf["OnDemandFallbacks"].as_f64()), (Some(1.0), Some(1.0)));
         assert_eq!(emf["RecoverySeconds"], 42.0);
+    }
+
+    #[test]
+    fn a_run_that_found_another_deliverys_launch_stays_quiet_and_counts_nothing() {
+        let mut o = done();
+        o.purchase = None;
+        o.left_to_another_delivery = true;
+        let r = report(Some(o));
+        assert_eq!(r.notification(), None, "the delivery that launched reports");
+        assert_eq!(r.failure_summary(), None);
+        let emf = r.metrics().to_emf(at(50));
+        assert_eq!(emf["Replacements"].as_f64(), Some(0.0));
+        assert!(emf.get("RecoverySeconds").is_none(), "{emf}");
     }
 
     #[test]
