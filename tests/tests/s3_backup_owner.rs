@@ -17,10 +17,10 @@ use integration_tests::emulator::Emulator;
 use integration_tests::gateway_stack::{tier, user_data};
 use integration_tests::openclaw_state::{files_under, untar};
 use integration_tests::state_owner::{self, owner};
+use openclaw_ops_shared::backup::restore::{Restore, switch_over_steps};
+use openclaw_ops_shared::backup::script::{Backup, parse_result};
+use openclaw_ops_shared::backup::store::Version;
 use s3_backup::aws::Store;
-use s3_backup::script::{Backup, parse_result};
-use s3_backup::script_restore::{Restore, switch_over_steps};
-use s3_backup::store::Version;
 use serde_json::json;
 
 const BUCKET: &str = "openclaw-backups-owner-test";
@@ -460,7 +460,7 @@ async fn a_restore_lands_on_the_data_volume_and_its_printed_switch_over_works_th
     want.insert("state/openclaw.sqlite".into(), now_live.get("state/openclaw.sqlite").cloned().unwrap_or_default());
     assert_eq!(now_live, want);
     assert_eq!(sqlite(&db, "pragma integrity_check; select group_concat(body) from events;"), "ok\na,b\n");
-    let kept = PathBuf::from(s3_backup::script_restore::kept_dir(&state.to_string_lossy(), &target.stamp));
+    let kept = PathBuf::from(openclaw_ops_shared::backup::restore::kept_dir(&state.to_string_lossy(), &target.stamp));
     let kept_files = files_under(&kept).unwrap();
     assert_eq!(kept_files.get("openclaw.json").map(Vec::as_slice), Some(&br#"{"changed": true}"#[..]));
     assert_eq!(kept_files.get("after-the-backup.txt").map(Vec::as_slice), Some(&b"new"[..]));

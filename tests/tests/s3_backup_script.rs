@@ -11,10 +11,10 @@ use integration_tests::emulator::Emulator;
 use integration_tests::openclaw_state::{files_under, state_dir, state_dir_seeded, untar};
 use integration_tests::template::Template;
 use integration_tests::workspace_root;
+use openclaw_ops_shared::backup::restore::{Restore, switch_over_steps};
+use openclaw_ops_shared::backup::script::{Backup, parse_result};
+use openclaw_ops_shared::backup::store::Version;
 use s3_backup::aws::Store;
-use s3_backup::script::{Backup, parse_result};
-use s3_backup::script_restore::{Restore, switch_over_steps};
-use s3_backup::store::Version;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

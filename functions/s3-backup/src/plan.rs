@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::history::History;
-use crate::layout::{self, BackupKeys};
+use openclaw_ops_shared::backup::layout::{self, BackupKeys};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Gateway {

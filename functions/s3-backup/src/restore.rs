@@ -1,16 +1,135 @@
-//! Restoring: which gateway, which backups to try (newest first), and where the copy goes — pure
-//! functions of what was asked and what was listed. Only backups a function verified and recorded
-//! are candidates; the handler reads each again (the recorded versions) and restores the first
-//! that still verifies.
+//! Restoring: the flow (observe the gateway and its backups, verify them newest first, run the
+//! restore script beside the live state, report with the switch-over) and its choices — which
+//! gateway, which backups to try, where the copy goes — pure functions of what was asked and what
+//! was listed. Only backups a function verified and recorded are candidates; the flow reads each
+//! again (the recorded versions) and restores the first that still verifies.
 
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::Error;
 use serde::Serialize;
 
+use openclaw_ops_shared::backup::layout;
+use openclaw_ops_shared::backup::restore as script_restore;
+
 use crate::event::Which;
 use crate::history::{History, Verified};
-use crate::layout;
 use crate::plan::Gateway;
+use crate::report::{Rejected, RestoreReport, tail};
+use crate::{FUNCTION, Handler};
+
+impl Handler {
+    /// Observe (the gateway, its backups newest first, verified in turn) → plan (the target beside
+    /// the live state) → apply (the restore script on the instance) → report (with the switch-over).
+    pub(crate) async fn restore(
+        &self,
+        wanted: &str,
+        which: &Which,
+        dry_run: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<RestoreReport, Error> {
+        let settings = &self.config.backup;
+        let store = &self.clients.store;
+        let gateways = self.clients.gateways(&self.config.gateway_tag).await?;
+        let gateway = pick_gateway(&gateways, wanted)?;
+        let mut listed = Vec::new();
+        for prefix in search_prefixes(&settings.prefix, &gateway, which)? {
+            listed.extend(self.clients.list(&prefix).await?);
+        }
+        let history = History::from_keys(&listed);
+        let candidates = candidates(which, &history)?;
+        let mut rejected = Vec::new();
+        let mut chosen = None;
+        for candidate in candidates {
+            let checked = match store.record(&candidate.record_key).await {
+                Ok(record) if record.manifest.key != candidate.manifest_key => {
+                    Err(format!("its record {} names another manifest, {}", candidate.record_key, record.manifest.key))
+                }
+                Ok(record) => {
+                    store.verify(&record.manifest.key, Some((&record.manifest, &record.archive))).await.map(|_| record)
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match checked {
+                Ok(record) => {
+                    chosen = Some(record);
+                    break;
+                }
+                Err(why) => rejected.push(Rejected { manifest_key: candidate.manifest_key, why }),
+            }
+        }
+        let target = target(&settings.state_dir, Utc::now());
+        let mut report = RestoreReport {
+            function: FUNCTION,
+            action: "restore",
+            dry_run,
+            gateway: gateway.name.clone(),
+            instance_id: gateway.instance_id.clone(),
+            backup: chosen.as_ref().map(|r| r.manifest.key.clone()),
+            backup_time: chosen.as_ref().map(|r| r.made_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            rejected,
+            unverified: history.unverified.clone(),
+            switch_over: script_restore::switch_over_steps(&settings.state_dir, &target.dir, &target.stamp),
+            target_dir: target.dir,
+            restored: None,
+            error: None,
+            stderr_tail: None,
+        };
+        match &chosen {
+            None => {
+                report.error = Some(format!(
+                    "no verified backup of {} ({}) is left to restore ({} recorded one(s) no longer verify)",
+                    gateway.name,
+                    gateway.id,
+                    report.rejected.len()
+                ));
+            }
+            Some(_) if dry_run => {}
+            Some(record) => {
+                let lifetime = self.config.url_lifetime();
+                let script = script_restore::Restore {
+                    state_dir: settings.state_dir.clone(),
+                    archive_url: store.download_url(&record.archive, lifetime).await?,
+                    manifest_url: store.download_url(&record.manifest, lifetime).await?,
+                    target_dir: report.target_dir.clone(),
+                    switch_over: report.switch_over.clone(),
+                }
+                .script();
+                let outcome = self
+                    .clients
+                    .run(
+                        &gateway.instance_id,
+                        "openclaw-ops s3-backup restore",
+                        script,
+                        self.config.command_timeout,
+                        deadline,
+                    )
+                    .await;
+                match outcome {
+                    Err(e) => report.error = Some(e),
+                    Ok(o) if o.status != "Success" => {
+                        report.error = Some(format!(
+                            "the restore command {} ended {} (exit {})",
+                            o.command_id, o.status, o.exit_code
+                        ));
+                        report.stderr_tail = Some(tail(&o.stderr, 1500));
+                    }
+                    Ok(o) => match script_restore::parse_result(&o.stdout) {
+                        Some(result) => report.restored = Some(result),
+                        None => {
+                            report.error = Some(format!("the restore command {} printed no result", o.command_id));
+                            report.stderr_tail = Some(tail(&o.stderr, 1500));
+                        }
+                    },
+                }
+            }
+        }
+        self.report_restore(&report).await?;
+        match &report.error {
+            Some(error) => Err(Error::Incomplete(format!("restore of {}: {error}", report.gateway))),
+            None => Ok(report),
+        }
+    }
+}
 
 /// The gateway named by its Name tag or instance id, among the running ones.
 pub fn pick_gateway(gateways: &[Gateway], wanted: &str) -> Result<Gateway, Error> {
