@@ -7,6 +7,8 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod notification;
+/// For the functions' tests only.
+#[cfg(feature = "test-util")]
 pub mod samples;
 pub mod tags;
 
