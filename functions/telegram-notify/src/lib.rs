@@ -14,18 +14,17 @@ pub mod input;
 pub mod ledger;
 pub mod message;
 pub mod render;
+pub mod report;
 pub mod telegram;
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use chrono::Utc;
+use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::error::SdkErrorDisplay;
-use openclaw_ops_shared::metrics::Metrics;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -35,6 +34,7 @@ use crate::input::{Incoming, Undelivered};
 use crate::ledger::{Ledger, Taken};
 use crate::message::Message;
 use crate::render::InsufficientData;
+use crate::report::{DeadLettered, ForChat, Report, Response, Skipped};
 use crate::telegram::{Chat, Telegram};
 
 pub const FUNCTION: &str = "telegram-notify";
@@ -84,22 +84,6 @@ struct Session {
 /// Recently delivered (message id, chat) pairs, oldest first out.
 type Remembered = (HashSet<(String, String)>, VecDeque<(String, String)>);
 
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    pub sent: Vec<Value>,
-    pub duplicates: Vec<Value>,
-    /// Another container was sending it and had not finished: retried later (batch item failure
-    /// on SQS, a failed invocation otherwise), never dropped.
-    pub in_flight_elsewhere: Vec<Value>,
-    /// Sent without a claim: the delivery records could not be read or written (the error says
-    /// why); another container may send these too.
-    pub unclaimed: Vec<Value>,
-    /// Chats a replayed message named that are not in `TELEGRAM_CHATS`: nothing was sent there.
-    pub refused: Vec<Value>,
-    pub skipped: Vec<Value>,
-    pub dead_lettered: Vec<Value>,
-}
-
 impl Handler {
     pub fn new(
         config: Config,
@@ -144,7 +128,7 @@ impl Handler {
         Ok(telegram)
     }
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
         let from_sqs = event.payload["Records"][0]["eventSource"] == "aws:sqs";
         let incoming = input::parse(event.payload)?;
         let mut session = Session { telegram: self.telegram(false).await?, reread: false };
@@ -152,41 +136,17 @@ impl Handler {
         let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
 
         let mut report = Report::default();
-        let mut batch_failures = Vec::new();
+        let mut batch = from_sqs.then(SqsBatchResponse::default);
         for item in incoming {
             if let Err(e) = self.deliver_one(&mut session, &item, deadline, &mut report).await {
-                match &item.sqs_message_id {
-                    Some(id) if from_sqs => batch_failures.push(json!({"itemIdentifier": id})),
+                match (&item.sqs_message_id, &mut batch) {
+                    (Some(id), Some(batch)) => batch.add_failure(id),
                     _ => return Err(e),
                 }
             }
         }
-
-        Metrics::new(FUNCTION)
-            .count("MessagesSent", report.sent.len())
-            .count("MessagesDuplicate", report.duplicates.len())
-            .count("MessagesInFlightElsewhere", report.in_flight_elsewhere.len())
-            .count("MessagesUnclaimed", report.unclaimed.len())
-            .count("ChatsRefused", report.refused.len())
-            .count("MessagesUndelivered", report.dead_lettered.len())
-            .emit(Utc::now());
-        let json = serde_json::to_value(&report).expect("serialisable");
-        tracing::info!(
-            sent = report.sent.len(),
-            duplicates = report.duplicates.len(),
-            in_flight_elsewhere = report.in_flight_elsewhere.len(),
-            unclaimed = report.unclaimed.len(),
-            refused = report.refused.len(),
-            skipped = report.skipped.len(),
-            dead_lettered = report.dead_lettered.len(),
-            batch_failures = batch_failures.len(),
-            report = %json,
-            "telegram-notify delivered"
-        );
-        let mut response = json;
-        if from_sqs {
-            response["batchItemFailures"] = Value::Array(batch_failures);
-        }
+        let response = Response { report, batch };
+        response.emit();
         Ok(response)
     }
 
@@ -202,14 +162,14 @@ impl Handler {
             && a.state == alarm::State::InsufficientData
             && self.config.insufficient_data == InsufficientData::Skip
         {
-            report.skipped.push(json!({"id": item.id, "reason": "INSUFFICIENT_DATA is configured to skip"}));
+            report.skipped.push(Skipped { id: item.id.clone(), reason: "INSUFFICIENT_DATA is configured to skip" });
             return Ok(());
         }
         let rendered = render::render(&item.message, self.config.insufficient_data);
         let (chats, refused) = targets(item.only_chats.as_deref(), &self.config.chats);
         for chat in refused {
             tracing::warn!(id = %item.id, chat = %chat.label(), "refused: the message names a chat not in TELEGRAM_CHATS");
-            report.refused.push(json!({"id": item.id, "chat": chat.label(), "reason": "not in TELEGRAM_CHATS"}));
+            report.refused.push(ForChat { reason: Some("not in TELEGRAM_CHATS"), ..ForChat::new(&item.id, &chat) });
         }
         let mut undelivered = Vec::new();
         let mut errors = Vec::new();
@@ -217,7 +177,7 @@ impl Handler {
         for chat in chats {
             let key = (item.id.clone(), chat.label());
             if self.delivered.lock().await.0.contains(&key) {
-                report.duplicates.push(json!({"id": item.id, "chat": chat.label()}));
+                report.duplicates.push(ForChat::new(&item.id, &chat));
                 continue;
             }
             let claim = match &self.ledger {
@@ -228,19 +188,21 @@ impl Handler {
                         self.remember(key).await;
                         report
                             .duplicates
-                            .push(json!({"id": item.id, "chat": chat.label(), "seen_by": "another container"}));
+                            .push(ForChat { seen_by: Some("another container"), ..ForChat::new(&item.id, &chat) });
                         continue;
                     }
                     Ok(Taken::Busy) => {
                         tracing::info!(id = %item.id, chat = %chat.label(), "another container is sending it; retried later");
-                        report.in_flight_elsewhere.push(json!({"id": item.id, "chat": chat.label()}));
+                        report.in_flight_elsewhere.push(ForChat::new(&item.id, &chat));
                         busy.push(chat.label());
                         continue;
                     }
                     // An alert that may come twice beats one that never comes: sent unclaimed.
                     Err(error) => {
                         tracing::warn!(id = %item.id, chat = %chat.label(), %error, "delivery records unreadable; sending unclaimed");
-                        report.unclaimed.push(json!({"id": item.id, "chat": chat.label(), "error": error.to_string()}));
+                        report
+                            .unclaimed
+                            .push(ForChat { error: Some(error.to_string()), ..ForChat::new(&item.id, &chat) });
                         None
                     }
                 },
@@ -263,10 +225,13 @@ impl Handler {
                         // that could send it again (ledger.rs).
                         tracing::warn!(id = %item.id, chat = %chat.label(), %error, "sent, but not recorded as sent");
                     }
-                    report.sent.push(json!({
-                        "id": item.id, "chat": sent.chat.label(), "message_id": sent.message_id,
-                        "plain_text": sent.as_plain_text, "waited_429": sent.waited_429,
-                    }));
+                    report.sent.push(report::Sent {
+                        id: item.id.clone(),
+                        chat: sent.chat.label(),
+                        message_id: sent.message_id,
+                        plain_text: sent.as_plain_text,
+                        waited_429: sent.waited_429,
+                    });
                 }
                 Err(error) => {
                     tracing::warn!(id = %item.id, chat = %chat.label(), %error, "not delivered");
@@ -298,7 +263,7 @@ impl Handler {
             .send()
             .await
             .map_err(|e| Error::Aws { operation: "sqs:SendMessage", message: SdkErrorDisplay(&e).to_string() })?;
-        report.dead_lettered.push(json!({"id": remainder.id, "chats": remainder.chats, "errors": remainder.errors}));
+        report.dead_lettered.push(DeadLettered { id: remainder.id, chats: remainder.chats, errors: remainder.errors });
         in_flight(&item.id, &busy)
     }
 
