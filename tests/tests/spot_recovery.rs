@@ -95,6 +95,16 @@ impl Bed {
                             .arn(&profile_arn)
                             .build(),
                     )
+                    // stacks/gateway.yaml's instance tags: EC2 gives them to every launch from the
+                    // template unless the request tags the same key.
+                    .tag_specifications(
+                        aws_sdk_ec2::types::LaunchTemplateTagSpecificationRequest::builder()
+                            .resource_type(ResourceType::Instance)
+                            .tags(tag("Name", "openclaw-gateway"))
+                            .tags(tag("openclaw:role", "gateway"))
+                            .tags(tag("openclaw:managed-by", "openclaw-ops"))
+                            .build(),
+                    )
                     .build(),
             )
             .send()
@@ -120,9 +130,8 @@ impl Bed {
                 .resource_type(ResourceType::Instance)
                 .tags(tag("Name", name))
                 .tags(tag("team", "ops"));
-            if gateway {
-                spec = spec.tags(tag("openclaw:role", "gateway"));
-            }
+            // Launched from the gateway's template, another app says what it is, as it must.
+            spec = spec.tags(tag("openclaw:role", if gateway { "gateway" } else { "app" }));
             ec2.run_instances()
                 .launch_template(LaunchTemplateSpecification::builder().launch_template_id(&template_id).build())
                 .min_count(1)
@@ -674,7 +683,9 @@ async fn a_rebalance_recommendation_starts_a_standby_that_takes_over_at_the_inte
     let standby = report["outcome"]["replacement"].as_str().unwrap().to_owned();
     let tags = tags_of(&bed.instance(&standby).await);
     assert_eq!(tags["openclaw:replaces"], bed.gateway);
-    assert!(!tags.contains_key("openclaw:role"), "not the gateway before it has the data: {tags:?}");
+    // The template tags role=gateway: the standby's own request tag overrides it.
+    assert_eq!(tags["openclaw:role"], "standby", "not the gateway before it has the data: {tags:?}");
+    assert_eq!(tags["Name"], "openclaw-gateway-standby");
     assert_eq!(bed.attached_to(&bed.data_volume).await.unwrap().0, bed.gateway, "the volume stays until the end");
 
     bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
@@ -969,7 +980,11 @@ async fn a_data_volume_on_another_instance_is_never_replaced_by_a_snapshot() {
         .max_count(1)
         .subnet_id(&bed.subnets[AZ])
         .tag_specifications(
-            TagSpecification::builder().resource_type(ResourceType::Instance).tags(tag("Name", "rescue")).build(),
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("Name", "rescue"))
+                .tags(tag("openclaw:role", "rescue"))
+                .build(),
         )
         .send()
         .await

@@ -30,6 +30,10 @@ pub const MAINTENANCE: &str = "openclaw:maintenance";
 pub const RESTORED_FROM: &str = "openclaw:restored-from";
 
 /// Tags that describe one instance's history, not the gateway: never carried to a replacement.
+/// The gateway tag's value on a standby until it takes over (`LaunchOnlyOwnedInstances` in
+/// template.yaml lets a launch carry it; the takeover's retag needs `TagOwnedReplacements`).
+pub const STANDBY_ROLE: &str = "standby";
+
 const NOT_CARRIED: &[&str] = &[REPLACES, REPLACED_BY, SPOT_WARNING, REBALANCE, tags::MANAGED_BY];
 
 /// State reasons EC2 gives an instance it reclaimed (`Server.SpotInstanceTermination`,
@@ -520,8 +524,11 @@ fn carried_tags(instance: &Instance) -> Vec<(String, String)> {
 enum Launching {
     /// The gateway is gone: the replacement is the gateway from the start.
     Now,
-    /// Early, while the gateway still runs: without the gateway tag, so nothing takes it for the
-    /// gateway (s3-backup's backups, the next interruption's lookup) before it has the data volume.
+    /// Early, while the gateway still runs: tagged `openclaw:role=standby`, so nothing takes it for
+    /// the gateway (s3-backup's backups, ebs-snapshots, the next interruption's lookup) before it
+    /// has the data volume. Leaving the key out is not enough: EC2 merges the launch template's
+    /// instance tags (`openclaw:role=gateway`, `Name=openclaw-gateway`) under the request's, so
+    /// only a request tag of the same key overrides them.
     Standby,
 }
 
@@ -546,7 +553,20 @@ fn launch(
         .or_else(|| instance.subnet_id.clone().filter(|_| instance.az.as_deref() == Some(az.as_str())));
     let mut tags = carried_tags(instance);
     if launching == Launching::Standby {
-        tags.retain(|(k, _)| *k != config.gateway_tag.key);
+        let name = format!("{}-standby", instance.name());
+        for (k, v) in &mut tags {
+            if *k == config.gateway_tag.key {
+                *v = STANDBY_ROLE.to_owned();
+            } else if k == tags::NAME {
+                v.clone_from(&name);
+            }
+        }
+        if !tags.iter().any(|(k, _)| *k == config.gateway_tag.key) {
+            tags.push((config.gateway_tag.key.clone(), STANDBY_ROLE.to_owned()));
+        }
+        if !tags.iter().any(|(k, _)| k == tags::NAME) {
+            tags.push((tags::NAME.to_owned(), name));
+        }
     }
     Ok(Launch {
         template_id,
@@ -560,7 +580,7 @@ fn launch(
 
 /// EC2 answers a `ClientToken` it has seen with the instance it launched then, and a token reused
 /// with other parameters with `IdempotentParameterMismatch`. So the token names what is launched
-/// (a standby lacks the gateway tag: another request) and how many launches for this instance are
+/// (a standby carries other tags: another request) and how many launches for this instance are
 /// gone already: two deliveries of one event share a token and get one instance, while a launch
 /// after a replacement that died gets a new instance instead of the dead one.
 fn client_token(instance: &Instance, observed: &Observed, launching: Launching) -> String {

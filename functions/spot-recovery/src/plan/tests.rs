@@ -598,7 +598,13 @@ fn a_rebalance_recommendation_saves_and_starts_early_only_when_configured() {
     let l = p.early_launch.unwrap();
     assert_eq!((l.az.as_str(), l.subnet_id.as_deref()), ("us-east-1b", Some("subnet-b")));
     assert!(l.tags.contains(&(REPLACES.to_owned(), OLD.to_owned())));
-    assert!(!l.tags.iter().any(|(k, _)| k == "openclaw:role"), "a standby is not the gateway yet: {:?}", l.tags);
+    // The launch template tags every instance role=gateway: only a request tag of that key keeps
+    // a standby from being the gateway to every other function.
+    let role: Vec<&str> = l.tags.iter().filter(|(k, _)| k == "openclaw:role").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(role, vec!["standby"], "a standby is not the gateway yet: {:?}", l.tags);
+    let name: Vec<&str> = l.tags.iter().filter(|(k, _)| k == "Name").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(name.len(), 1, "{:?}", l.tags);
+    assert!(name[0].ends_with("-standby"), "{:?}", l.tags);
     // Other tags, another request: a replacement launched later must not reuse the standby's token.
     assert_eq!(l.client_token, format!("openclaw-ops-standby-{OLD}"));
 
@@ -609,10 +615,12 @@ fn a_rebalance_recommendation_saves_and_starts_early_only_when_configured() {
     let mut interrupted = observed(reclaimed("terminated"), vec![data_volume(None)]);
     interrupted.replacements = vec![standby];
     let r = replace(plan(&state_change("terminated"), &interrupted, &early));
-    assert_eq!(
-        r.replacement,
-        Replacement::Existing { instance_id: NEW.into(), tags: vec![("openclaw:role".into(), "gateway".into())] }
-    );
+    let Replacement::Existing { instance_id, tags } = r.replacement else { panic!("{:?}", r.replacement) };
+    assert_eq!(instance_id, NEW);
+    let tags: BTreeMap<String, String> = tags.into_iter().collect();
+    assert_eq!(tags.len(), 2, "only what differs: {tags:?}");
+    assert_eq!(tags["openclaw:role"], "gateway");
+    assert_eq!(Some(&tags["Name"]), interrupted.instance.as_ref().unwrap().tags.get("Name"));
 
     let mut with_replacement = o.clone();
     let mut r = gateway("running");
