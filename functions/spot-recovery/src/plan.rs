@@ -29,11 +29,11 @@ pub const MAINTENANCE: &str = "openclaw:maintenance";
 /// On a volume restored from a snapshot: which one.
 pub const RESTORED_FROM: &str = "openclaw:restored-from";
 
-/// Tags that describe one instance's history, not the gateway: never carried to a replacement.
 /// The gateway tag's value on a standby until it takes over (`LaunchOnlyOwnedInstances` in
 /// template.yaml lets a launch carry it; the takeover's retag needs `TagOwnedReplacements`).
 pub const STANDBY_ROLE: &str = "standby";
 
+/// Tags that describe one instance's history, not the gateway: never carried to a replacement.
 const NOT_CARRIED: &[&str] = &[REPLACES, REPLACED_BY, SPOT_WARNING, REBALANCE, tags::MANAGED_BY];
 
 /// State reasons EC2 gives an instance it reclaimed (`Server.SpotInstanceTermination`,
