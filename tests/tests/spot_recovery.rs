@@ -1026,27 +1026,63 @@ async fn a_data_volume_on_another_instance_is_never_replaced_by_a_snapshot() {
 }
 
 /// Point 5 of issue 15: a Spot stop (warned and recorded), a restart, then the operator's own
-/// terminate. The old warning on the instance does not make the terminate a Spot interruption.
+/// terminate. The gateway's `running` notification clears the records of the interruption it came
+/// back from, so the next warning is saved again (not taken for a repeated delivery) and the old
+/// record is no evidence of anything; the terminate is not replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warning_from_an_earlier_stop_does_not_replace_a_deliberate_terminate() {
+async fn a_gateway_back_from_a_spot_stop_sheds_its_records_and_a_deliberate_terminate_is_not_replaced() {
     let bed = Bed::start(Tier::Budget).await;
     let function = bed.function(&[]).await;
-    let stop_warning = ec2_event(
-        "EC2 Spot Instance Interruption Warning",
-        "warning-stop",
-        Utc::now(),
-        json!({"instance-id": bed.gateway, "instance-action": "stop"}),
-    );
-    function.invoke(&stop_warning).await.unwrap().response();
-    assert!(tags_of(&bed.instance(&bed.gateway).await).contains_key("openclaw:spot-warning"));
+    let stop_warning = |time: DateTime<Utc>| {
+        ec2_event(
+            "EC2 Spot Instance Interruption Warning",
+            "warning-stop",
+            time,
+            json!({"instance-id": bed.gateway, "instance-action": "stop"}),
+        )
+    };
+    let first = Utc::now() - chrono::TimeDelta::minutes(3);
+    function.invoke(&rebalance(&bed.gateway, first - chrono::TimeDelta::minutes(2))).await.unwrap().response();
+    let report = function.invoke(&stop_warning(first)).await.unwrap().response();
+    assert_eq!(report["plan"]["duplicate"], false, "{report}");
+    let tags = tags_of(&bed.instance(&bed.gateway).await);
+    assert!(tags.contains_key("openclaw:spot-warning") && tags.contains_key("openclaw:rebalance"), "{tags:?}");
     bed.emulator.spot_interruption_taking(&bed.gateway, "stop", 0.0).await.unwrap();
     bed.wait_for_state(&bed.gateway, "stopped").await;
     let report = function.invoke(&state_change(&bed.gateway, "stopped", Utc::now())).await.unwrap().response();
     assert!(report["plan"]["reason"].as_str().unwrap().contains("REPLACE_ON_STOP"), "{report}");
+    bed.notifications().await;
 
-    // EC2 (or the operator) starts it again; later the operator terminates it on purpose.
+    // EC2 (or the operator) starts it again: its `running` notification clears both records.
     bed.ec2.start_instances().instance_ids(&bed.gateway).send().await.unwrap();
     bed.wait_for_state(&bed.gateway, "running").await;
+    let running = state_change(&bed.gateway, "running", Utc::now());
+    let report = function.invoke(&running).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "clear", "{report}");
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let tags = tags_of(&bed.instance(&bed.gateway).await);
+    assert!(!tags.contains_key("openclaw:spot-warning"), "the old warning is gone: {tags:?}");
+    assert!(!tags.contains_key("openclaw:rebalance"), "{tags:?}");
+    assert_eq!(tags["openclaw:role"], "gateway");
+    assert_eq!(bed.notifications().await, Vec::<Value>::new(), "a routine clear is not news");
+
+    // The same notification again: one read, no write.
+    let calls_before = bed.emulator.calls_by(&bed.principal.keys).await.unwrap().len();
+    let report = function.invoke(&running).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "ignore", "{report}");
+    let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
+    let actions: Vec<&str> = calls[calls_before..].iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(actions, ["ec2:DescribeInstances"]);
+
+    // A new warning is a new interruption: recorded fresh and saved, not taken for a repeat.
+    let second = Utc::now();
+    let report = function.invoke(&stop_warning(second)).await.unwrap().response();
+    assert_eq!(report["plan"]["duplicate"], false, "{report}");
+    assert!(report["outcome"]["snapshot_id"].is_string(), "{report}");
+    let tags = tags_of(&bed.instance(&bed.gateway).await);
+    assert_eq!(tags["openclaw:spot-warning"], second.to_rfc3339_opts(SecondsFormat::Secs, true));
+
+    // Later the operator terminates it on purpose.
     bed.ec2.terminate_instances().instance_ids(&bed.gateway).send().await.unwrap();
     bed.wait_for_state(&bed.gateway, "terminated").await;
     let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
@@ -1055,4 +1091,5 @@ async fn a_warning_from_an_earlier_stop_does_not_replace_a_deliberate_terminate(
     assert_eq!(bed.replacements().await.len(), 0);
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
     assert_eq!(launches, 0);
+    bed.assert_all_allowed().await;
 }

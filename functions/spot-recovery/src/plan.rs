@@ -119,6 +119,20 @@ pub enum Plan {
     /// The gateway was interrupted, but a volume of its data is attached to another instance (a
     /// rescue instance, a second replacement): nothing is changed, a human decides.
     Held(Held),
+    /// The gateway runs again after a stop or hibernation: the records of the interruption it came
+    /// back from are deleted.
+    Clear(Clear),
+}
+
+/// Left on the instance, an old warning would make the next warning look like a repeated delivery
+/// (nothing saved) and would be read as evidence of an interruption that is over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Clear {
+    pub instance_id: String,
+    pub gateway: String,
+    /// The records as observed, key and value: each is deleted only while it still has that value,
+    /// so a warning recorded between the read and the delete stays.
+    pub tags: Vec<(String, String)>,
 }
 
 /// The data volume is held by an instance this function did not pick: replacing now would mean
@@ -279,6 +293,7 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
             "running" | "pending" => Plan::Prepare(prepare(instance, Signal::Rebalance, &at, event, observed, config)),
             other => ignore(id, format!("rebalance recommendation for an instance that is {other}"), false),
         },
+        Event::StateChange { state: reported, .. } if reported == "running" => clear(instance, event.time()),
         Event::StateChange { state: reported, .. } => {
             // EC2's API may lag the event by a moment: a transitional state counts as the event's.
             let state = match instance.state.as_str() {
@@ -305,6 +320,35 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
             }
         }
     }
+}
+
+/// The gateway's `running` notification: the warning and rebalance records it still carries
+/// belong to an interruption it came back from, unless they were recorded after it started
+/// (EventBridge does not promise order, so the notification may arrive after a newer warning).
+fn clear(instance: &Instance, started: chrono::DateTime<chrono::Utc>) -> Plan {
+    let id = &instance.id;
+    if instance.state != "running" {
+        return ignore(id, format!("the running event is out of date: the instance is {} now", instance.state), false);
+    }
+    let mut kept = Vec::new();
+    let mut tags = Vec::new();
+    for key in [SPOT_WARNING, REBALANCE] {
+        let Some(value) = instance.tags.get(key) else { continue };
+        // An unreadable value is no evidence of anything (`spot_evidence` ignores it): cleared too.
+        match value.parse::<chrono::DateTime<chrono::Utc>>() {
+            Ok(at) if at >= started => kept.push(format!("{key}={value}")),
+            _ => tags.push((key.to_owned(), value.clone())),
+        }
+    }
+    if tags.is_empty() {
+        let reason = if kept.is_empty() {
+            format!("running; no {SPOT_WARNING} or {REBALANCE} record to clear")
+        } else {
+            format!("running; {} recorded after it started: kept", kept.join(", "))
+        };
+        return ignore(id, reason, false);
+    }
+    Plan::Clear(Clear { instance_id: id.clone(), gateway: instance.name().to_owned(), tags })
 }
 
 /// How long before the stop or termination a recorded warning still explains it: EC2 warns two
