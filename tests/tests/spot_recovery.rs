@@ -693,7 +693,15 @@ async fn a_rebalance_recommendation_starts_a_standby_that_takes_over_at_the_inte
     assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
     assert_eq!(report["outcome"]["replacement"], standby);
     assert_eq!(bed.replacements().await.len(), 1);
-    assert_eq!(tags_of(&bed.instance(&standby).await)["openclaw:role"], "gateway");
+    // Tagged as the gateway before the attach: MoveTheGatewaysDataVolume names the role tag on the
+    // instance, and the strict bed refuses the attach to a standby (assert_all_allowed below).
+    let steps: Vec<&str> =
+        report["outcome"]["timeline"].as_array().unwrap().iter().map(|s| s["what"].as_str().unwrap()).collect();
+    let at = |needle: &str| steps.iter().position(|s| s.contains(needle)).unwrap_or_else(|| panic!("{steps:?}"));
+    assert!(at("takes over: tagged as the gateway") < at("attached to"), "{steps:?}");
+    let tags = tags_of(&bed.instance(&standby).await);
+    assert_eq!(tags["openclaw:role"], "gateway");
+    assert_eq!(tags["Name"], "openclaw-gateway", "the gateway's name once it is the gateway");
     assert_eq!(bed.attached_to(&bed.data_volume).await, Some((standby.clone(), "/dev/sdf".to_owned())));
     assert_eq!(bed.eip_instance().await, Some(standby));
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
