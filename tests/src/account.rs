@@ -176,3 +176,84 @@ pub async fn drain(admin: &SdkConfig, queue_url: &str) -> anyhow::Result<Vec<Val
         }
     }
 }
+
+/// A standby as spot-recovery starts one on a rebalance recommendation, beside `gateway`: launched
+/// from a template carrying stacks/gateway.yaml's instance tags (`openclaw:role=gateway`,
+/// `Name=openclaw-gateway`, which EC2 gives every launch unless the request tags the same key) and
+/// with spot-recovery's request tags for a standby, so what lands on it is what EC2 would merge.
+/// Its root volume is tagged as the stack's template tags root volumes. Until it takes over it has
+/// no data volume.
+pub struct Standby {
+    pub instance_id: String,
+    pub root_volume: String,
+}
+
+pub async fn launch_standby(admin: &SdkConfig, gateway: &str, az: &str) -> anyhow::Result<Standby> {
+    use aws_sdk_ec2::types::{LaunchTemplateSpecification, LaunchTemplateTagSpecificationRequest, Placement};
+    let ec2 = aws_sdk_ec2::Client::new(admin);
+    let image = ec2.describe_images().owners("amazon").send().await.context("DescribeImages")?;
+    let image_id = image.images().first().and_then(|i| i.image_id()).context("the emulator has no AMIs")?.to_owned();
+    let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+        .image_id(image_id)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+        .tag_specifications(
+            LaunchTemplateTagSpecificationRequest::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("Name", "openclaw-gateway"))
+                .tags(tag("openclaw:role", "gateway"))
+                .tags(tag("openclaw:managed-by", "openclaw-ops"))
+                .build(),
+        )
+        .build();
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name(format!("openclaw-gateway-{gateway}"))
+        .launch_template_data(data)
+        .send()
+        .await
+        .context("CreateLaunchTemplate")?;
+    let template_id = template.launch_template().and_then(|t| t.launch_template_id()).context("template id")?;
+    // spot-recovery's request for a standby (plan::launch, Launching::Standby).
+    let run = ec2
+        .run_instances()
+        .launch_template(LaunchTemplateSpecification::builder().launch_template_id(template_id).build())
+        .min_count(1)
+        .max_count(1)
+        .placement(Placement::builder().availability_zone(az).build())
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("Name", "openclaw-gateway-standby"))
+                .tags(tag("openclaw:role", "standby"))
+                .tags(tag("openclaw:replaces", gateway))
+                .tags(tag("openclaw:managed-by", "openclaw-ops"))
+                .tags(tag("team", "ops"))
+                .build(),
+        )
+        .send()
+        .await
+        .context("RunInstances (standby)")?;
+    let instance_id = run.instances()[0].instance_id().context("instance id")?.to_owned();
+    let volumes = ec2
+        .describe_volumes()
+        .filters(Filter::builder().name("attachment.instance-id").values(&instance_id).build())
+        .send()
+        .await
+        .context("DescribeVolumes")?;
+    let root_volume = volumes.volumes().first().and_then(|v| v.volume_id()).context("root volume")?.to_owned();
+    ec2.create_tags()
+        .resources(&root_volume)
+        .tags(tag("Name", "openclaw-gateway-root"))
+        .tags(tag("openclaw:managed-by", "openclaw-ops"))
+        .send()
+        .await
+        .context("CreateTags root")?;
+    let described = ec2.describe_instances().instance_ids(&instance_id).send().await.context("DescribeInstances")?;
+    let tags: std::collections::BTreeMap<&str, &str> =
+        described.reservations()[0].instances()[0].tags().iter().filter_map(|t| Some((t.key()?, t.value()?))).collect();
+    anyhow::ensure!(
+        tags.get("openclaw:role") == Some(&"standby") && tags.get("Name") == Some(&"openclaw-gateway-standby"),
+        "the request's tags override the template's: {tags:?}"
+    );
+    Ok(Standby { instance_id, root_volume })
+}

@@ -509,3 +509,38 @@ async fn volumes_past_the_deadline_are_reported_and_the_retry_snapshots_only_the
     assert_eq!(all.len(), 32);
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 32, "one snapshot per volume, none twice");
 }
+
+/// Issue 15, point 3: a standby spot-recovery started early (tagged `openclaw:role=standby` over the
+/// launch template's `gateway`, its root volume tagged as the stack's template tags one), with an
+/// online SSM agent, is not snapshotted or frozen as the gateway: the day's snapshots are the
+/// gateway's two tagged volumes', and no command is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_is_never_snapshotted_or_frozen_as_the_gateway() {
+    let bed = Bed::start(&[("SNAPSHOT_CONSISTENCY", "app")]).await;
+    let standby = integration_tests::account::launch_standby(
+        &bed.account.admin,
+        &bed.account.instance_id,
+        integration_tests::account::AZ,
+    )
+    .await
+    .unwrap();
+    let mut env = serde_json::Map::new();
+    for (k, v) in bed.emulator.function_env(&bed.emulator.admin_keys()) {
+        env.insert(k, json!(v));
+    }
+    bed.emulator.register_instance(&standby.instance_id, env).await.unwrap();
+
+    let report = bed.run_day(1).await.response();
+    assert_eq!(report["failed"], json!([]), "{report}");
+    assert_eq!(report["created"].as_array().unwrap().len(), 2, "{report}");
+    let dates = bed.owned_dates().await;
+    let sources: BTreeSet<&str> = dates.keys().map(String::as_str).collect();
+    assert_eq!(sources, BTreeSet::from([bed.account.root_volume.as_str(), bed.account.data_volume.as_str()]));
+    assert!(!sources.contains(standby.root_volume.as_str()));
+    for s in bed.account.snapshots().await.unwrap() {
+        assert_ne!(tag_value(&s, "openclaw:instance-id"), Some(standby.instance_id.as_str()));
+    }
+    let calls = bed.actions_used().await;
+    assert!(!calls.iter().any(|(a, _)| a == "ssm:SendCommand"), "nothing frozen: {calls:?}");
+    assert!(calls.iter().all(|(_, allowed)| *allowed), "{calls:?}");
+}

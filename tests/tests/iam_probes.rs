@@ -122,6 +122,11 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
     let gateway = json!({"aws:ResourceTag/openclaw:role": "gateway"});
     let standby = json!({"aws:ResourceTag/openclaw:managed-by": "openclaw-ops"});
     let foreign = json!({"aws:ResourceTag/Name": "other-app"});
+    let delete_tags = |resource: &Value, keys: &[&str]| {
+        let mut context = resource.clone();
+        context["aws:TagKeys"] = json!(keys);
+        context
+    };
     let ours = format!("arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{TEMPLATE}");
     let theirs = format!("arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/lt-0bbbbbbbbbbbbbbbb");
     // `from_template`: whether the resource is the launch template's own or the request's.
@@ -146,10 +151,39 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
             (probe("ec2:AttachVolume", &arn("volume", "vol-2"), foreign.clone()), false),
             (probe("ec2:DetachVolume", &arn("volume", "vol-2"), foreign.clone()), false),
             (probe("ec2:CreateTags", &arn("instance", "i-1"), gateway.clone()), true),
-            (probe("ec2:CreateTags", &arn("instance", "i-2"), standby), true),
+            (probe("ec2:CreateTags", &arn("instance", "i-2"), standby.clone()), true),
             (probe("ec2:CreateTags", &arn("instance", "i-3"), foreign.clone()), false),
             (probe("ec2:CreateTags", &arn("volume", "vol-2"), foreign.clone()), false),
             (probe("ec2:CreateTags", &arn("instance", "*"), json!({"ec2:CreateAction": "RunInstances"})), true),
+            // The gateway back from a stop sheds its warning and rebalance records, nothing else.
+            (probe("ec2:DeleteTags", &arn("instance", "i-1"), delete_tags(&gateway, &["openclaw:spot-warning"])), true),
+            (
+                probe(
+                    "ec2:DeleteTags",
+                    &arn("instance", "i-1"),
+                    delete_tags(&gateway, &["openclaw:spot-warning", "openclaw:rebalance"]),
+                ),
+                true,
+            ),
+            (
+                probe(
+                    "ec2:DeleteTags",
+                    &arn("instance", "i-1"),
+                    delete_tags(&gateway, &["openclaw:spot-warning", "Name"]),
+                ),
+                false,
+            ),
+            (probe("ec2:DeleteTags", &arn("instance", "i-1"), delete_tags(&gateway, &["openclaw:role"])), false),
+            // No keys at all: DeleteTags would delete every tag.
+            (probe("ec2:DeleteTags", &arn("instance", "i-1"), delete_tags(&gateway, &[])), false),
+            (
+                probe("ec2:DeleteTags", &arn("instance", "i-2"), delete_tags(&standby, &["openclaw:spot-warning"])),
+                false,
+            ),
+            (
+                probe("ec2:DeleteTags", &arn("instance", "i-3"), delete_tags(&foreign, &["openclaw:spot-warning"])),
+                false,
+            ),
             (launch(&arn("instance", "*"), &ours, true), true),
             (launch(&arn("instance", "*"), &ours, false), false),
             (launch(&arn("subnet", "subnet-1"), &ours, false), true),

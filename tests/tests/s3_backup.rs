@@ -521,6 +521,37 @@ async fn a_gateway_ssm_cannot_reach_is_refused_at_the_send_and_the_others_are_ba
     assert!(!keys.iter().any(|k| k.contains("/openclaw-gateway-2-")), "{keys:?}");
 }
 
+/// Issue 15, point 3: a standby spot-recovery started early (tagged `openclaw:role=standby` over the
+/// launch template's `gateway`, with the gateway's name plus `-standby`) is not a gateway to back up:
+/// only the gateway is backed up, and no command goes to the standby.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_is_never_backed_up_as_the_gateway() {
+    let bed = Bed::start("standby").await;
+    let admin = bed.emulator.admin().await;
+    let ec2 = aws_sdk_ec2::Client::new(&admin);
+    let out = ec2.describe_instances().send().await.unwrap();
+    let gateway = out.reservations()[0].instances()[0].clone();
+    let (gateway_id, zone) = (
+        gateway.instance_id().unwrap().to_owned(),
+        gateway.placement().and_then(|p| p.availability_zone()).unwrap().to_owned(),
+    );
+    let standby = integration_tests::account::launch_standby(&admin, &gateway_id, &zone).await.unwrap();
+    let function = bed.function(&bed.state.root.to_string_lossy()).await;
+
+    // Taken for a gateway, the standby (no SSM agent here) would fail the run with InvalidInstanceId.
+    let report = function.invoke(&scheduled()).await.unwrap().response();
+    let backed_up = report["backed_up"].as_array().unwrap();
+    assert_eq!(backed_up.len(), 1, "{report}");
+    assert!(backed_up[0]["archive_key"].as_str().unwrap().starts_with(&format!("openclaw/daily/{}/", bed.volume)));
+    assert!(!report.to_string().contains(&standby.instance_id), "the standby is not even mentioned: {report}");
+    let keys = bed.keys().await;
+    assert!(!keys.iter().any(|k| k.contains("standby") || k.contains(&standby.instance_id)), "{keys:?}");
+    let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
+    let sent: Vec<_> = calls.iter().filter(|c| c.action == "ssm:SendCommand").collect();
+    assert_eq!(sent.len(), 1, "one command, to the gateway");
+    assert!(calls.iter().all(|c| c.allowed), "{calls:?}");
+}
+
 // --- A taken-over gateway ------------------------------------------------------------------------
 
 /// A scheduled event of another day.

@@ -95,6 +95,16 @@ impl Bed {
                             .arn(&profile_arn)
                             .build(),
                     )
+                    // stacks/gateway.yaml's instance tags: EC2 gives them to every launch from the
+                    // template unless the request tags the same key.
+                    .tag_specifications(
+                        aws_sdk_ec2::types::LaunchTemplateTagSpecificationRequest::builder()
+                            .resource_type(ResourceType::Instance)
+                            .tags(tag("Name", "openclaw-gateway"))
+                            .tags(tag("openclaw:role", "gateway"))
+                            .tags(tag("openclaw:managed-by", "openclaw-ops"))
+                            .build(),
+                    )
                     .build(),
             )
             .send()
@@ -120,9 +130,8 @@ impl Bed {
                 .resource_type(ResourceType::Instance)
                 .tags(tag("Name", name))
                 .tags(tag("team", "ops"));
-            if gateway {
-                spec = spec.tags(tag("openclaw:role", "gateway"));
-            }
+            // Launched from the gateway's template, another app says what it is, as it must.
+            spec = spec.tags(tag("openclaw:role", if gateway { "gateway" } else { "app" }));
             ec2.run_instances()
                 .launch_template(LaunchTemplateSpecification::builder().launch_template_id(&template_id).build())
                 .min_count(1)
@@ -715,7 +724,9 @@ async fn a_rebalance_recommendation_starts_a_standby_that_takes_over_at_the_inte
     let standby = report["outcome"]["replacement"].as_str().unwrap().to_owned();
     let tags = tags_of(&bed.instance(&standby).await);
     assert_eq!(tags["openclaw:replaces"], bed.gateway);
-    assert!(!tags.contains_key("openclaw:role"), "not the gateway before it has the data: {tags:?}");
+    // The template tags role=gateway: the standby's own request tag overrides it.
+    assert_eq!(tags["openclaw:role"], "standby", "not the gateway before it has the data: {tags:?}");
+    assert_eq!(tags["Name"], "openclaw-gateway-standby");
     assert_eq!(bed.attached_to(&bed.data_volume).await.unwrap().0, bed.gateway, "the volume stays until the end");
 
     bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
@@ -723,7 +734,15 @@ async fn a_rebalance_recommendation_starts_a_standby_that_takes_over_at_the_inte
     assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
     assert_eq!(report["outcome"]["replacement"], standby);
     assert_eq!(bed.replacements().await.len(), 1);
-    assert_eq!(tags_of(&bed.instance(&standby).await)["openclaw:role"], "gateway");
+    // Tagged as the gateway before the attach: MoveTheGatewaysDataVolume names the role tag on the
+    // instance, and the strict bed refuses the attach to a standby (assert_all_allowed below).
+    let steps: Vec<&str> =
+        report["outcome"]["timeline"].as_array().unwrap().iter().map(|s| s["what"].as_str().unwrap()).collect();
+    let at = |needle: &str| steps.iter().position(|s| s.contains(needle)).unwrap_or_else(|| panic!("{steps:?}"));
+    assert!(at("takes over: tagged as the gateway") < at("attached to"), "{steps:?}");
+    let tags = tags_of(&bed.instance(&standby).await);
+    assert_eq!(tags["openclaw:role"], "gateway");
+    assert_eq!(tags["Name"], "openclaw-gateway", "the gateway's name once it is the gateway");
     assert_eq!(bed.attached_to(&bed.data_volume).await, Some((standby.clone(), "/dev/sdf".to_owned())));
     assert_eq!(bed.eip_instance().await, Some(standby));
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
@@ -1010,7 +1029,11 @@ async fn a_data_volume_on_another_instance_is_never_replaced_by_a_snapshot() {
         .max_count(1)
         .subnet_id(&bed.subnets[AZ])
         .tag_specifications(
-            TagSpecification::builder().resource_type(ResourceType::Instance).tags(tag("Name", "rescue")).build(),
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("Name", "rescue"))
+                .tags(tag("openclaw:role", "rescue"))
+                .build(),
         )
         .send()
         .await
@@ -1052,27 +1075,63 @@ async fn a_data_volume_on_another_instance_is_never_replaced_by_a_snapshot() {
 }
 
 /// Point 5 of issue 15: a Spot stop (warned and recorded), a restart, then the operator's own
-/// terminate. The old warning on the instance does not make the terminate a Spot interruption.
+/// terminate. The gateway's `running` notification clears the records of the interruption it came
+/// back from, so the next warning is saved again (not taken for a repeated delivery) and the old
+/// record is no evidence of anything; the terminate is not replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warning_from_an_earlier_stop_does_not_replace_a_deliberate_terminate() {
+async fn a_gateway_back_from_a_spot_stop_sheds_its_records_and_a_deliberate_terminate_is_not_replaced() {
     let bed = Bed::start(Tier::Budget).await;
     let function = bed.function(&[]).await;
-    let stop_warning = ec2_event(
-        "EC2 Spot Instance Interruption Warning",
-        "warning-stop",
-        Utc::now(),
-        json!({"instance-id": bed.gateway, "instance-action": "stop"}),
-    );
-    function.invoke(&stop_warning).await.unwrap().response();
-    assert!(tags_of(&bed.instance(&bed.gateway).await).contains_key("openclaw:spot-warning"));
+    let stop_warning = |time: DateTime<Utc>| {
+        ec2_event(
+            "EC2 Spot Instance Interruption Warning",
+            "warning-stop",
+            time,
+            json!({"instance-id": bed.gateway, "instance-action": "stop"}),
+        )
+    };
+    let first = Utc::now() - chrono::TimeDelta::minutes(3);
+    function.invoke(&rebalance(&bed.gateway, first - chrono::TimeDelta::minutes(2))).await.unwrap().response();
+    let report = function.invoke(&stop_warning(first)).await.unwrap().response();
+    assert_eq!(report["plan"]["duplicate"], false, "{report}");
+    let tags = tags_of(&bed.instance(&bed.gateway).await);
+    assert!(tags.contains_key("openclaw:spot-warning") && tags.contains_key("openclaw:rebalance"), "{tags:?}");
     bed.emulator.spot_interruption_taking(&bed.gateway, "stop", 0.0).await.unwrap();
     bed.wait_for_state(&bed.gateway, "stopped").await;
     let report = function.invoke(&state_change(&bed.gateway, "stopped", Utc::now())).await.unwrap().response();
     assert!(report["plan"]["reason"].as_str().unwrap().contains("REPLACE_ON_STOP"), "{report}");
+    bed.notifications().await;
 
-    // EC2 (or the operator) starts it again; later the operator terminates it on purpose.
+    // EC2 (or the operator) starts it again: its `running` notification clears both records.
     bed.ec2.start_instances().instance_ids(&bed.gateway).send().await.unwrap();
     bed.wait_for_state(&bed.gateway, "running").await;
+    let running = state_change(&bed.gateway, "running", Utc::now());
+    let report = function.invoke(&running).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "clear", "{report}");
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let tags = tags_of(&bed.instance(&bed.gateway).await);
+    assert!(!tags.contains_key("openclaw:spot-warning"), "the old warning is gone: {tags:?}");
+    assert!(!tags.contains_key("openclaw:rebalance"), "{tags:?}");
+    assert_eq!(tags["openclaw:role"], "gateway");
+    assert_eq!(bed.notifications().await, Vec::<Value>::new(), "a routine clear is not news");
+
+    // The same notification again: one read, no write.
+    let calls_before = bed.emulator.calls_by(&bed.principal.keys).await.unwrap().len();
+    let report = function.invoke(&running).await.unwrap().response();
+    assert_eq!(report["plan"]["action"], "ignore", "{report}");
+    let calls = bed.emulator.calls_by(&bed.principal.keys).await.unwrap();
+    let actions: Vec<&str> = calls[calls_before..].iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(actions, ["ec2:DescribeInstances"]);
+
+    // A new warning is a new interruption: recorded fresh and saved, not taken for a repeat.
+    let second = Utc::now();
+    let report = function.invoke(&stop_warning(second)).await.unwrap().response();
+    assert_eq!(report["plan"]["duplicate"], false, "{report}");
+    assert!(report["outcome"]["snapshot_id"].is_string(), "{report}");
+    let tags = tags_of(&bed.instance(&bed.gateway).await);
+    assert_eq!(tags["openclaw:spot-warning"], second.to_rfc3339_opts(SecondsFormat::Secs, true));
+
+    // Later the operator terminates it on purpose.
     bed.ec2.terminate_instances().instance_ids(&bed.gateway).send().await.unwrap();
     bed.wait_for_state(&bed.gateway, "terminated").await;
     let report = function.invoke(&state_change(&bed.gateway, "terminated", Utc::now())).await.unwrap().response();
@@ -1081,4 +1140,5 @@ async fn a_warning_from_an_earlier_stop_does_not_replace_a_deliberate_terminate(
     assert_eq!(bed.replacements().await.len(), 0);
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
     assert_eq!(launches, 0);
+    bed.assert_all_allowed().await;
 }

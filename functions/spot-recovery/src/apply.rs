@@ -12,7 +12,7 @@ use crate::alarms::Alarms;
 use crate::command::{CommandResult, Ssm};
 use crate::config::{Address, BackupTarget};
 use crate::ec2::{Ec2, LaunchError, Launched, Purchase};
-use crate::plan::{Prepare, REPLACED_BY, RETIRED, Replace, Replacement, VolumeStep};
+use crate::plan::{Clear, Prepare, REPLACED_BY, RETIRED, Replace, Replacement, VolumeStep};
 use crate::target::TargetGroup;
 
 /// A warning comes two minutes before the end: a backup still running then is left to its fate.
@@ -205,6 +205,18 @@ fn record_launch(outcome: &mut Outcome, launched: &Launched, what: &str) {
     outcome.step(format!("{what} {} launched ({})", launched.instance_id, launched.purchase.as_str()));
     outcome.replacement = Some(launched.instance_id.clone());
     outcome.purchase = Some(launched.purchase);
+}
+
+/// The gateway runs again: the records of the interruption it came back from are deleted.
+pub async fn clear(clients: &Clients, c: &Clear, event_time: DateTime<Utc>) -> Outcome {
+    let mut outcome = Outcome::default();
+    outcome.step_at(event_time, format!("{} ({}) running again", c.instance_id, c.gateway));
+    let records: Vec<String> = c.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    match clients.ec2.untag(&c.instance_id, &c.tags).await {
+        Ok(()) => outcome.step(format!("cleared {} from {}", records.join(", "), c.instance_id)),
+        Err(e) => outcome.fail("clear", e),
+    }
+    outcome
 }
 
 /// The replacement, in order: instance, volume, address, alarms.

@@ -241,6 +241,23 @@ impl Ec2 {
             .map_err(|e| format!("ec2:CreateTags {resource}: {}", SdkErrorDisplay(&e)))
     }
 
+    /// Deletes each tag only while it has the value given (EC2's DeleteTags with a value).
+    pub async fn untag(&self, resource: &str, tags: &[(String, String)]) -> Result<(), String> {
+        // No tags at all would delete every tag of the resource.
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+        self.client
+            .delete_tags()
+            .resources(resource)
+            .set_tags(Some(tags.collect()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("ec2:DeleteTags {resource}: {}", SdkErrorDisplay(&e)))
+    }
+
     /// One instance from the launch template: Spot first, On-Demand when Spot has no capacity.
     ///
     /// Both requests carry the same client token, the interruption's: EC2 keeps a token only for a

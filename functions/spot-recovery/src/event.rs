@@ -27,7 +27,7 @@ pub enum Event {
     Warning { id: String, time: DateTime<Utc>, instance_id: String, action: InstanceAction },
     /// The instance is at elevated risk of interruption; no deadline yet.
     Rebalance { id: String, time: DateTime<Utc>, instance_id: String },
-    /// The instance's state changed (the rule forwards `stopped` and `terminated`).
+    /// The instance's state changed (the rule forwards `stopped`, `terminated` and `running`).
     StateChange { id: String, time: DateTime<Utc>, instance_id: String, state: String },
 }
 

@@ -51,10 +51,12 @@ impl Handler {
         let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
         let dry_run = self.config.dry_run;
 
-        // observe: one read for an instance that is not the gateway, the rest only for the gateway.
+        // observe: one read for an instance that is not the gateway, the rest only for the gateway,
+        // and only for an interruption (a `running` notification needs the instance's tags alone).
         let ec2 = &self.clients.ec2;
         let mut observed = Observed { instance: ec2.instance(parsed.instance_id()).await?, ..Observed::default() };
-        if observed.instance.as_ref().is_some_and(|i| i.has(&self.config.gateway_tag)) {
+        let running_again = matches!(&parsed, Event::StateChange { state, .. } if state == "running");
+        if !running_again && observed.instance.as_ref().is_some_and(|i| i.has(&self.config.gateway_tag)) {
             observed.replacements = ec2.replacements(parsed.instance_id()).await?;
             observed.volumes = ec2.volumes(&self.config.gateway_tag).await?;
             observed.snapshots = ec2.owned_snapshots().await?;
@@ -104,7 +106,8 @@ impl Handler {
             Plan::Replace(r) if !dry_run => {
                 Some(apply::replace(&self.clients, r, self.config.health_timeout, parsed.time(), deadline).await)
             }
-            Plan::Replace(_) | Plan::Held(_) => None,
+            Plan::Clear(c) if !dry_run => Some(apply::clear(&self.clients, c, parsed.time()).await),
+            Plan::Replace(_) | Plan::Held(_) | Plan::Clear(_) => None,
         };
 
         let report = Report { function: FUNCTION, event: parsed, dry_run, plan, outcome };

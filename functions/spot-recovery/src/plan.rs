@@ -29,6 +29,10 @@ pub const MAINTENANCE: &str = "openclaw:maintenance";
 /// On a volume restored from a snapshot: which one.
 pub const RESTORED_FROM: &str = "openclaw:restored-from";
 
+/// The gateway tag's value on a standby until it takes over (`LaunchOnlyOwnedInstances` in
+/// template.yaml lets a launch carry it; the takeover's retag needs `TagOwnedReplacements`).
+pub const STANDBY_ROLE: &str = "standby";
+
 /// Tags that describe one instance's history, not the gateway: never carried to a replacement.
 const NOT_CARRIED: &[&str] = &[REPLACES, REPLACED_BY, SPOT_WARNING, REBALANCE, tags::MANAGED_BY];
 
@@ -115,6 +119,20 @@ pub enum Plan {
     /// The gateway was interrupted, but a volume of its data is attached to another instance (a
     /// rescue instance, a second replacement): nothing is changed, a human decides.
     Held(Held),
+    /// The gateway runs again after a stop or hibernation: the records of the interruption it came
+    /// back from are deleted.
+    Clear(Clear),
+}
+
+/// Left on the instance, an old warning would make the next warning look like a repeated delivery
+/// (nothing saved) and would be read as evidence of an interruption that is over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Clear {
+    pub instance_id: String,
+    pub gateway: String,
+    /// The records as observed, key and value: each is deleted only while it still has that value,
+    /// so a warning recorded between the read and the delete stays.
+    pub tags: Vec<(String, String)>,
 }
 
 /// The data volume is held by an instance this function did not pick: replacing now would mean
@@ -275,6 +293,7 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
             "running" | "pending" => Plan::Prepare(prepare(instance, Signal::Rebalance, &at, event, observed, config)),
             other => ignore(id, format!("rebalance recommendation for an instance that is {other}"), false),
         },
+        Event::StateChange { state: reported, .. } if reported == "running" => clear(instance, event.time()),
         Event::StateChange { state: reported, .. } => {
             // EC2's API may lag the event by a moment: a transitional state counts as the event's.
             let state = match instance.state.as_str() {
@@ -301,6 +320,35 @@ pub fn plan(event: &Event, observed: &Observed, config: &Config) -> Plan {
             }
         }
     }
+}
+
+/// The gateway's `running` notification: the warning and rebalance records it still carries
+/// belong to an interruption it came back from, unless they were recorded after it started
+/// (EventBridge does not promise order, so the notification may arrive after a newer warning).
+fn clear(instance: &Instance, started: chrono::DateTime<chrono::Utc>) -> Plan {
+    let id = &instance.id;
+    if instance.state != "running" {
+        return ignore(id, format!("the running event is out of date: the instance is {} now", instance.state), false);
+    }
+    let mut kept = Vec::new();
+    let mut tags = Vec::new();
+    for key in [SPOT_WARNING, REBALANCE] {
+        let Some(value) = instance.tags.get(key) else { continue };
+        // An unreadable value is no evidence of anything (`spot_evidence` ignores it): cleared too.
+        match value.parse::<chrono::DateTime<chrono::Utc>>() {
+            Ok(at) if at >= started => kept.push(format!("{key}={value}")),
+            _ => tags.push((key.to_owned(), value.clone())),
+        }
+    }
+    if tags.is_empty() {
+        let reason = if kept.is_empty() {
+            format!("running; no {SPOT_WARNING} or {REBALANCE} record to clear")
+        } else {
+            format!("running; {} recorded after it started: kept", kept.join(", "))
+        };
+        return ignore(id, reason, false);
+    }
+    Plan::Clear(Clear { instance_id: id.clone(), gateway: instance.name().to_owned(), tags })
 }
 
 /// How long before the stop or termination a recorded warning still explains it: EC2 warns two
@@ -520,8 +568,11 @@ fn carried_tags(instance: &Instance) -> Vec<(String, String)> {
 enum Launching {
     /// The gateway is gone: the replacement is the gateway from the start.
     Now,
-    /// Early, while the gateway still runs: without the gateway tag, so nothing takes it for the
-    /// gateway (s3-backup's backups, the next interruption's lookup) before it has the data volume.
+    /// Early, while the gateway still runs: tagged `openclaw:role=standby`, so nothing takes it for
+    /// the gateway (s3-backup's backups, ebs-snapshots, the next interruption's lookup) before it
+    /// has the data volume. Leaving the key out is not enough: EC2 merges the launch template's
+    /// instance tags (`openclaw:role=gateway`, `Name=openclaw-gateway`) under the request's, so
+    /// only a request tag of the same key overrides them.
     Standby,
 }
 
@@ -546,7 +597,20 @@ fn launch(
         .or_else(|| instance.subnet_id.clone().filter(|_| instance.az.as_deref() == Some(az.as_str())));
     let mut tags = carried_tags(instance);
     if launching == Launching::Standby {
-        tags.retain(|(k, _)| *k != config.gateway_tag.key);
+        let name = format!("{}-standby", instance.name());
+        for (k, v) in &mut tags {
+            if *k == config.gateway_tag.key {
+                *v = STANDBY_ROLE.to_owned();
+            } else if k == tags::NAME {
+                v.clone_from(&name);
+            }
+        }
+        if !tags.iter().any(|(k, _)| *k == config.gateway_tag.key) {
+            tags.push((config.gateway_tag.key.clone(), STANDBY_ROLE.to_owned()));
+        }
+        if !tags.iter().any(|(k, _)| k == tags::NAME) {
+            tags.push((tags::NAME.to_owned(), name));
+        }
     }
     Ok(Launch {
         template_id,
@@ -560,7 +624,7 @@ fn launch(
 
 /// EC2 answers a `ClientToken` it has seen with the instance it launched then, and a token reused
 /// with other parameters with `IdempotentParameterMismatch`. So the token names what is launched
-/// (a standby lacks the gateway tag: another request) and how many launches for this instance are
+/// (a standby carries other tags: another request) and how many launches for this instance are
 /// gone already: two deliveries of one event share a token and get one instance, in whichever
 /// market (`ec2::Ec2::launch` sends this token with both), while a launch after a replacement that
 /// died gets a new instance instead of the dead one.

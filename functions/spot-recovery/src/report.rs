@@ -9,7 +9,7 @@ use crate::FUNCTION;
 use crate::apply::{Outcome, signal_words};
 use crate::ec2::Purchase;
 use crate::event::Event;
-use crate::plan::{Held, Plan, Prepare, Replace, Signal, VolumeStep};
+use crate::plan::{Clear, Held, Plan, Prepare, Replace, Signal, VolumeStep};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -76,7 +76,32 @@ impl Report {
             Plan::Replace(_) if self.outcome.as_ref().is_some_and(|o| o.left_to_another_delivery) => None,
             Plan::Replace(r) => Some(self.replaced(r)),
             Plan::Held(h) => Some(Self::held(h, self.dry_run)),
+            Plan::Clear(c) => self.clear_failed(c),
         }
+    }
+
+    /// A routine clear is not news; one that failed leaves a record that makes the next real
+    /// warning look like a repeated delivery, which saves nothing.
+    fn clear_failed(&self, c: &Clear) -> Option<Notification> {
+        let outcome = self.outcome.as_ref()?;
+        let failure = outcome.failed.first()?;
+        let keys: Vec<&str> = c.tags.iter().map(|(k, _)| k.as_str()).collect();
+        Some(
+            Notification::new(
+                FUNCTION,
+                format!("{FUNCTION}:{}:clear:failed", c.instance_id),
+                Severity::Warning,
+                format!("Old Spot records on {} not cleared", c.gateway),
+            )
+            .text(format!(
+                "{} runs again, but {} could not be deleted: the next Spot warning would be taken for a repeated \
+                 delivery and nothing would be saved. Delete the tag(s) by hand.\n{}",
+                c.instance_id,
+                keys.join(" and "),
+                failure.error
+            ))
+            .field("instance", c.instance_id.clone()),
+        )
     }
 
     /// Nothing was changed: the data is live on another instance, and only a human knows why.
@@ -372,6 +397,27 @@ mod tests {
         r.plan = Plan::Ignore { instance_id: "i-x".into(), reason: "REPLACE_ON_STOP is off".into(), notify: true };
         let n = r.notification().unwrap();
         assert_eq!((n.severity, n.text.as_str()), (Severity::Warning, "REPLACE_ON_STOP is off"));
+    }
+
+    #[test]
+    fn a_routine_clear_is_quiet_and_a_failed_one_says_what_it_costs() {
+        let c = crate::plan::Clear {
+            instance_id: "i-old".into(),
+            gateway: "openclaw-gateway".into(),
+            tags: vec![("openclaw:spot-warning".into(), "2026-11-25T09:50:00Z".into())],
+        };
+        let mut r = report(Some(Outcome::default()));
+        r.plan = Plan::Clear(c);
+        assert_eq!(r.notification(), None);
+        assert_eq!(r.failure_summary(), None);
+        r.outcome = Some(Outcome {
+            failed: vec![Failure { step: "clear", error: "ec2:DeleteTags i-old: denied".into() }],
+            ..Outcome::default()
+        });
+        let n = r.notification().unwrap();
+        assert_eq!(n.severity, Severity::Warning);
+        assert!(n.text.contains("openclaw:spot-warning") && n.text.contains("denied"), "{}", n.text);
+        assert!(r.failure_summary().unwrap().contains("clear"));
     }
 
     #[test]

@@ -598,7 +598,13 @@ fn a_rebalance_recommendation_saves_and_starts_early_only_when_configured() {
     let l = p.early_launch.unwrap();
     assert_eq!((l.az.as_str(), l.subnet_id.as_deref()), ("us-east-1b", Some("subnet-b")));
     assert!(l.tags.contains(&(REPLACES.to_owned(), OLD.to_owned())));
-    assert!(!l.tags.iter().any(|(k, _)| k == "openclaw:role"), "a standby is not the gateway yet: {:?}", l.tags);
+    // The launch template tags every instance role=gateway: only a request tag of that key keeps
+    // a standby from being the gateway to every other function.
+    let role: Vec<&str> = l.tags.iter().filter(|(k, _)| k == "openclaw:role").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(role, vec!["standby"], "a standby is not the gateway yet: {:?}", l.tags);
+    let name: Vec<&str> = l.tags.iter().filter(|(k, _)| k == "Name").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(name.len(), 1, "{:?}", l.tags);
+    assert!(name[0].ends_with("-standby"), "{:?}", l.tags);
     // Other tags, another request: a replacement launched later must not reuse the standby's token.
     assert_eq!(l.client_token, format!("openclaw-ops-standby-{OLD}"));
 
@@ -609,10 +615,12 @@ fn a_rebalance_recommendation_saves_and_starts_early_only_when_configured() {
     let mut interrupted = observed(reclaimed("terminated"), vec![data_volume(None)]);
     interrupted.replacements = vec![standby];
     let r = replace(plan(&state_change("terminated"), &interrupted, &early));
-    assert_eq!(
-        r.replacement,
-        Replacement::Existing { instance_id: NEW.into(), tags: vec![("openclaw:role".into(), "gateway".into())] }
-    );
+    let Replacement::Existing { instance_id, tags } = r.replacement else { panic!("{:?}", r.replacement) };
+    assert_eq!(instance_id, NEW);
+    let tags: BTreeMap<String, String> = tags.into_iter().collect();
+    assert_eq!(tags.len(), 2, "only what differs: {tags:?}");
+    assert_eq!(tags["openclaw:role"], "gateway");
+    assert_eq!(Some(&tags["Name"]), interrupted.instance.as_ref().unwrap().tags.get("Name"));
 
     let mut with_replacement = o.clone();
     let mut r = gateway("running");
@@ -729,4 +737,87 @@ fn a_free_volume_of_the_lineage_wins_over_a_free_stranger() {
         vec![snapshot("snap-1", "vol-data", OLD, "/dev/sdf", "2026-11-25T03:00:00Z", SnapshotState::Completed)];
     let r = replace(plan(&state_change("terminated"), &o, &config(&[])));
     assert!(matches!(r.volume, VolumeStep::Move { ref volume_id, .. } if volume_id == "vol-data"), "{:?}", r.volume);
+}
+
+// --- running again ---------------------------------------------------------------------------
+
+fn cleared(plan: Plan) -> Clear {
+    match plan {
+        Plan::Clear(c) => c,
+        other => panic!("expected the records cleared, got {other:?}"),
+    }
+}
+
+fn warned(state: &str, records: &[(&str, &str)]) -> Instance {
+    let mut i = gateway(state);
+    i.tags.extend(records.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    i
+}
+
+#[test]
+fn a_gateway_running_again_clears_the_records_of_the_interruption_it_came_back_from() {
+    let i = warned("running", &[(SPOT_WARNING, "2026-11-25T09:50:00Z"), (REBALANCE, "2026-11-25T09:40:00Z")]);
+    let c = cleared(plan(&state_change("running"), &observed(i, vec![]), &config(&[])));
+    assert_eq!((c.instance_id.as_str(), c.gateway.as_str()), (OLD, "openclaw-gateway"));
+    // With the values read: a warning recorded between the read and the delete stays.
+    assert_eq!(
+        c.tags,
+        vec![
+            (SPOT_WARNING.to_owned(), "2026-11-25T09:50:00Z".to_owned()),
+            (REBALANCE.to_owned(), "2026-11-25T09:40:00Z".to_owned())
+        ]
+    );
+    // Either record alone, and one no time can be read from (it is no evidence of anything).
+    for record in [(REBALANCE, "2026-11-25T09:40:00Z"), (SPOT_WARNING, "yesterday")] {
+        let c = cleared(plan(&state_change("running"), &observed(warned("running", &[record]), vec![]), &config(&[])));
+        assert_eq!(c.tags, vec![(record.0.to_owned(), record.1.to_owned())]);
+    }
+}
+
+#[test]
+fn running_without_a_record_or_no_longer_running_changes_nothing() {
+    let (reason, notify) = ignored(plan(&state_change("running"), &observed(gateway("running"), vec![]), &config(&[])));
+    assert!(reason.contains("no openclaw:spot-warning or openclaw:rebalance record"), "{reason}");
+    assert!(!notify);
+    for state in ["stopping", "stopped", "pending", "shutting-down", "terminated"] {
+        let i = warned(state, &[(SPOT_WARNING, "2026-11-25T09:50:00Z")]);
+        let (reason, _) = ignored(plan(&state_change("running"), &observed(i, vec![]), &config(&[])));
+        assert!(reason.contains("out of date") && reason.contains(state), "{state}: {reason}");
+    }
+}
+
+#[test]
+fn a_record_made_after_the_start_belongs_to_this_run_and_stays() {
+    // The running notification delivered after a newer warning: that warning is kept.
+    let i = warned("running", &[(SPOT_WARNING, "2026-11-25T10:00:00Z")]);
+    let (reason, _) = ignored(plan(&state_change("running"), &observed(i, vec![]), &config(&[])));
+    assert!(reason.contains("kept"), "{reason}");
+    let i = warned("running", &[(SPOT_WARNING, "2026-11-25T10:01:00Z"), (REBALANCE, "2026-11-25T09:40:00Z")]);
+    let c = cleared(plan(&state_change("running"), &observed(i, vec![]), &config(&[])));
+    assert_eq!(c.tags, vec![(REBALANCE.to_owned(), "2026-11-25T09:40:00Z".to_owned())]);
+}
+
+#[test]
+fn running_standbys_retired_and_foreign_instances_are_left_alone() {
+    let record = [(SPOT_WARNING, "2026-11-25T09:50:00Z")];
+    let mut standby = warned("running", &record);
+    standby.tags.insert("openclaw:role".into(), STANDBY_ROLE.into());
+    let mut retired = warned("running", &record);
+    retired.tags.insert("openclaw:role".into(), RETIRED.into());
+    retired.tags.insert(REPLACED_BY.into(), NEW.into());
+    for i in [standby, retired] {
+        let (reason, _) = ignored(plan(&state_change("running"), &observed(i, vec![]), &config(&[])));
+        assert!(reason.contains("not the gateway") || reason.contains("already replaced"), "{reason}");
+    }
+}
+
+#[test]
+fn after_the_clear_the_next_warning_is_saved_again() {
+    let before = warned("running", &[(SPOT_WARNING, "2026-11-25T09:50:00Z")]);
+    assert!(prepared(plan(&warning(InstanceAction::Stop), &observed(before, vec![]), &config(&[]))).duplicate);
+    let after = gateway("running");
+    let p =
+        prepared(plan(&warning(InstanceAction::Stop), &observed(after, vec![data_volume(Some(OLD))]), &config(&[])));
+    assert!(!p.duplicate);
+    assert!(p.snapshot.is_some());
 }
