@@ -10,6 +10,7 @@ pub mod command;
 pub mod config;
 pub mod ec2;
 pub mod event;
+pub mod follow_up;
 pub mod plan;
 pub mod report;
 pub mod target;
