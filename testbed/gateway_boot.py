@@ -190,11 +190,16 @@ def pipe(a, b):
 
 def host_tools():
     """What this machine needs beyond the image: iptables (Debian's package), for the metadata address."""
-    if shutil.which("iptables") is None:
-        log("installing iptables (Debian's package)")
-        if subprocess.run(["apt-get", "install", "-y", "-qq", "iptables"]).returncode != 0:
-            run(["apt-get", "update", "-qq"])
-            run(["apt-get", "install", "-y", "-qq", "iptables"])
+    # testbed/setup.sh installs it before the tests; this is for a test run on its own. Both boot
+    # tests may get here at once: one installs under a lock, the other waits for it (and apt waits
+    # for dpkg's own lock rather than failing on it).
+    with locked("/var/lock/openclaw-testbed-host-tools.lock"):
+        if shutil.which("iptables") is None:
+            log("installing iptables (Debian's package)")
+            apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-y", "-qq"]
+            if subprocess.run(apt + ["install", "iptables"]).returncode != 0:
+                run(apt + ["update"])
+                run(apt + ["install", "iptables"])
 
 
 def outside(spec_path):

@@ -39,9 +39,14 @@ fi
 ensure_venv "$root/.venv" "$root/testbed/requirements.txt"
 ensure_venv "$root/.venv-checkov" "$root/testbed/checkov-requirements.txt"
 
-# The backup test's switch-over runs the printed steps, which use sudo.
-if ! command -v sudo >/dev/null; then
-  echo "testbed: installing sudo (Debian package)" >&2
+# The backup test's switch-over runs the printed steps, which use sudo; the gateway boot tests
+# redirect the metadata address with iptables. Installed here, once and before any test runs: two
+# boot tests installing it at the same moment race for dpkg's lock (CI failed so).
+missing=()
+command -v sudo >/dev/null || missing+=(sudo)
+command -v iptables >/dev/null || missing+=(iptables)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "testbed: installing ${missing[*]} (Debian packages)" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
