@@ -52,6 +52,9 @@ pub struct Outcome {
     pub target_health: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<String>,
+    /// The follow-up check asked for after a takeover not yet seen serving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<crate::schedule::Scheduled>,
 }
 
 impl Outcome {
@@ -80,6 +83,7 @@ pub struct Clients {
     pub ssm: Ssm,
     pub target_group: TargetGroup,
     pub alarms: Alarms,
+    pub scheduler: crate::schedule::Scheduler,
 }
 
 /// The warning's steps, at once: snapshot, backup, the record on the instance, maybe the early launch.
@@ -206,6 +210,7 @@ pub async fn replace(
     health_timeout: Duration,
     event_time: DateTime<Utc>,
     deadline: Instant,
+    follow_up: Option<crate::schedule::FollowUpTarget<'_>>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     if let Some(warned) = r.warned_at.as_deref().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
@@ -325,6 +330,12 @@ pub async fn replace(
             }
             Err(e) => outcome.fail("alarms", e),
         }
+    }
+    // The takeover is done (all but the health wait went well) and the replacement was not seen
+    // serving: a follow-up check confirms it or escalates. Before the retirement, so that a failure
+    // to schedule it leaves the old instance the gateway and Lambda's retry schedules it.
+    if outcome.failed.iter().all(|f| f.step == "health") && outcome.target_health.as_deref() != Some("healthy") {
+        crate::schedule::first_check(&clients.scheduler, follow_up, &r.old_instance, &new, &mut outcome).await;
     }
     // Last, and only when all went well: a retry of a failed run must still see the gateway.
     if outcome.failed.is_empty() {
