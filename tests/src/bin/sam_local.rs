@@ -285,6 +285,8 @@ async fn main() -> anyhow::Result<()> {
         ("TelegramSecretArn", secret.clone()),
         ("TelegramDeadLetterQueueUrl", dead_letters.clone()),
         ("TelegramDeliveryRecordBucketName", DELIVERY_RECORDS.to_owned()),
+        ("SpotFollowUpScheduleGroupName", integration_tests::stack::SPOT_FOLLOW_UP_GROUP.to_owned()),
+        ("SpotFollowUpSchedulerRoleArn", stack.attr("SpotFollowUpSchedulerRole.Arn").context("role arn")?.to_owned()),
     ]);
     let mut filled = fill_env_vars(&std::fs::read_to_string(root.join("testbed/sam/env-vars.json"))?, &values)?;
     // The emulator and the fake Telegram instead of AWS and Telegram. SAM CLI does not resolve the
