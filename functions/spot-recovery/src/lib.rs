@@ -42,7 +42,7 @@ const RESERVE: Duration = Duration::from_secs(15);
 #[serde(untagged)]
 pub enum Response {
     Recovery(Box<Report>),
-    FollowUp(check::CheckReport),
+    FollowUp(Box<check::CheckReport>),
 }
 
 pub struct Handler {
@@ -65,7 +65,7 @@ impl Handler {
             if let Some(notification) = report.notification() {
                 self.publisher.publish(&notification).await?;
             }
-            return Ok(Response::FollowUp(report));
+            return Ok(Response::FollowUp(Box::new(report)));
         }
         let parsed = Event::parse(event.payload)?;
         let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
