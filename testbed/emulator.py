@@ -85,6 +85,7 @@ import fake_ec2
 import fake_launch_template
 import fake_object_lock
 import fake_elbv2
+import fake_scheduler
 import fake_ssm
 import fake_ssm_agent
 import s3_conditional_writes
@@ -279,6 +280,7 @@ def main() -> None:
     fake_ssm_agent.install()
     fake_ssm_instances.install()
     fake_elbv2.install()
+    fake_scheduler.install()
     fake_ec2.install()
     fake_launch_template.install()
     fake_ebs_copy.install()

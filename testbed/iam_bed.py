@@ -418,6 +418,7 @@ def _authorize(response, account_id, region, signing_service, access_key_id, use
             headers=dict(response.headers),
             query={k: v for k, v in parse_qsl(query, keep_blank_values=True)},
             moto_resource=resource,
+            path=urlparse(response.uri).path,
         )
         requests = (
             iam_requests.handler_for_s3()(call, None) if service == "s3" else iam_requests.authorizations(call, State(account_id, region))

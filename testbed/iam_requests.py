@@ -10,7 +10,9 @@ makes for the request, implied ones included:
   a launch template's own tag specifications count as the request's;
 * `RunInstances` with an instance profile (in the request or its launch template) is also authorized
   as `iam:PassRole` on the profile's role, with `iam:PassedToService = ec2.amazonaws.com`;
-* S3 `CopyObject` is `s3:PutObject` on the target and `s3:GetObject` on the source.
+* S3 `CopyObject` is `s3:PutObject` on the target and `s3:GetObject` on the source;
+* Scheduler `CreateSchedule` is on the schedule's ARN in its group (the name is in the URL's path),
+  and also `iam:PassRole` on the target's role with `iam:PassedToService = scheduler.amazonaws.com`.
 
 Resources that do not exist yet (the snapshot `CreateSnapshot` makes, the instance `RunInstances`
 launches) are authorized as `.../snapshot/*`, `.../instance/*`, as AWS does. Resource tags are read
@@ -44,6 +46,7 @@ class Call:
     headers: dict
     query: dict  # S3: the URL's query string, one value per key
     moto_resource: str  # S3: moto's bucket or object ARN
+    path: str = ""  # the URL's path (REST APIs name the resource there: Scheduler's schedule)
 
 
 def authorizations(call: Call, state) -> list[Request]:  # noqa: ANN001
@@ -387,6 +390,18 @@ def _ssm_parameter(action: str, field: str):  # noqa: ANN202
     return handler
 
 
+def _scheduler_create_schedule(call: Call, state) -> list[Request]:  # noqa: ANN001
+    name = unquote(call.path.rstrip("/").rsplit("/", 1)[-1])
+    if not name or name == "schedules":
+        raise Unsupported("scheduler:CreateSchedule without a schedule name in the path")
+    group = call.params.get("GroupName") or "default"
+    out = [Request("scheduler:CreateSchedule", f"arn:aws:scheduler:{call.region}:{ACCOUNT}:schedule/{group}/{name}")]
+    role = (call.params.get("Target") or {}).get("RoleArn")
+    if role:
+        out.append(Request("iam:PassRole", role, {"iam:PassedToService": "scheduler.amazonaws.com"}))
+    return out
+
+
 def _star(action: str):  # noqa: ANN202
     return lambda call, state: [Request(action, "*")]
 
@@ -513,6 +528,7 @@ _HANDLERS = {
     "cloudwatch:DescribeAlarms": _cloudwatch_alarm("cloudwatch:DescribeAlarms"),
     "cloudwatch:PutMetricAlarm": _cloudwatch_alarm("cloudwatch:PutMetricAlarm"),
     "sts:GetCallerIdentity": _star("sts:GetCallerIdentity"),
+    "scheduler:CreateSchedule": _scheduler_create_schedule,
 }
 
 

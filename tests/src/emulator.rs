@@ -335,6 +335,20 @@ impl Emulator {
         .await
     }
 
+    /// The EventBridge Scheduler schedules in `group` (GetSchedule's answers, by name), as the
+    /// emulator keeps them: it never runs one (testbed/fake_scheduler.py).
+    pub async fn schedules(&self, group: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let response = self
+            .http
+            .post(format!("{}/_testbed/scheduler/schedules", self.url))
+            .body(serde_json::json!({"group": group, "region": self.region}).to_string())
+            .send()
+            .await?
+            .error_for_status()?;
+        let body: serde_json::Value = response.json().await?;
+        Ok(body["schedules"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Every authorization evaluated so far, in order.
     pub async fn calls(&self) -> anyhow::Result<Vec<Call>> {
         Ok(self.http.get(format!("{}/_testbed/calls", self.url)).send().await?.error_for_status()?.json().await?)

@@ -16,6 +16,8 @@ use crate::template::Template;
 
 pub const ACCOUNT: &str = "123456789012";
 pub const STACK_NAME: &str = "openclaw-ops";
+/// The name of spot-recovery's schedule group in the tests' stack ([`Stack::with_spot_follow_up`]).
+pub const SPOT_FOLLOW_UP_GROUP: &str = "openclaw-ops-spot-follow-up";
 
 /// What the tests' "deployed stack" resolves to.
 #[derive(Debug, Clone)]
@@ -74,6 +76,37 @@ impl Stack {
             self.attrs.insert(format!("{logical_id}.{name}"), (*value).to_owned());
         }
         self
+    }
+
+    /// spot-recovery's follow-up schedules, made in the emulator as the template makes them: the
+    /// schedule group (`SpotFollowUpScheduleGroup`, `!Ref` its name) and the role Scheduler assumes
+    /// to invoke the function (`SpotFollowUpSchedulerRole`, `Arn`).
+    pub async fn with_spot_follow_up(self, emulator: &Emulator) -> anyhow::Result<Self> {
+        let admin = emulator.admin().await;
+        let group = SPOT_FOLLOW_UP_GROUP;
+        aws_sdk_scheduler::Client::new(&admin)
+            .create_schedule_group()
+            .name(group)
+            .send()
+            .await
+            .context("CreateScheduleGroup")?;
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]});
+        let role = aws_sdk_iam::Client::new(&admin)
+            .create_role()
+            .role_name("openclaw-ops-spot-follow-up")
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .context("CreateRole")?
+            .role
+            .context("no role")?;
+        Ok(self.resource("SpotFollowUpScheduleGroup", group, &[]).resource(
+            "SpotFollowUpSchedulerRole",
+            role.role_name(),
+            &[("Arn", role.arn())],
+        ))
     }
 
     /// An SNS topic (its `!Ref` is its ARN).

@@ -54,6 +54,8 @@ struct Bed {
     queue_url: String,
     topic_arn: String,
     template_id: String,
+    schedule_group: String,
+    follow_up_role: String,
 }
 
 impl Bed {
@@ -210,7 +212,12 @@ impl Bed {
             .param("SpotLaunchTemplateId", &template_id)
             .param("SpotInstanceRoleName", "openclaw-gateway")
             .param("GatewayElasticIpAllocationId", if target_group.is_some() { "" } else { allocation_id.as_str() })
-            .param("GatewayTargetGroupArn", target_group.clone().unwrap_or_default());
+            .param("GatewayTargetGroupArn", target_group.clone().unwrap_or_default())
+            .with_spot_follow_up(&emulator)
+            .await
+            .unwrap();
+        let schedule_group = integration_tests::stack::SPOT_FOLLOW_UP_GROUP.to_owned();
+        let follow_up_role = stack.attr("SpotFollowUpSchedulerRole.Arn").unwrap().to_owned();
         let principal = Principal::for_function(&emulator, LOGICAL_ID, &stack).await.unwrap();
         Bed {
             emulator,
@@ -226,6 +233,8 @@ impl Bed {
             queue_url,
             topic_arn,
             template_id,
+            schedule_group,
+            follow_up_role,
         }
     }
 
@@ -236,6 +245,8 @@ impl Bed {
             ("NOTIFY_TOPIC_ARN".to_owned(), self.topic_arn.clone()),
             ("LAUNCH_TEMPLATE_ID".to_owned(), self.template_id.clone()),
             ("SUBNET_IDS".to_owned(), subnets),
+            ("FOLLOW_UP_SCHEDULE_GROUP".to_owned(), self.schedule_group.clone()),
+            ("FOLLOW_UP_ROLE_ARN".to_owned(), self.follow_up_role.clone()),
         ]);
         match &self.target_group {
             Some(arn) => env.push(("TARGET_GROUP_ARN".to_owned(), arn.clone())),
@@ -300,6 +311,14 @@ impl Bed {
         let denied: Vec<_> = calls.iter().filter(|c| !c.allowed).map(|c| c.action.as_str()).collect();
         assert!(denied.is_empty(), "denied: {denied:?}");
         assert!(!calls.is_empty());
+    }
+
+    /// The follow-up schedules in the stack's group, by name, as GetSchedule answers (the emulator,
+    /// unlike Scheduler, keeps a one-shot schedule after its time and never runs it: the test
+    /// delivers its Input).
+    async fn schedules(&self) -> BTreeMap<String, Value> {
+        let all = self.emulator.schedules(&self.schedule_group).await.unwrap();
+        all.into_iter().map(|s| (s["Name"].as_str().unwrap().to_owned(), s)).collect()
     }
 
     async fn snapshots(&self) -> Vec<aws_sdk_ec2::types::Snapshot> {
@@ -1141,4 +1160,148 @@ async fn a_gateway_back_from_a_spot_stop_sheds_its_records_and_a_deliberate_term
     let launches = bed.mutating_calls().await.into_iter().filter(|a| a == "ec2:RunInstances").count();
     assert_eq!(launches, 0);
     bed.assert_all_allowed().await;
+}
+
+/// The follow-up event a schedule delivers: its target's Input.
+fn input_of(schedule: &Value) -> Value {
+    serde_json::from_str(schedule["Target"]["Input"].as_str().unwrap()).unwrap()
+}
+
+/// After a takeover nothing has seen the gateway serve yet: the run says "replaced, not yet seen
+/// serving" and asks Scheduler for exactly one follow-up check (a duplicate delivery of the
+/// termination adds none). The check, delivered as the schedule delivers it, sees the replacement
+/// pass EC2's status checks: only then is the gateway said to serve, and nothing more is scheduled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_is_not_yet_seen_serving_until_its_follow_up_check_sees_it_serve() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let t = Utc::now();
+    let report = function.invoke(&state_change(&bed.gateway, "terminated", t)).await.unwrap().response();
+    assert_eq!(report["outcome"]["failed"], json!([]), "{report}");
+    let new_id = report["outcome"]["replacement"].as_str().unwrap().to_owned();
+    let name = format!("spot-follow-up-{new_id}-1");
+    assert_eq!(report["outcome"]["follow_up"]["name"], name, "{report}");
+    assert_eq!(report["outcome"]["follow_up"]["already"], false);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let title = notes[0]["title"].as_str().unwrap();
+    assert!(title.contains("replaced, not yet seen serving"), "{title}");
+    assert_eq!(notes[0]["fields"]["seen serving"], "not yet");
+    assert_eq!(notes[0]["fields"]["follow-up"], name);
+
+    let duplicate = function.invoke(&state_change(&bed.gateway, "terminated", t)).await.unwrap().response();
+    assert_eq!(duplicate["plan"]["action"], "ignore", "{duplicate}");
+
+    let schedules = bed.schedules().await;
+    assert_eq!(schedules.keys().collect::<Vec<_>>(), [&name], "exactly one follow-up check");
+    let schedule = &schedules[&name];
+    let expression = schedule["ScheduleExpression"].as_str().unwrap();
+    let at = expression.strip_prefix("at(").and_then(|e| e.strip_suffix(')')).unwrap();
+    let at = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S").unwrap().and_utc();
+    let after = (at - t).num_seconds();
+    assert!((290..=330).contains(&after), "five minutes after the takeover: {expression} ({after} s)");
+    assert_eq!(schedule["ScheduleExpressionTimezone"], "UTC");
+    assert_eq!(schedule["FlexibleTimeWindow"]["Mode"], "OFF");
+    assert_eq!(schedule["ActionAfterCompletion"], "DELETE");
+    assert_eq!(schedule["GroupName"], bed.schedule_group);
+    let target = &schedule["Target"];
+    assert_eq!(target["Arn"], "arn:aws:lambda:us-east-1:123456789012:function:local", "the function itself");
+    assert_eq!(target["RoleArn"], bed.follow_up_role);
+    let input = input_of(schedule);
+    assert_eq!(input["kind"], "spot-recovery-follow-up");
+    assert_eq!(input["instance-id"], bed.gateway);
+    assert_eq!(input["replacement-id"], new_id);
+    assert_eq!(input["attempt"], 1);
+
+    let checked = function.invoke(&input).await.unwrap().response();
+    assert_eq!(checked["decision"], "serving", "{checked}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["severity"], "info");
+    assert_eq!(notes[0]["title"], format!("Gateway replacement {new_id} is serving"));
+    assert_eq!(notes[0]["fields"]["replacement"], new_id);
+    assert_eq!(bed.schedules().await.len(), 1, "no further check");
+    let creates = bed.mutating_calls().await.into_iter().filter(|a| a == "scheduler:CreateSchedule").count();
+    assert_eq!(creates, 1);
+    bed.assert_all_allowed().await;
+}
+
+/// A replacement that never passes its health checks: the takeover's run ends incomplete with the
+/// follow-up check scheduled, Lambda's retry finds it scheduled already (one schedule), the check
+/// sees the target still not healthy and schedules the next one, and the last check, at the give-up
+/// time, escalates with a critical notification and schedules nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_not_serving_is_looked_at_again_until_the_give_up_time_then_escalated() {
+    let bed = Bed::start(Tier::Full).await;
+    bed.emulator.set_target_health("*", 0.0, "unhealthy").await.unwrap();
+    let function = bed.function(&[("HEALTH_TIMEOUT_SECONDS", "3")]).await;
+    bed.emulator.spot_interruption(&bed.gateway, "terminate").await.unwrap();
+    let event = state_change(&bed.gateway, "terminated", Utc::now());
+    let (kind, message) = function.invoke(&event).await.unwrap().error();
+    assert_eq!(kind, "IncompleteRun", "{message}");
+    assert!(message.contains("health"), "{message}");
+    let new_id = bed.replacements().await[0].instance_id().unwrap().to_owned();
+    let first = format!("spot-follow-up-{new_id}-1");
+    assert_eq!(bed.schedules().await.keys().collect::<Vec<_>>(), [&first]);
+
+    // Lambda's retry of the same event: the check is there already, and that is no failure.
+    let (_, message) = function.invoke(&event).await.unwrap().error();
+    assert!(!message.contains("follow-up"), "{message}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    let steps = |note: &Value| -> Vec<String> {
+        note["table"]["rows"].as_array().unwrap().iter().map(|r| r[2].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(steps(&notes[0]).iter().any(|s| s.contains(&first) && !s.contains("already")), "{notes:?}");
+    assert!(steps(&notes[1]).iter().any(|s| s.contains(&first) && s.contains("already scheduled")), "{notes:?}");
+    let schedules = bed.schedules().await;
+    assert_eq!(schedules.len(), 1, "one chain of checks");
+
+    // The first check: the target is still not healthy, the give-up time is ahead.
+    let checked = function.invoke(&input_of(&schedules[&first])).await.unwrap().response();
+    assert_eq!(checked["decision"], "again", "{checked}");
+    assert!(checked["observed"].as_str().unwrap().starts_with("target "), "{checked}");
+    let second = format!("spot-follow-up-{new_id}-2");
+    assert_eq!(checked["next"]["name"], second);
+    assert!(bed.notifications().await.is_empty(), "another look is no news");
+    let schedules = bed.schedules().await;
+    assert_eq!(schedules.keys().collect::<Vec<_>>(), [&first, &second]);
+    let next = input_of(&schedules[&second]);
+    assert_eq!(next["attempt"], 2);
+    assert_eq!(next["give-up"], input_of(&schedules[&first])["give-up"], "the same chain");
+
+    // The last check, at the give-up time (the chain started half an hour ago).
+    let mut last = next;
+    let now = Utc::now();
+    last["taken-over"] = json!((now - chrono::TimeDelta::minutes(31)).to_rfc3339_opts(SecondsFormat::Secs, true));
+    last["give-up"] = json!((now - chrono::TimeDelta::minutes(1)).to_rfc3339_opts(SecondsFormat::Secs, true));
+    let checked = function.invoke(&last).await.unwrap().response();
+    assert_eq!(checked["decision"], "escalate", "{checked}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["severity"], "critical");
+    assert_eq!(notes[0]["title"], format!("Gateway replacement {new_id} NOT serving after a Spot interruption"));
+    assert!(notes[0]["text"].as_str().unwrap().contains("target "), "{notes:?}");
+    assert_eq!(bed.schedules().await.len(), 2, "nothing more is scheduled");
+    bed.assert_all_allowed().await;
+}
+
+/// A follow-up event naming an instance that did not take over from the one it names (here another
+/// application's) is refused: no notification, no schedule, no change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_follow_up_naming_another_instance_is_refused_and_changes_nothing() {
+    let bed = Bed::start(Tier::Budget).await;
+    let function = bed.function(&[]).await;
+    let now = Utc::now();
+    let forged = json!({
+        "kind": "spot-recovery-follow-up", "instance-id": bed.gateway, "replacement-id": bed.foreign, "attempt": 1,
+        "taken-over": (now - chrono::TimeDelta::minutes(5)).to_rfc3339_opts(SecondsFormat::Secs, true),
+        "give-up": (now + chrono::TimeDelta::minutes(25)).to_rfc3339_opts(SecondsFormat::Secs, true),
+    });
+    let (_, message) = function.invoke(&forged).await.unwrap().error();
+    assert!(message.contains(&bed.foreign) && message.contains("openclaw:replaces"), "{message}");
+    assert!(bed.notifications().await.is_empty());
+    assert!(bed.schedules().await.is_empty());
+    assert_eq!(bed.mutating_calls().await, Vec::<String>::new());
 }

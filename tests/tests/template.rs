@@ -300,6 +300,10 @@ fn spot_recovery_gets_exactly_the_configuration_it_reads_and_the_three_events() 
         "DATA_DEVICE",
         "ALARM_NAME_PREFIX",
         "HEALTH_TIMEOUT_SECONDS",
+        "FOLLOW_UP_SCHEDULE_GROUP",
+        "FOLLOW_UP_ROLE_ARN",
+        "FOLLOW_UP_INTERVAL_SECONDS",
+        "FOLLOW_UP_GIVE_UP_SECONDS",
         "BACKUP_BUCKET",
         "BACKUP_PREFIX",
         "BACKUP_KMS_KEY_ID",
@@ -342,13 +346,18 @@ fn spot_recovery_gets_exactly_the_configuration_it_reads_and_the_three_events() 
     assert!(states.contains("stopped") && states.contains("terminated") && states.contains("running"), "{states}");
     // Every sample event the function accepts is one the rules deliver.
     let dir = integration_tests::workspace_root().join("events/spot-recovery");
-    let mut accepted = 0;
+    let (mut accepted, mut follow_ups) = (0, 0);
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().unwrap().to_string_lossy().starts_with("bad-") {
             continue;
         }
         let sample: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // The follow-up check's event comes from the function's own schedule, not from a rule.
+        if sample["kind"] == "spot-recovery-follow-up" {
+            follow_ups += 1;
+            continue;
+        }
         assert_eq!(sample["source"], "aws.ec2", "{}", path.display());
         assert!(detail_types.contains(sample["detail-type"].as_str().unwrap()), "{}", path.display());
         if let Some(state) = sample["detail"]["state"].as_str() {
@@ -357,10 +366,51 @@ fn spot_recovery_gets_exactly_the_configuration_it_reads_and_the_three_events() 
         accepted += 1;
     }
     assert!(accepted >= 5);
+    assert_eq!(follow_ups, 1, "events/spot-recovery/follow-up.json");
     let on_failure = &function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
     assert_eq!(on_failure["Type"].as_str(), Some("SNS"));
     assert_eq!(template.resource("SpotRecoveryLogGroup").unwrap()["Properties"]["RetentionInDays"].as_u64(), Some(30));
     assert!(format!("{:?}", template.doc["Rules"]["OneGatewayAddress"]).contains("GatewayTargetGroupArn"));
+}
+
+/// The follow-up check's schedules: in the stack's own group, invoking spot-recovery only, with a
+/// role that Scheduler alone, and only for this account, may assume.
+#[test]
+fn spot_recovery_schedules_its_follow_up_in_its_own_group_with_a_role_for_that_alone() {
+    let template = Template::load().unwrap();
+    let group = template.resource("SpotFollowUpScheduleGroup").unwrap();
+    assert_eq!(group["Type"].as_str(), Some("AWS::Scheduler::ScheduleGroup"));
+    let env = format!("{:?}", template.resource("SpotRecoveryFunction").unwrap()["Properties"]["Environment"]);
+    assert!(env.contains("SpotFollowUpScheduleGroup") && env.contains("SpotFollowUpSchedulerRole.Arn"), "{env}");
+
+    let role = &template.resource("SpotFollowUpSchedulerRole").unwrap()["Properties"];
+    let trust = &role["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_sequence().unwrap().len(), 1);
+    assert_eq!(trust[0]["Principal"]["Service"].as_str(), Some("scheduler.amazonaws.com"));
+    assert!(format!("{:?}", trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"]).contains("AWS::AccountId"));
+    assert!(role.get("Policies").is_none() && role.get("ManagedPolicyArns").is_none(), "its one grant is apart");
+    let invoke = &template.resource("SpotFollowUpInvokePolicy").unwrap()["Properties"];
+    assert!(format!("{:?}", invoke["Roles"]).contains("SpotFollowUpSchedulerRole"));
+    let grants = invoke["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0]["Action"].as_str(), Some("lambda:InvokeFunction"));
+    assert!(format!("{:?}", grants[0]["Resource"]).contains("SpotRecoveryFunction.Arn"));
+
+    let statements = template.function_statements("SpotRecoveryFunction").unwrap();
+    let create: Vec<_> =
+        statements.iter().filter(|s| s.actions.iter().any(|a| a == "scheduler:CreateSchedule")).collect();
+    assert_eq!(create.len(), 1);
+    let scope = format!("{:?}", create[0].resource);
+    assert!(scope.contains(":schedule/${SpotFollowUpScheduleGroup}/*"), "its own group only: {scope}");
+    let pass: Vec<_> = statements
+        .iter()
+        .filter(|s| {
+            s.actions.iter().any(|a| a == "iam:PassRole") && format!("{:?}", s.resource).contains("SpotFollowUp")
+        })
+        .collect();
+    assert_eq!(pass.len(), 1);
+    assert!(format!("{:?}", pass[0].resource).contains("SpotFollowUpSchedulerRole.Arn"));
+    assert!(format!("{:?}", pass[0].condition).contains("scheduler.amazonaws.com"), "to Scheduler only");
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub struct Outcome {
     /// fail, Lambda's retry of it finds the replacement and goes on). This run stopped there.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub left_to_another_delivery: bool,
+    /// The follow-up check asked for after a takeover not yet seen serving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<crate::schedule::Scheduled>,
 }
 
 impl Outcome {
@@ -85,6 +88,7 @@ pub struct Clients {
     pub ssm: Ssm,
     pub target_group: TargetGroup,
     pub alarms: Alarms,
+    pub scheduler: crate::schedule::Scheduler,
 }
 
 /// The warning's steps, at once: snapshot, backup, the record on the instance, maybe the early launch.
@@ -226,6 +230,7 @@ pub async fn replace(
     health_timeout: Duration,
     event_time: DateTime<Utc>,
     deadline: Instant,
+    follow_up: Option<crate::schedule::FollowUpTarget<'_>>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     if let Some(warned) = r.warned_at.as_deref().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
@@ -349,6 +354,12 @@ pub async fn replace(
             }
             Err(e) => outcome.fail("alarms", e),
         }
+    }
+    // The takeover is done (all but the health wait went well) and the replacement was not seen
+    // serving: a follow-up check confirms it or escalates. Before the retirement, so that a failure
+    // to schedule it leaves the old instance the gateway and Lambda's retry schedules it.
+    if outcome.failed.iter().all(|f| f.step == "health") && outcome.target_health.as_deref() != Some("healthy") {
+        crate::schedule::first_check(&clients.scheduler, follow_up, &r.old_instance, &new, &mut outcome).await;
     }
     // Last, and only when all went well: a retry of a failed run must still see the gateway.
     if outcome.failed.is_empty() {

@@ -38,7 +38,54 @@ pub struct Config {
     pub backup: Option<BackupTarget>,
     /// How long the replacement's target may take to become healthy before the run reports it.
     pub health_timeout: Duration,
+    /// The follow-up check after a takeover; `None` without `FOLLOW_UP_SCHEDULE_GROUP`.
+    pub follow_up: Option<FollowUpSettings>,
     pub dry_run: bool,
+}
+
+/// Where and how often the follow-up check runs (EventBridge Scheduler one-shot schedules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpSettings {
+    pub schedule_group: String,
+    /// The role Scheduler assumes to invoke the function.
+    pub role_arn: String,
+    pub interval: Duration,
+    /// Counted from the takeover: a replacement not seen serving by then is escalated.
+    pub give_up_after: Duration,
+}
+
+impl FollowUpSettings {
+    fn from_env(env: &impl Env) -> Result<Option<Self>, Error> {
+        let (group, role) =
+            (config::optional(env, "FOLLOW_UP_SCHEDULE_GROUP"), config::optional(env, "FOLLOW_UP_ROLE_ARN"));
+        let (schedule_group, role_arn) = match (group, role) {
+            (None, None) => return Ok(None),
+            (Some(g), Some(r)) => (g, r),
+            _ => {
+                return Err(Error::Config(
+                    "FOLLOW_UP_SCHEDULE_GROUP and FOLLOW_UP_ROLE_ARN go together: the schedule needs a role to invoke \
+                     the function"
+                        .into(),
+                ));
+            }
+        };
+        if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
+            return Err(Error::Config(format!("FOLLOW_UP_ROLE_ARN={role_arn:?}: expected an IAM role ARN")));
+        }
+        let interval = Duration::from_secs(config::parsed(env, "FOLLOW_UP_INTERVAL_SECONDS", 300)?);
+        let give_up_after = Duration::from_secs(config::parsed(env, "FOLLOW_UP_GIVE_UP_SECONDS", 1800)?);
+        // Scheduler runs a one-shot schedule within about a minute of its time: a shorter interval
+        // would only pile schedules up.
+        if interval < Duration::from_secs(60) {
+            return Err(Error::Config("FOLLOW_UP_INTERVAL_SECONDS: at least 60".into()));
+        }
+        if give_up_after < interval {
+            return Err(Error::Config(
+                "FOLLOW_UP_GIVE_UP_SECONDS is shorter than FOLLOW_UP_INTERVAL_SECONDS: there would be no check".into(),
+            ));
+        }
+        Ok(Some(FollowUpSettings { schedule_group, role_arn, interval, give_up_after }))
+    }
 }
 
 impl Config {
@@ -94,6 +141,7 @@ impl Config {
             alarm_name_prefix: config::optional(env, "ALARM_NAME_PREFIX"),
             backup,
             health_timeout: Duration::from_secs(config::parsed(env, "HEALTH_TIMEOUT_SECONDS", 90)?),
+            follow_up: FollowUpSettings::from_env(env)?,
             dry_run: config::flag(env, "DRY_RUN", false)?,
         })
     }
@@ -122,6 +170,35 @@ mod tests {
         assert_eq!(c.data_device, "/dev/sdf");
         assert_eq!(c.backup, None);
         assert!(c.subnet_ids.is_empty());
+        assert_eq!(c.follow_up, None);
+    }
+
+    #[test]
+    fn the_follow_up_needs_its_group_and_role_together() {
+        let c = with(&[
+            ("FOLLOW_UP_SCHEDULE_GROUP", "openclaw-ops-spot"),
+            ("FOLLOW_UP_ROLE_ARN", "arn:aws:iam::1:role/sched"),
+        ])
+        .unwrap();
+        let f = c.follow_up.unwrap();
+        assert_eq!((f.interval.as_secs(), f.give_up_after.as_secs()), (300, 1800));
+        for pairs in [
+            &[("FOLLOW_UP_SCHEDULE_GROUP", "g")][..],
+            &[("FOLLOW_UP_ROLE_ARN", "arn:aws:iam::1:role/sched")][..],
+            &[("FOLLOW_UP_SCHEDULE_GROUP", "g"), ("FOLLOW_UP_ROLE_ARN", "sched")][..],
+            &[
+                ("FOLLOW_UP_SCHEDULE_GROUP", "g"),
+                ("FOLLOW_UP_ROLE_ARN", "arn:aws:iam::1:role/s"),
+                ("FOLLOW_UP_INTERVAL_SECONDS", "10"),
+            ][..],
+            &[
+                ("FOLLOW_UP_SCHEDULE_GROUP", "g"),
+                ("FOLLOW_UP_ROLE_ARN", "arn:aws:iam::1:role/s"),
+                ("FOLLOW_UP_GIVE_UP_SECONDS", "120"),
+            ][..],
+        ] {
+            assert!(matches!(with(pairs), Err(Error::Config(_))), "{pairs:?}");
+        }
     }
 
     #[test]

@@ -433,6 +433,23 @@ impl Ec2 {
         }
         Ok(address.public_ip().unwrap_or_default().to_owned())
     }
+
+    /// EC2's two status checks of a running instance, `(instance, system)`: `ok`, `initializing`,
+    /// `impaired`...; `None` while EC2 reports none (the instance is not running yet).
+    pub async fn status_checks(&self, id: &str) -> Result<Option<(String, String)>, Error> {
+        let out = self
+            .client
+            .describe_instance_status()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(sdk("ec2:DescribeInstanceStatus"))?;
+        let status = out.instance_statuses().iter().find(|s| s.instance_id() == Some(id));
+        let summary = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+            s.and_then(|s| s.status()).map(|s| s.as_str().to_owned()).unwrap_or_else(|| "unknown".into())
+        };
+        Ok(status.map(|s| (summary(s.instance_status()), summary(s.system_status()))))
+    }
 }
 
 fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {

@@ -6,12 +6,15 @@
 
 pub mod alarms;
 pub mod apply;
+pub mod check;
 pub mod command;
 pub mod config;
 pub mod ec2;
 pub mod event;
+pub mod follow_up;
 pub mod plan;
 pub mod report;
+pub mod schedule;
 pub mod target;
 
 use std::time::Duration;
@@ -26,12 +29,21 @@ use serde_json::Value;
 pub use crate::apply::Clients;
 pub use crate::config::Config;
 use crate::event::Event;
+use crate::follow_up::FollowUp;
 use crate::plan::{Observed, Plan};
 use crate::report::Report;
 
 pub const FUNCTION: &str = "spot-recovery";
 /// Kept back from the invocation's deadline to report.
 const RESERVE: Duration = Duration::from_secs(15);
+
+/// What an invocation answers: a recovery's report, or a follow-up check's.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Recovery(Box<Report>),
+    FollowUp(Box<check::CheckReport>),
+}
 
 pub struct Handler {
     config: Config,
@@ -45,7 +57,16 @@ impl Handler {
         Handler { config, clients, publisher }
     }
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
+        let function_arn = event.context.invoked_function_arn.clone();
+        if FollowUp::claims(&event.payload) {
+            let report = check::run(&self.clients, &self.config, event.payload, &function_arn, Utc::now()).await?;
+            report.log();
+            if let Some(notification) = report.notification() {
+                self.publisher.publish(&notification).await?;
+            }
+            return Ok(Response::FollowUp(Box::new(report)));
+        }
         let parsed = Event::parse(event.payload)?;
         let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
         let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
@@ -104,7 +125,15 @@ impl Handler {
                 }
             }
             Plan::Replace(r) if !dry_run => {
-                Some(apply::replace(&self.clients, r, self.config.health_timeout, parsed.time(), deadline).await)
+                let follow_up = self
+                    .config
+                    .follow_up
+                    .as_ref()
+                    .map(|settings| schedule::FollowUpTarget { settings, function_arn: &function_arn });
+                Some(
+                    apply::replace(&self.clients, r, self.config.health_timeout, parsed.time(), deadline, follow_up)
+                        .await,
+                )
             }
             Plan::Clear(c) if !dry_run => Some(apply::clear(&self.clients, c, parsed.time()).await),
             Plan::Replace(_) | Plan::Held(_) | Plan::Clear(_) => None,
@@ -118,7 +147,7 @@ impl Handler {
         }
         match report.failure_summary() {
             Some(summary) => Err(Error::Incomplete(summary)),
-            None => Ok(report),
+            None => Ok(Response::Recovery(Box::new(report))),
         }
     }
 }

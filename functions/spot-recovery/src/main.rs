@@ -4,6 +4,7 @@ use serde_json::Value;
 use spot_recovery::alarms::Alarms;
 use spot_recovery::command::Ssm;
 use spot_recovery::ec2::Ec2;
+use spot_recovery::schedule::Scheduler;
 use spot_recovery::target::TargetGroup;
 use spot_recovery::{Clients, Config, Handler};
 
@@ -20,6 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ),
         target_group: TargetGroup::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk)),
         alarms: Alarms::new(aws_sdk_cloudwatch::Client::new(&sdk)),
+        scheduler: Scheduler::new(aws_sdk_scheduler::Client::new(&sdk)),
     };
     let handler = Handler::new(config, clients, aws_sdk_sns::Client::new(&sdk));
     let handler = &handler;

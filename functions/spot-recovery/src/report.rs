@@ -209,11 +209,27 @@ impl Report {
         };
         let trouble = !outcome.failed.is_empty() || outcome.restored_from.is_some();
         let severity = if trouble { Severity::Critical } else { Severity::Info };
-        let title = match (&outcome.replacement, outcome.failed.is_empty()) {
-            (Some(new), true) => format!("Gateway {} replaced after a Spot interruption: {new}", r.gateway),
-            (_, _) => format!("Gateway {} replacement INCOMPLETE after a Spot interruption", r.gateway),
+        // Only a healthy target is seen serving within the run; anything else waits for the
+        // follow-up check, and is never called recovered here.
+        let seen_serving = outcome.target_health.as_deref() == Some("healthy");
+        let title = match (&outcome.replacement, outcome.failed.is_empty(), seen_serving) {
+            (Some(new), true, true) => format!("Gateway {} replaced after a Spot interruption: {new}", r.gateway),
+            (Some(new), true, false) => {
+                format!("Gateway {} replaced, not yet seen serving, after a Spot interruption: {new}", r.gateway)
+            }
+            (_, _, _) => format!("Gateway {} replacement INCOMPLETE after a Spot interruption", r.gateway),
         };
         let mut text = format!("{} was {} ({}).", r.old_instance, r.old_state, r.evidence);
+        match &outcome.follow_up {
+            Some(f) => text.push_str(&format!(
+                " A follow-up check at {} confirms it serves, or escalates.",
+                f.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+            None if outcome.replacement.is_some() && !seen_serving && outcome.failed.is_empty() => text.push_str(
+                " No follow-up check is configured (FOLLOW_UP_SCHEDULE_GROUP): confirm by hand that it serves.",
+            ),
+            None => {}
+        }
         if let Some(snapshot) = &outcome.restored_from {
             let age = match &r.volume {
                 VolumeStep::Restore { taken_at, age_seconds, .. } => {
@@ -245,6 +261,10 @@ impl Report {
         }
         if let Some(h) = &outcome.target_health {
             n = n.field("target health", h.clone());
+        }
+        n = n.field("seen serving", if seen_serving { "yes" } else { "not yet" });
+        if let Some(f) = &outcome.follow_up {
+            n = n.field("follow-up", f.name.clone());
         }
         n.table(timeline_table(&outcome.timeline))
     }
@@ -340,7 +360,12 @@ mod tests {
         let r = report(Some(done()));
         let n = r.notification().unwrap();
         assert_eq!(n.severity, Severity::Info);
-        assert_eq!(n.title, "Gateway openclaw-gateway replaced after a Spot interruption: i-new");
+        assert_eq!(
+            n.title,
+            "Gateway openclaw-gateway replaced, not yet seen serving, after a Spot interruption: i-new"
+        );
+        assert_eq!(n.fields["seen serving"], "not yet");
+        assert!(n.text.contains("No follow-up check is configured"), "{}", n.text);
         assert_eq!(n.fields["purchase option"], "On-Demand");
         assert_eq!(n.fields["data volume"], "vol-1");
         let table = n.table.unwrap();
@@ -349,6 +374,24 @@ mod tests {
         let emf = r.metrics().to_emf(at(50));
         assert_eq!((emf["Replacements"].as_f64(), emf["OnDemandFallbacks"].as_f64()), (Some(1.0), Some(1.0)));
         assert_eq!(emf["RecoverySeconds"], 42.0);
+
+        // Only a target seen healthy makes it "replaced" without the "not yet".
+        let mut o = done();
+        o.target_health = Some("healthy".into());
+        let n = report(Some(o)).notification().unwrap();
+        assert_eq!(n.title, "Gateway openclaw-gateway replaced after a Spot interruption: i-new");
+        assert_eq!(n.fields["seen serving"], "yes");
+        let mut o = done();
+        o.follow_up = Some(crate::schedule::Scheduled {
+            name: "spot-follow-up-i-new-1".into(),
+            attempt: 1,
+            at: at(342),
+            already: false,
+        });
+        let n = report(Some(o)).notification().unwrap();
+        assert!(n.title.contains("not yet seen serving"), "{}", n.title);
+        assert!(n.text.contains("follow-up check at 2026-11-25T10:05:42Z"), "{}", n.text);
+        assert_eq!(n.fields["follow-up"], "spot-follow-up-i-new-1");
     }
 
     #[test]

@@ -297,7 +297,9 @@ async fn spot_recovery() -> anyhow::Result<FunctionResult> {
         .await?
         .topic("OpsTopic", &account.topic_arn)
         .param("SpotLaunchTemplateId", "lt-0123456789abcdef0")
-        .bucket("BackupBucket", "openclaw-backups-bench-spot");
+        .bucket("BackupBucket", "openclaw-backups-bench-spot")
+        .with_spot_follow_up(&emulator)
+        .await?;
     let principal = Principal::for_function(&emulator, "SpotRecoveryFunction", &stack).await?;
     let sample: Value = serde_json::from_str(&std::fs::read_to_string(
         workspace_root().join("events/spot-recovery/spot-warning-terminate.json"),

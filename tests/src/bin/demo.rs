@@ -331,7 +331,9 @@ async fn show_spot_recovery() -> anyhow::Result<()> {
         .topic("OpsTopic", &topic_arn)
         .param("SpotLaunchTemplateId", &template_id)
         .param("GatewayElasticIpAllocationId", &address)
-        .bucket("BackupBucket", "openclaw-backups-demo-spot");
+        .bucket("BackupBucket", "openclaw-backups-demo-spot")
+        .with_spot_follow_up(&emulator)
+        .await?;
     let principal = Principal::for_function(&emulator, "SpotRecoveryFunction", &stack).await?;
     let mut env = emulator.function_env(&principal.keys);
     env.extend([

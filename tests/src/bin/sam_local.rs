@@ -180,6 +180,10 @@ fn check_response(function: &str, sample: &str, response: &Value, telegram_messa
             bail!("expected the gateway backed up, got {response}")
         }
         ("telegram-notify", _) if telegram_messages == 0 => bail!("nothing reached Telegram: {response}"),
+        // The sample's replacement is no instance of the emulator's: gone, so escalated.
+        ("spot-recovery", "follow-up") if response["decision"] != "escalate" => {
+            bail!("expected the follow-up escalated (its replacement does not exist), got {response}")
+        }
         ("cost-check", _) if response["comparison"]["lines"].as_array().is_none_or(Vec::is_empty) => {
             bail!("expected the estimate's lines compared, got {response}")
         }
@@ -262,7 +266,9 @@ async fn main() -> anyhow::Result<()> {
         .bucket("TelegramDeliveryRecordBucket", DELIVERY_RECORDS)
         .resource("TelegramSecret", &secret, &[])
         .resource("TelegramDeadLetterQueue", &dead_letters, &[("Arn", &dead_letters_arn)])
-        .param("SpotLaunchTemplateId", "lt-0123456789abcdef0");
+        .param("SpotLaunchTemplateId", "lt-0123456789abcdef0")
+        .with_spot_follow_up(&emulator)
+        .await?;
     let role = gateway_instance_role(&emulator).await?;
     let instance_env: serde_json::Map<String, Value> =
         emulator.function_env(&role.keys).into_iter().map(|(k, v)| (k, json!(v))).collect();
@@ -279,6 +285,8 @@ async fn main() -> anyhow::Result<()> {
         ("TelegramSecretArn", secret.clone()),
         ("TelegramDeadLetterQueueUrl", dead_letters.clone()),
         ("TelegramDeliveryRecordBucketName", DELIVERY_RECORDS.to_owned()),
+        ("SpotFollowUpScheduleGroupName", integration_tests::stack::SPOT_FOLLOW_UP_GROUP.to_owned()),
+        ("SpotFollowUpSchedulerRoleArn", stack.attr("SpotFollowUpSchedulerRole.Arn").context("role arn")?.to_owned()),
     ]);
     let mut filled = fill_env_vars(&std::fs::read_to_string(root.join("testbed/sam/env-vars.json"))?, &values)?;
     // The emulator and the fake Telegram instead of AWS and Telegram. SAM CLI does not resolve the
