@@ -382,6 +382,23 @@ impl Function {
         self.output.lock().unwrap().clone()
     }
 
+    /// The output once what the function wrote before answering has been read from its pipe: the
+    /// answer can arrive before the reader has caught up (a busy machine), and a check of the log
+    /// line or the EMF metrics must not see an output cut short. Waits until nothing new comes for
+    /// 50 ms (at most 2 s).
+    pub async fn settled_output(&self) -> String {
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        let mut seen = self.output.lock().unwrap().len();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = self.output.lock().unwrap().len();
+            if now == seen || std::time::Instant::now() > until {
+                return self.output();
+            }
+            seen = now;
+        }
+    }
+
     /// Waits for the process to exit (an init failure) and answers its init error.
     pub async fn init_failure(&self) -> anyhow::Result<String> {
         let mut exited = self.exited.clone();

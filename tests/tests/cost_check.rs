@@ -93,7 +93,7 @@ async fn run(case: Case) -> Value {
         })
         .collect();
     assert_eq!(requests.len(), ce_calls, "every call reached Cost Explorer");
-    let output = function.output();
+    let output = function.settled_output().await;
     assert!(output.contains(&format!("\"requests\":{ce_calls}")), "the log line carries the request count");
     let emf: Vec<Value> = output
         .lines()

@@ -126,7 +126,7 @@ async fn ten_days_leave_exactly_seven_per_tagged_volume_and_nothing_else_touched
     assert_eq!(bed.account.notifications().await.unwrap(), Vec::<Value>::new());
 
     // The run reports through its log line and EMF metrics on stdout.
-    let output = bed.function.output();
+    let output = bed.function.settled_output().await;
     let emf: Vec<Value> = output
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

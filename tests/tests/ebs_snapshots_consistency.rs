@@ -440,7 +440,7 @@ async fn a_failed_hook_leaves_a_crash_snapshot_tagged_so_with_its_reason_and_a_w
     let note = bed.account.notifications().await.unwrap().pop().expect("a warning");
     assert_eq!(note["severity"], "warning");
     assert!(note["title"].as_str().unwrap().contains("crash-consistent: the freeze failed"), "{note}");
-    let output = bed.function.output();
+    let output = bed.function.settled_output().await;
     let emf: Vec<Value> = output
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

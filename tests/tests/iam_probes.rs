@@ -5,7 +5,7 @@
 
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
-use integration_tests::stack::{ACCOUNT, Stack};
+use integration_tests::stack::{ACCOUNT, SPOT_FOLLOW_UP_GROUP, Stack};
 use serde_json::{Value, json};
 
 const REGION: &str = "us-east-1";
@@ -94,7 +94,10 @@ async fn spot_recovery_without_its_instance_role_named_passes_no_role() {
         .unwrap()
         .param("SpotLaunchTemplateId", TEMPLATE)
         .param("GatewayElasticIpAllocationId", EIP)
-        .bucket("BackupBucket", "backups");
+        .bucket("BackupBucket", "backups")
+        .with_spot_follow_up(&emulator)
+        .await
+        .unwrap();
     let p = principal(&emulator, "SpotRecoveryFunction", stack).await;
     let to_ec2 = json!({"iam:PassedToService": "ec2.amazonaws.com"});
     check(
@@ -117,7 +120,10 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
         .param("SpotLaunchTemplateId", TEMPLATE)
         .param("SpotInstanceRoleName", "openclaw-gateway")
         .param("GatewayElasticIpAllocationId", EIP)
-        .bucket("BackupBucket", "backups");
+        .bucket("BackupBucket", "backups")
+        .with_spot_follow_up(&emulator)
+        .await
+        .unwrap();
     let p = principal(&emulator, "SpotRecoveryFunction", stack).await;
     let gateway = json!({"aws:ResourceTag/openclaw:role": "gateway"});
     let standby = json!({"aws:ResourceTag/openclaw:managed-by": "openclaw-ops"});
@@ -140,6 +146,9 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
     };
     let launch = |resource: &str, template: &str, tags: bool| launch_with(resource, template, tags, true);
     let role = "arn:aws:iam::123456789012:role/openclaw-gateway";
+    let follow_up_role = &format!("arn:aws:iam::{ACCOUNT}:role/openclaw-ops-spot-follow-up");
+    let follow_up_schedule =
+        |group: &str| format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{group}/spot-follow-up-i-1-1");
     check(
         &emulator,
         &p,
@@ -197,6 +206,13 @@ async fn spot_recovery_touches_only_the_gateway_its_template_its_role_and_what_i
             (launch(&arn("key-pair", "mine"), &ours, false), false),
             (probe("iam:PassRole", role, json!({"iam:PassedToService": "ec2.amazonaws.com"})), true),
             (probe("iam:PassRole", role, json!({"iam:PassedToService": "lambda.amazonaws.com"})), false),
+            // The follow-up check: schedules in the stack's group only, Scheduler's role to Scheduler only.
+            (probe("scheduler:CreateSchedule", &follow_up_schedule(SPOT_FOLLOW_UP_GROUP), json!({})), true),
+            (probe("scheduler:CreateSchedule", &follow_up_schedule("default"), json!({})), false),
+            (probe("scheduler:DeleteSchedule", &follow_up_schedule(SPOT_FOLLOW_UP_GROUP), json!({})), false),
+            (probe("iam:PassRole", follow_up_role, json!({"iam:PassedToService": "scheduler.amazonaws.com"})), true),
+            (probe("iam:PassRole", follow_up_role, json!({"iam:PassedToService": "ec2.amazonaws.com"})), false),
+            (probe("iam:PassRole", role, json!({"iam:PassedToService": "scheduler.amazonaws.com"})), false),
             (
                 probe(
                     "iam:PassRole",

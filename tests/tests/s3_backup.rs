@@ -153,7 +153,8 @@ async fn scheduled_backups_are_verified_once_a_day_and_the_months_first_is_kept_
     assert_eq!(report["drift"], json!([]), "the bucket is as the template makes it");
     // The freshness alarm watches BackupAgeHours: it must be declared as a CloudWatch metric.
     let emf: Value = function
-        .output()
+        .settled_output()
+        .await
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v.get("_aws").is_some())
@@ -395,7 +396,7 @@ async fn a_hand_edited_bucket_is_reported_and_the_backup_still_made() {
     assert_eq!(report["backed_up"].as_array().unwrap().len(), 1, "{report}");
     let drift: Vec<&str> = report["drift"].as_array().unwrap().iter().map(|d| d["setting"].as_str().unwrap()).collect();
     assert_eq!(drift, ["versioning", "lifecycle"], "{report}");
-    assert!(function.output().contains(r#""BucketDrift":2"#), "EMF counts the findings");
+    assert!(function.settled_output().await.contains(r#""BucketDrift":2"#), "EMF counts the findings");
     let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["severity"], "warning");
@@ -444,7 +445,7 @@ async fn a_corrupted_upload_is_caught_by_reading_it_back() {
     assert_eq!(notes[0]["severity"], "critical");
     // Nothing unverified is recorded or promoted to monthly/, and no freshness is claimed.
     assert!(bed.keys().await.iter().all(|k| !k.contains("/monthly/") && !k.contains(".verified-")));
-    assert!(!function.output().contains("BackupAgeHours"));
+    assert!(!function.settled_output().await.contains("BackupAgeHours"));
     std::fs::remove_dir_all(&bin).unwrap();
 }
 
@@ -474,7 +475,7 @@ async fn a_backup_still_running_at_the_deadline_is_reported_unfinished_and_not_s
     assert!(message.contains("still InProgress when the function had to stop"), "{message}");
     let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
     assert_eq!(notes[0]["severity"], "critical", "{notes:?}");
-    assert!(!function.output().contains("BackupAgeHours"), "no freshness claimed");
+    assert!(!function.settled_output().await.contains("BackupAgeHours"), "no freshness claimed");
 
     // The command goes on on the instance and lands.
     let manifest = bed.scheduled_key(".manifest.json");
@@ -689,7 +690,7 @@ async fn a_taken_over_gateway_cannot_rewrite_plant_or_delete_its_backups() {
     for key in &planted_keys {
         assert!(ignored.contains(&key.as_str()), "{key} is not named in {ignored:?}");
     }
-    assert!(function.output().contains(r#""UnverifiedObjects":6"#));
+    assert!(function.settled_output().await.contains(r#""UnverifiedObjects":6"#));
     let notes = integration_tests::account::drain(&bed.emulator.admin().await, &bed.queue_url).await.unwrap();
     let note =
         notes.iter().find(|n| n["title"].as_str().unwrap().starts_with("Unverified object found")).expect("a note");

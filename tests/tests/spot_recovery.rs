@@ -481,7 +481,8 @@ async fn a_spot_termination_is_replaced_in_the_volumes_zone_with_the_volume_the_
 
     // One EMF line per run, counting the replacement.
     let emf: Vec<Value> = function
-        .output()
+        .settled_output()
+        .await
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("_aws").is_some())

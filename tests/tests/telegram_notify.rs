@@ -194,7 +194,7 @@ async fn topic_messages_reach_every_chat_once_rendered_and_the_token_stays_secre
     let direct = bed.function.invoke(&sample("lambda-alarm-metric.json")).await.unwrap().response();
     assert_eq!(direct["sent"].as_array().unwrap().len(), 2);
 
-    let output = bed.function.output();
+    let output = bed.function.settled_output().await;
     assert!(!output.contains("SECRET-bot-token"), "the token leaked into the output");
     assert!(!format!("{response}{again}{direct}").contains("SECRET-bot-token"));
 
