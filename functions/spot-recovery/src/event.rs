@@ -188,15 +188,21 @@ mod tests {
         }
     }
 
-    /// Every sample under events/spot-recovery is accepted, or refused when its name starts with `bad-`.
+    /// Every sample under events/spot-recovery is accepted, or refused when its name starts with
+    /// `bad-`, read as the handler reads it: a follow-up check's event, or EC2's.
     #[test]
     fn sample_events_are_accepted_or_refused_as_named() {
+        use crate::follow_up::FollowUp;
         let samples = openclaw_ops_shared::samples::samples(env!("CARGO_MANIFEST_DIR"), "spot-recovery");
         assert!(samples.len() >= 5);
         for sample in samples {
-            let parsed = serde_json::from_str::<Value>(&sample.text)
-                .map_err(|e| e.to_string())
-                .and_then(|v| Event::parse(v).map_err(|e| e.to_string()));
+            let parsed = serde_json::from_str::<Value>(&sample.text).map_err(|e| e.to_string()).and_then(|v| {
+                if FollowUp::claims(&v) {
+                    FollowUp::parse(v).map(|_| ()).map_err(|e| e.to_string())
+                } else {
+                    Event::parse(v).map(|_| ()).map_err(|e| e.to_string())
+                }
+            });
             assert_eq!(parsed.is_err(), sample.refused, "{}: {parsed:?}", sample.name);
         }
     }
