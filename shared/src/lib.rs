@@ -5,6 +5,7 @@ pub mod aws;
 pub mod backup;
 pub mod config;
 pub mod error;
+pub mod invocation;
 pub mod metrics;
 pub mod notification;
 /// For the functions' tests only.

@@ -17,6 +17,7 @@ pub mod savings;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use serde_json::Value;
 
@@ -45,8 +46,7 @@ impl Handler {
         let check = Check::parse(event.payload)?;
         let as_of = check.as_of.unwrap_or_else(|| Utc::now().date_naive());
         let periods = check.periods(as_of);
-        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let ce = CostExplorer::new(self.ce.clone(), tokio::time::Instant::now() + remaining.saturating_sub(RESERVE));
+        let ce = CostExplorer::new(self.ce.clone(), invocation::deadline(&event.context, RESERVE));
         let tag = self.config.tag.as_ref();
 
         // Requests, in order: the costs, the suite's tagged costs, the forecast. Each read leaves

@@ -2,9 +2,9 @@
 //! / `{"action": "prune", "confirm_deletes": N}`. Anything else is refused before any AWS call, and so
 //! is a scheduled event whose `time` no genuine delivery can carry ([`Freshness`]).
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, TimeDelta, Utc};
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::invocation;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -57,13 +57,7 @@ impl Trigger {
         let Value::Object(fields) = &payload else {
             return Err(Error::Input(format!("expected a JSON object, got {}", kind_of(&payload))));
         };
-        if fields.contains_key("Records") {
-            return Err(Error::Input(
-                "an SNS/SQS/S3 `Records` event is not an input of ebs-snapshots; it takes its daily schedule \
-                 or a manual {\"dry_run\": bool}"
-                    .into(),
-            ));
-        }
+        invocation::refuse_records(&payload, "ebs-snapshots", "its daily schedule or a manual {\"dry_run\": bool}")?;
         if fields.contains_key("detail-type") || fields.contains_key("source") {
             return Self::parse_eventbridge(payload);
         }
@@ -86,16 +80,8 @@ impl Trigger {
     }
 
     fn parse_eventbridge(payload: Value) -> Result<Self, Error> {
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(payload).map_err(|e| Error::Input(format!("EventBridge event: {e}")))?;
-        if event.source != "aws.events" || event.detail_type != "Scheduled Event" {
-            return Err(Error::Input(format!(
-                "unsupported EventBridge event {:?} from {:?}; ebs-snapshots runs on its schedule only",
-                event.detail_type, event.source
-            )));
-        }
-        let time = event.time.ok_or_else(|| Error::Input("scheduled event without a `time`".into()))?;
-        Ok(Trigger::Schedule { event_id: event.id.unwrap_or_default(), time })
+        let event = invocation::scheduled(payload)?;
+        Ok(Trigger::Schedule { event_id: event.id, time: event.time })
     }
 
     /// Refuses a scheduled event whose `time` is in the future or older than any genuine retry;

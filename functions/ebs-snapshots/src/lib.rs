@@ -17,6 +17,7 @@ pub mod verify;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ pub struct Handler {
     dr: Option<copy::Dr>,
 }
 
-const REPORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
+const RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Handler {
     pub fn new(config: Config, ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, sns: aws_sdk_sns::Client) -> Self {
@@ -78,12 +79,10 @@ impl Handler {
         let (plan, dr_plan) =
             copy::limit(plan, dr_plan, self.config.max_deletes, trigger.confirmed_deletes()).map_err(Error::Input)?;
 
-        // Kept back from Lambda's deadline to report and notify.
-        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
         let pacing = apply::Pacing {
             per_second: self.config.write_rate,
             burst: apply::BURST,
-            deadline: tokio::time::Instant::now() + remaining.saturating_sub(REPORT_RESERVE),
+            deadline: invocation::deadline(&event.context, RESERVE),
         };
         // Whether each new snapshot is taken app-consistent: decided from the agents SSM lists.
         let agents = self.hook.agents(&consistency::instances_to_check(&plan.create, &self.config.consistency)).await?;

@@ -13,8 +13,9 @@ use openclaw_ops_shared::backup::store::Owner;
 
 use crate::history::History;
 use crate::plan::{self, Job, Trigger};
-use crate::report::{Done, Failed, Report, tail};
+use crate::report::{Done, Failed, Report};
 use crate::{FUNCTION, Handler, drift};
+use openclaw_ops_shared::invocation::tail;
 
 impl Handler {
     pub(crate) async fn back_up_all(

@@ -2,9 +2,9 @@
 //! before updating OpenClaw; or a person asking for a restore
 //! (`{"action": "restore", "gateway": "<Name tag or instance id>", "backup": "latest" | "<key>"}`).
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::invocation;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -49,13 +49,7 @@ impl Request {
             return Err(Error::Input("expected a JSON object".into()));
         }
         if payload.get("detail-type").is_some() {
-            let event: EventBridgeEvent<Value> =
-                serde_json::from_value(payload).map_err(|e| Error::Input(format!("EventBridge event: {e}")))?;
-            if event.source != "aws.events" || event.detail_type != "Scheduled Event" {
-                return Err(Error::Input(format!("unsupported event {:?} from {:?}", event.detail_type, event.source)));
-            }
-            let time = event.time.ok_or_else(|| Error::Input("scheduled event without a `time`".into()))?;
-            return Ok(Request::Schedule { time });
+            return Ok(Request::Schedule { time: invocation::scheduled(payload)?.time });
         }
         match serde_json::from_value::<Manual>(payload) {
             Ok(Manual::Backup { reason, dry_run }) => Ok(Request::Backup { reason, dry_run }),

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use serde_json::Value;
 
@@ -57,8 +58,7 @@ impl Handler {
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
         let request = Request::parse(event.payload)?;
-        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
+        let deadline = invocation::deadline(&event.context, RESERVE);
         match request {
             Request::Schedule { time } => self
                 .back_up_all(Trigger::Schedule, time, None, self.config.dry_run, deadline)

@@ -90,11 +90,6 @@ pub struct Report {
     pub newest_age_hours: Option<f64>,
 }
 
-pub(crate) fn tail(text: &str, chars: usize) -> String {
-    let count = text.chars().count();
-    text.chars().skip(count.saturating_sub(chars)).collect()
-}
-
 impl Handler {
     pub(crate) async fn report_restore(&self, report: &RestoreReport) -> Result<(), Error> {
         let json = serde_json::to_string(report).expect("a report always serialises");

@@ -14,8 +14,9 @@ use openclaw_ops_shared::backup::restore as script_restore;
 use crate::event::Which;
 use crate::history::{History, Verified};
 use crate::plan::Gateway;
-use crate::report::{Rejected, RestoreReport, tail};
+use crate::report::{Rejected, RestoreReport};
 use crate::{FUNCTION, Handler};
+use openclaw_ops_shared::invocation::tail;
 
 impl Handler {
     /// Observe (the gateway, its backups newest first, verified in turn) → plan (the target beside

@@ -84,8 +84,7 @@ impl Ssm {
             cancel_at_deadline: true,
         };
         let invocation = ssm::run(&self.client, command, until).await?;
-        let count = invocation.stderr.chars().count();
-        let stderr_tail = invocation.stderr.chars().skip(count.saturating_sub(1500)).collect();
+        let stderr_tail = openclaw_ops_shared::invocation::tail(&invocation.stderr, 1500);
         let mut result = CommandResult {
             command_id: invocation.command_id,
             status: invocation.status,

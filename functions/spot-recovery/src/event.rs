@@ -4,6 +4,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::invocation;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -56,13 +57,11 @@ impl Event {
         if !payload.is_object() {
             return Err(Error::Input("expected an EventBridge event (a JSON object)".into()));
         }
-        if payload.get("Records").is_some() {
-            return Err(Error::Input(
-                "an SNS/SQS/S3 `Records` event is not an input of spot-recovery; it takes EC2's Spot interruption \
-                 warning, rebalance recommendation and state-change events"
-                    .into(),
-            ));
-        }
+        invocation::refuse_records(
+            &payload,
+            "spot-recovery",
+            "EC2's Spot interruption warning, rebalance recommendation and state-change events",
+        )?;
         let event: EventBridgeEvent<Value> =
             serde_json::from_value(payload).map_err(|e| Error::Input(format!("EventBridge event: {e}")))?;
         if event.source != "aws.ec2" {

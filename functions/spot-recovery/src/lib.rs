@@ -22,6 +22,7 @@ use std::time::Duration;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::tags;
 use serde_json::Value;
@@ -68,8 +69,7 @@ impl Handler {
             return Ok(Response::FollowUp(Box::new(report)));
         }
         let parsed = Event::parse(event.payload)?;
-        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
+        let deadline = invocation::deadline(&event.context, RESERVE);
         let dry_run = self.config.dry_run;
 
         // observe: one read for an instance that is not the gateway, the rest only for the gateway,

@@ -24,6 +24,7 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::invocation;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -132,8 +133,7 @@ impl Handler {
         let from_sqs = event.payload["Records"][0]["eventSource"] == "aws:sqs";
         let incoming = input::parse(event.payload)?;
         let mut session = Session { telegram: self.telegram(false).await?, reread: false };
-        let remaining = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + remaining.saturating_sub(RESERVE);
+        let deadline = invocation::deadline(&event.context, RESERVE);
 
         let mut report = Report::default();
         let mut batch = from_sqs.then(SqsBatchResponse::default);
