@@ -8,6 +8,7 @@ pub mod error;
 pub mod invocation;
 pub mod metrics;
 pub mod notification;
+pub mod run;
 /// For the functions' tests only.
 #[cfg(feature = "test-util")]
 pub mod samples;

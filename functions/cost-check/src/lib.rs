@@ -19,6 +19,7 @@ use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
+use openclaw_ops_shared::run;
 use serde_json::Value;
 
 use crate::ce::CostExplorer;
@@ -122,20 +123,7 @@ impl Handler {
         }
         report.requests = ce.requests();
 
-        let notification = report.notification();
-        report.notified = notification.is_some();
-        let json = serde_json::to_string(&report).expect("a report always serialises");
-        tracing::info!(requests = report.requests, notified = report.notified, report = %json, "cost-check {:?} as of {as_of}", check.check);
-        for metrics in report.metrics() {
-            metrics.emit(Utc::now());
-        }
-        if let Some(n) = notification {
-            self.publisher.publish(&n).await?;
-        }
-        // Out of time is worth Lambda's retries of the scheduled run; the others are not.
-        match &report.unavailable {
-            Some(ce::Unavailable::OutOfTime(why)) => Err(Error::Incomplete(why.clone())),
-            _ => Ok(report),
-        }
+        report.notified = report.notification().is_some();
+        run::finish(report, &self.publisher).await
     }
 }

@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity, Table};
+use openclaw_ops_shared::run::{self, RunReport};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
@@ -336,5 +337,29 @@ impl Report {
         }
         out.insert(0, totals);
         out
+    }
+}
+
+impl RunReport for Report {
+    fn log(&self) {
+        let json = run::to_json(self);
+        tracing::info!(requests = self.requests, notified = self.notified, report = %json, "cost-check {:?} as of {}", self.check, self.as_of);
+    }
+
+    fn metrics(&self) -> Vec<Metrics> {
+        Report::metrics(self)
+    }
+
+    fn notifications(&self) -> Vec<Notification> {
+        self.notification().into_iter().collect()
+    }
+
+    /// Out of time is worth Lambda's retries of the scheduled run; the others (no data, no access)
+    /// are not: they are in the report and its notification.
+    fn failure(&self) -> Option<String> {
+        match &self.unavailable {
+            Some(Unavailable::OutOfTime(why)) => Some(why.clone()),
+            _ => None,
+        }
     }
 }

@@ -19,6 +19,7 @@ use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
+use openclaw_ops_shared::run;
 use serde_json::Value;
 
 pub use crate::config::Config;
@@ -105,14 +106,6 @@ impl Handler {
         if let Some(dr_plan) = dr_plan {
             report = report.with_dr(dr_plan, dr_outcome);
         }
-        report.log();
-        report.metrics().emit(Utc::now());
-        if let Some(notification) = report.notification() {
-            self.publisher.publish(&notification).await?;
-        }
-        match report.failure_summary() {
-            Some(summary) => Err(Error::Incomplete(summary)),
-            None => Ok(report),
-        }
+        run::finish(report, &self.publisher).await
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity, Table};
+use openclaw_ops_shared::run::{self, RunReport};
 use openclaw_ops_shared::snapshot::SnapshotSource;
 use serde::Serialize;
 
@@ -289,10 +290,11 @@ impl Report {
             first.error
         ))
     }
+}
 
-    /// The run's one structured log line.
-    pub fn log(&self) {
-        let json = serde_json::to_string(self).expect("a report always serialises");
+impl RunReport for Report {
+    fn log(&self) {
+        let json = run::to_json(self);
         if self.failed.is_empty() {
             tracing::info!(
                 created = self.created.len(),
@@ -318,6 +320,18 @@ impl Report {
                 "ebs-snapshots run for {} had failures", self.date
             );
         }
+    }
+
+    fn metrics(&self) -> Vec<Metrics> {
+        vec![Report::metrics(self)]
+    }
+
+    fn notifications(&self) -> Vec<Notification> {
+        self.notification().into_iter().collect()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure_summary()
     }
 }
 

@@ -16,6 +16,7 @@ use crate::plan::{self, Job, Trigger};
 use crate::report::{Done, Failed, Report};
 use crate::{FUNCTION, Handler, drift};
 use openclaw_ops_shared::invocation::tail;
+use openclaw_ops_shared::run;
 
 impl Handler {
     pub(crate) async fn back_up_all(
@@ -60,6 +61,7 @@ impl Handler {
         let drift = drift::check(&bucket_settings, &expected);
         let report = Report {
             function: FUNCTION,
+            bucket: settings.bucket.clone(),
             dry_run,
             reason,
             plan,
@@ -68,16 +70,7 @@ impl Handler {
             drift,
             newest_age_hours: newest_age,
         };
-        self.report(&report).await?;
-        match report.failed.first() {
-            Some(first) => Err(Error::Incomplete(format!(
-                "{} backup(s) failed (first: {}: {})",
-                report.failed.len(),
-                first.gateway,
-                first.error
-            ))),
-            None => Ok(report),
-        }
+        run::finish(report, &self.publisher).await
     }
 
     /// A gateway's daily and monthly folders, read through their records.

@@ -2,14 +2,14 @@
 //! notifications a human should get.
 
 use chrono::{DateTime, Utc};
-use openclaw_ops_shared::Error;
 use openclaw_ops_shared::backup::restore as script_restore;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity};
+use openclaw_ops_shared::run::{self, RunReport};
 use serde::Serialize;
 
 use crate::plan::Plan;
-use crate::{FUNCTION, Handler, drift};
+use crate::{FUNCTION, drift};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Done {
@@ -77,6 +77,8 @@ pub struct RestoreReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub function: &'static str,
+    /// The backup bucket the run read and wrote.
+    pub bucket: String,
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -90,79 +92,71 @@ pub struct Report {
     pub newest_age_hours: Option<f64>,
 }
 
-impl Handler {
-    pub(crate) async fn report_restore(&self, report: &RestoreReport) -> Result<(), Error> {
-        let json = serde_json::to_string(report).expect("a report always serialises");
-        tracing::info!(gateway = %report.gateway, restored = report.restored.is_some(), dry_run = report.dry_run, report = %json, "s3-backup restore");
-        Metrics::new(FUNCTION)
-            .count("Restores", usize::from(report.restored.is_some()))
-            .count("RestoreFailures", usize::from(report.error.is_some()))
-            .emit(Utc::now());
-        if report.dry_run && report.error.is_none() {
-            return Ok(());
-        }
-        let id = format!("{FUNCTION}:restore:{}:{}", report.instance_id, report.target_dir);
-        let mut note = match (&report.restored, &report.error) {
-            (Some(r), _) => Notification::new(
-                FUNCTION,
-                id,
-                Severity::Info,
-                format!("Backup restored beside the live state on {}", report.gateway),
-            )
-            .text(format!(
-                "{} files ({} bytes) are in {}. The gateway still runs on its live state: switch over by hand.",
-                r.files, r.bytes, r.target_dir
-            )),
-            (None, error) => {
-                Notification::new(FUNCTION, id, Severity::Critical, format!("Restore failed on {}", report.gateway))
-                    .text(error.clone().unwrap_or_default())
-            }
-        };
-        note = note.field("instance", report.instance_id.clone());
-        if let Some(backup) = &report.backup {
-            note = note.field("backup", backup.clone());
-        }
-        for r in &report.rejected {
-            note = note.field(format!("did not verify: {}", r.manifest_key), r.why.clone());
-        }
-        for key in report.unverified.iter().take(20) {
-            note = note.field("unverified object found (ignored)", key.clone());
-        }
-        if let Some(stderr) = &report.stderr_tail {
-            note = note.field("stderr", stderr.clone());
-        }
-        if report.restored.is_some() {
-            note = note.field("switch over", report.switch_over.join("\n"));
-        }
-        self.publisher.publish(&note).await.map(|_| ())
+impl RunReport for Report {
+    fn log(&self) {
+        let json = run::to_json(self);
+        tracing::info!(backed_up = self.backed_up.len(), failed = self.failed.len(), dry_run = self.dry_run, report = %json, "s3-backup run");
     }
 
+    fn metrics(&self) -> Vec<Metrics> {
+        let mut metrics = Metrics::new(FUNCTION)
+            .count("BackupsMade", self.backed_up.len())
+            .count("BackupFailures", self.failed.len())
+            .value("BackupBytes", self.backed_up.iter().map(|d| d.size as f64).sum(), "Bytes");
+        // Left out when unknown: the freshness alarm treats missing data as no fresh backup.
+        if let Some(age) = self.newest_age_hours {
+            metrics = metrics.metric("BackupAgeHours", age, "None");
+        }
+        vec![metrics.count("BucketDrift", self.drift.len()).count("UnverifiedObjects", self.plan.unverified.len())]
+    }
+
+    fn notifications(&self) -> Vec<Notification> {
+        let mut notes = Vec::new();
+        if !self.drift.is_empty() {
+            notes.push(self.drift_note());
+        }
+        if !self.plan.unverified.is_empty() {
+            notes.push(self.unverified_note());
+        }
+        if !self.failed.is_empty() {
+            notes.push(self.failure_note());
+        }
+        notes
+    }
+
+    fn failure(&self) -> Option<String> {
+        let first = self.failed.first()?;
+        Some(format!("{} backup(s) failed (first: {}: {})", self.failed.len(), first.gateway, first.error))
+    }
+}
+
+impl Report {
     /// Once a day per kind of run while it lasts (the id repeats, so a retried publish is recognised).
-    async fn report_drift(&self, report: &Report) -> Result<(), Error> {
+    fn drift_note(&self) -> Notification {
         let mut note = Notification::new(
             FUNCTION,
-            format!("{FUNCTION}:drift:{}:{}", report.plan.trigger.as_str(), report.plan.date),
+            format!("{FUNCTION}:drift:{}:{}", self.plan.trigger.as_str(), self.plan.date),
             Severity::Warning,
-            format!("Backup bucket {} differs from the template", self.config.backup.bucket),
+            format!("Backup bucket {} differs from the template", self.bucket),
         )
         .text(
             "Someone changed the backup bucket by hand. Backups still run, but retention or recovery no longer \
              works as designed. Put it back with the stack (sam deploy) or fix the settings below.",
         );
-        for (i, d) in report.drift.iter().enumerate() {
+        for (i, d) in self.drift.iter().enumerate() {
             note = note.field(format!("{} {}", d.setting, i + 1), d.finding.clone());
         }
-        self.publisher.publish(&note).await.map(|_| ())
+        note
     }
 
     /// Objects no record vouches for: a backup that never verified, or something someone else wrote.
     /// They are ignored; a person should know (once a day per kind of run: the id repeats).
-    async fn report_unverified(&self, report: &Report) -> Result<(), Error> {
+    fn unverified_note(&self) -> Notification {
         const SHOWN: usize = 20;
-        let unverified = &report.plan.unverified;
+        let unverified = &self.plan.unverified;
         let mut note = Notification::new(
             FUNCTION,
-            format!("{FUNCTION}:unverified:{}:{}", report.plan.trigger.as_str(), report.plan.date),
+            format!("{FUNCTION}:unverified:{}:{}", self.plan.trigger.as_str(), self.plan.date),
             Severity::Warning,
             format!("Unverified object found: {} in the backup bucket", unverified.len()),
         )
@@ -177,44 +171,82 @@ impl Handler {
         if unverified.len() > SHOWN {
             note = note.field("more", format!("{} more in the run's report", unverified.len() - SHOWN));
         }
-        self.publisher.publish(&note).await.map(|_| ())
+        note
     }
 
-    pub(crate) async fn report(&self, report: &Report) -> Result<(), Error> {
-        let json = serde_json::to_string(report).expect("a report always serialises");
-        tracing::info!(backed_up = report.backed_up.len(), failed = report.failed.len(), dry_run = report.dry_run, report = %json, "s3-backup run");
-        let mut metrics = Metrics::new(FUNCTION)
-            .count("BackupsMade", report.backed_up.len())
-            .count("BackupFailures", report.failed.len())
-            .value("BackupBytes", report.backed_up.iter().map(|d| d.size as f64).sum(), "Bytes");
-        // Left out when unknown: the freshness alarm treats missing data as no fresh backup.
-        if let Some(age) = report.newest_age_hours {
-            metrics = metrics.metric("BackupAgeHours", age, "None");
-        }
-        metrics =
-            metrics.count("BucketDrift", report.drift.len()).count("UnverifiedObjects", report.plan.unverified.len());
-        metrics.emit(Utc::now());
-        if !report.drift.is_empty() {
-            self.report_drift(report).await?;
-        }
-        if !report.plan.unverified.is_empty() {
-            self.report_unverified(report).await?;
-        }
-        if report.failed.is_empty() {
-            return Ok(());
-        }
+    fn failure_note(&self) -> Notification {
         let mut note = Notification::new(
             FUNCTION,
-            format!("{FUNCTION}:{}:{}", report.plan.trigger.as_str(), report.plan.date),
+            format!("{FUNCTION}:{}:{}", self.plan.trigger.as_str(), self.plan.date),
             Severity::Critical,
-            format!("Backup failed for {} gateway(s)", report.failed.len()),
+            format!("Backup failed for {} gateway(s)", self.failed.len()),
         )
         .text("OpenClaw's config and sessions were not backed up. The command's last output is below.");
-        for f in &report.failed {
+        for f in &self.failed {
             note = note
                 .field(format!("{} error", f.gateway), f.error.clone())
                 .field(format!("{} stderr", f.gateway), f.stderr_tail.clone());
         }
-        self.publisher.publish(&note).await.map(|_| ())
+        note
+    }
+}
+
+impl RunReport for RestoreReport {
+    fn log(&self) {
+        let json = run::to_json(self);
+        tracing::info!(gateway = %self.gateway, restored = self.restored.is_some(), dry_run = self.dry_run, report = %json, "s3-backup restore");
+    }
+
+    fn metrics(&self) -> Vec<Metrics> {
+        vec![
+            Metrics::new(FUNCTION)
+                .count("Restores", usize::from(self.restored.is_some()))
+                .count("RestoreFailures", usize::from(self.error.is_some())),
+        ]
+    }
+
+    /// A dry run that found a backup to restore is its own answer; anything else a person hears.
+    fn notifications(&self) -> Vec<Notification> {
+        if self.dry_run && self.error.is_none() {
+            return Vec::new();
+        }
+        let id = format!("{FUNCTION}:restore:{}:{}", self.instance_id, self.target_dir);
+        let mut note = match (&self.restored, &self.error) {
+            (Some(r), _) => Notification::new(
+                FUNCTION,
+                id,
+                Severity::Info,
+                format!("Backup restored beside the live state on {}", self.gateway),
+            )
+            .text(format!(
+                "{} files ({} bytes) are in {}. The gateway still runs on its live state: switch over by hand.",
+                r.files, r.bytes, r.target_dir
+            )),
+            (None, error) => {
+                Notification::new(FUNCTION, id, Severity::Critical, format!("Restore failed on {}", self.gateway))
+                    .text(error.clone().unwrap_or_default())
+            }
+        };
+        note = note.field("instance", self.instance_id.clone());
+        if let Some(backup) = &self.backup {
+            note = note.field("backup", backup.clone());
+        }
+        for r in &self.rejected {
+            note = note.field(format!("did not verify: {}", r.manifest_key), r.why.clone());
+        }
+        for key in self.unverified.iter().take(20) {
+            note = note.field("unverified object found (ignored)", key.clone());
+        }
+        if let Some(stderr) = &self.stderr_tail {
+            note = note.field("stderr", stderr.clone());
+        }
+        if self.restored.is_some() {
+            note = note.field("switch over", self.switch_over.join("\n"));
+        }
+        vec![note]
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.error.as_ref().map(|error| format!("restore of {}: {error}", self.gateway))
     }
 }

@@ -17,6 +17,7 @@ use crate::plan::Gateway;
 use crate::report::{Rejected, RestoreReport};
 use crate::{FUNCTION, Handler};
 use openclaw_ops_shared::invocation::tail;
+use openclaw_ops_shared::run;
 
 impl Handler {
     /// Observe (the gateway, its backups newest first, verified in turn) → plan (the target beside
@@ -124,11 +125,7 @@ impl Handler {
                 }
             }
         }
-        self.report_restore(&report).await?;
-        match &report.error {
-            Some(error) => Err(Error::Incomplete(format!("restore of {}: {error}", report.gateway))),
-            None => Ok(report),
-        }
+        run::finish(report, &self.publisher).await
     }
 }
 

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity};
+use openclaw_ops_shared::run::{self, RunReport};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -116,12 +118,31 @@ pub async fn run(
     Ok(report)
 }
 
-impl CheckReport {
-    pub fn log(&self) {
-        let json = serde_json::to_string(self).expect("a report always serialises");
+impl RunReport for CheckReport {
+    fn log(&self) {
+        let json = run::to_json(self);
         tracing::info!(decision = self.decision, replacement = %self.follow_up.replacement_id, report = %json, "spot-recovery follow-up");
     }
 
+    fn metrics(&self) -> Vec<Metrics> {
+        vec![
+            Metrics::new(FUNCTION)
+                .count("FollowUpsServing", usize::from(self.decision == "serving"))
+                .count("FollowUpsEscalated", usize::from(self.decision == "escalate")),
+        ]
+    }
+
+    fn notifications(&self) -> Vec<Notification> {
+        self.notification().into_iter().collect()
+    }
+
+    /// An escalation is told (critical notification), not retried: the check itself worked.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+impl CheckReport {
     /// Serving: news that the gateway recovered. Escalate: critical. Again: quiet (the takeover's
     /// notification already said "not yet seen serving").
     pub fn notification(&self) -> Option<Notification> {

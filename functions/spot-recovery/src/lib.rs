@@ -24,6 +24,7 @@ use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
+use openclaw_ops_shared::run;
 use openclaw_ops_shared::tags;
 use serde_json::Value;
 
@@ -62,11 +63,7 @@ impl Handler {
         let function_arn = event.context.invoked_function_arn.clone();
         if FollowUp::claims(&event.payload) {
             let report = check::run(&self.clients, &self.config, event.payload, &function_arn, Utc::now()).await?;
-            report.log();
-            if let Some(notification) = report.notification() {
-                self.publisher.publish(&notification).await?;
-            }
-            return Ok(Response::FollowUp(Box::new(report)));
+            return run::finish(report, &self.publisher).await.map(|r| Response::FollowUp(Box::new(r)));
         }
         let parsed = Event::parse(event.payload)?;
         let deadline = invocation::deadline(&event.context, RESERVE);
@@ -140,14 +137,6 @@ impl Handler {
         };
 
         let report = Report { function: FUNCTION, event: parsed, dry_run, plan, outcome };
-        report.log();
-        report.metrics().emit(Utc::now());
-        if let Some(notification) = report.notification() {
-            self.publisher.publish(&notification).await?;
-        }
-        match report.failure_summary() {
-            Some(summary) => Err(Error::Incomplete(summary)),
-            None => Ok(Response::Recovery(Box::new(report))),
-        }
+        run::finish(report, &self.publisher).await.map(|r| Response::Recovery(Box::new(r)))
     }
 }

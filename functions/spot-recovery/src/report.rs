@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity, Table};
+use openclaw_ops_shared::run::{self, RunReport};
 use serde::Serialize;
 
 use crate::FUNCTION;
@@ -26,12 +27,6 @@ impl Report {
         let failed = &self.outcome.as_ref()?.failed;
         let first = failed.first()?;
         Some(format!("{} step(s) failed (first: {}: {})", failed.len(), first.step, first.error))
-    }
-
-    pub fn log(&self) {
-        let json = serde_json::to_string(self).expect("a report always serialises");
-        let failed = self.outcome.as_ref().map_or(0, |o| o.failed.len());
-        tracing::info!(event = self.event.name(), instance = self.event.instance_id(), failed, dry_run = self.dry_run, report = %json, "spot-recovery run");
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -267,6 +262,26 @@ impl Report {
             n = n.field("follow-up", f.name.clone());
         }
         n.table(timeline_table(&outcome.timeline))
+    }
+}
+
+impl RunReport for Report {
+    fn log(&self) {
+        let json = run::to_json(self);
+        let failed = self.outcome.as_ref().map_or(0, |o| o.failed.len());
+        tracing::info!(event = self.event.name(), instance = self.event.instance_id(), failed, dry_run = self.dry_run, report = %json, "spot-recovery run");
+    }
+
+    fn metrics(&self) -> Vec<Metrics> {
+        vec![Report::metrics(self)]
+    }
+
+    fn notifications(&self) -> Vec<Notification> {
+        self.notification().into_iter().collect()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure_summary()
     }
 }
 

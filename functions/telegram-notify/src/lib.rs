@@ -25,6 +25,7 @@ use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::error::SdkErrorDisplay;
 use openclaw_ops_shared::invocation;
+use openclaw_ops_shared::run;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -146,7 +147,7 @@ impl Handler {
             }
         }
         let response = Response { report, batch };
-        response.emit();
+        run::record(&response);
         Ok(response)
     }
 

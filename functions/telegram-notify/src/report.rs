@@ -2,8 +2,9 @@
 //! records to deliver again.
 
 use aws_lambda_events::sqs::SqsBatchResponse;
-use chrono::Utc;
 use openclaw_ops_shared::metrics::Metrics;
+use openclaw_ops_shared::notification::Notification;
+use openclaw_ops_shared::run::{self, RunReport};
 use serde::Serialize;
 
 use crate::FUNCTION;
@@ -83,19 +84,34 @@ pub struct Response {
     pub batch: Option<SqsBatchResponse>,
 }
 
-impl Response {
-    /// The run's metrics and its one log line.
-    pub fn emit(&self) {
+impl RunReport for Response {
+    fn metrics(&self) -> Vec<Metrics> {
         let r = &self.report;
-        Metrics::new(FUNCTION)
-            .count("MessagesSent", r.sent.len())
-            .count("MessagesDuplicate", r.duplicates.len())
-            .count("MessagesInFlightElsewhere", r.in_flight_elsewhere.len())
-            .count("MessagesUnclaimed", r.unclaimed.len())
-            .count("ChatsRefused", r.refused.len())
-            .count("MessagesUndelivered", r.dead_lettered.len())
-            .emit(Utc::now());
-        let json = serde_json::to_string(self).expect("a report always serialises");
+        vec![
+            Metrics::new(FUNCTION)
+                .count("MessagesSent", r.sent.len())
+                .count("MessagesDuplicate", r.duplicates.len())
+                .count("MessagesInFlightElsewhere", r.in_flight_elsewhere.len())
+                .count("MessagesUnclaimed", r.unclaimed.len())
+                .count("ChatsRefused", r.refused.len())
+                .count("MessagesUndelivered", r.dead_lettered.len()),
+        ]
+    }
+
+    /// This function is where the suite's notifications end up: it sends none of its own.
+    fn notifications(&self) -> Vec<Notification> {
+        Vec::new()
+    }
+
+    /// A message that could not be delivered or written down fails its record or the invocation
+    /// before the report is made.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
+    fn log(&self) {
+        let r = &self.report;
+        let json = run::to_json(self);
         tracing::info!(
             sent = r.sent.len(),
             duplicates = r.duplicates.len(),
