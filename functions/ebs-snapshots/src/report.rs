@@ -277,19 +277,6 @@ impl Report {
                 .table(Table { columns: vec!["id".into(), "what".into(), "detail".into()], rows }),
         )
     }
-
-    /// One line for the invocation's error when anything failed.
-    pub fn failure_summary(&self) -> Option<String> {
-        let first = self.failed.first()?;
-        Some(format!(
-            "{} snapshot operation(s) failed on {} (first: {} {}: {}); the others completed",
-            self.failed.len(),
-            self.date,
-            first.action,
-            first.id,
-            first.error
-        ))
-    }
 }
 
 impl RunReport for Report {
@@ -326,12 +313,21 @@ impl RunReport for Report {
         vec![Report::metrics(self)]
     }
 
-    fn notifications(&self) -> Vec<Notification> {
-        self.notification().into_iter().collect()
+    /// One line for the invocation's error when anything failed.
+    fn failure(&self) -> Option<String> {
+        let first = self.failed.first()?;
+        Some(format!(
+            "{} snapshot operation(s) failed on {} (first: {} {}: {}); the others completed",
+            self.failed.len(),
+            self.date,
+            first.action,
+            first.id,
+            first.error
+        ))
     }
 
-    fn failure(&self) -> Option<String> {
-        self.failure_summary()
+    fn notifications(&self) -> Vec<Notification> {
+        self.notification().into_iter().collect()
     }
 }
 
@@ -368,7 +364,7 @@ mod tests {
     fn a_quiet_run_notifies_nobody() {
         let r = Report::new("schedule", None, vec!["vol-a".into()], empty_plan(), Some(Outcome::default()));
         assert!(r.notification().is_none());
-        assert!(r.failure_summary().is_none());
+        assert!(r.failure().is_none());
     }
 
     #[test]
@@ -382,7 +378,7 @@ mod tests {
         assert_eq!(n.severity, Severity::Critical);
         assert_eq!(n.id, "ebs-snapshots:2026-11-25");
         assert!(n.table.unwrap().rows[0].contains(&"UnauthorizedOperation: no".to_owned()));
-        assert!(r.failure_summary().unwrap().contains("create vol-a: UnauthorizedOperation"));
+        assert!(r.failure().unwrap().contains("create vol-a: UnauthorizedOperation"));
     }
 
     #[test]

@@ -23,12 +23,6 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn failure_summary(&self) -> Option<String> {
-        let failed = &self.outcome.as_ref()?.failed;
-        let first = failed.first()?;
-        Some(format!("{} step(s) failed (first: {}: {})", failed.len(), first.step, first.error))
-    }
-
     pub fn metrics(&self) -> Metrics {
         let outcome = self.outcome.as_ref();
         // Counted once, by the delivery that launched: another that found its launch stops there.
@@ -276,12 +270,14 @@ impl RunReport for Report {
         vec![Report::metrics(self)]
     }
 
-    fn notifications(&self) -> Vec<Notification> {
-        self.notification().into_iter().collect()
+    fn failure(&self) -> Option<String> {
+        let failed = &self.outcome.as_ref()?.failed;
+        let first = failed.first()?;
+        Some(format!("{} step(s) failed (first: {}: {})", failed.len(), first.step, first.error))
     }
 
-    fn failure(&self) -> Option<String> {
-        self.failure_summary()
+    fn notifications(&self) -> Vec<Notification> {
+        self.notification().into_iter().collect()
     }
 }
 
@@ -385,7 +381,7 @@ mod tests {
         assert_eq!(n.fields["data volume"], "vol-1");
         let table = n.table.unwrap();
         assert_eq!(table.rows[1], ["10:00:42", "T+42s", "replacement launched"]);
-        assert_eq!(r.failure_summary(), None);
+        assert_eq!(r.failure(), None);
         let emf = r.metrics().to_emf(at(50));
         assert_eq!((emf["Replacements"].as_f64(), emf["OnDemandFallbacks"].as_f64()), (Some(1.0), Some(1.0)));
         assert_eq!(emf["RecoverySeconds"], 42.0);
@@ -416,7 +412,7 @@ mod tests {
         o.left_to_another_delivery = true;
         let r = report(Some(o));
         assert_eq!(r.notification(), None, "the delivery that launched reports");
-        assert_eq!(r.failure_summary(), None);
+        assert_eq!(r.failure(), None);
         let emf = r.metrics().to_emf(at(50));
         assert_eq!(emf["Replacements"].as_f64(), Some(0.0));
         assert!(emf.get("RecoverySeconds").is_none(), "{emf}");
@@ -431,7 +427,7 @@ mod tests {
         assert_eq!(n.severity, Severity::Critical);
         assert!(n.title.contains("INCOMPLETE"), "{}", n.title);
         assert!(n.text.contains("volume failed: AttachVolume: denied"), "{}", n.text);
-        assert_eq!(r.failure_summary().unwrap(), "1 step(s) failed (first: volume: AttachVolume: denied)");
+        assert_eq!(r.failure().unwrap(), "1 step(s) failed (first: volume: AttachVolume: denied)");
 
         let mut o = done();
         o.restored_from = Some("snap-1".into());
@@ -467,7 +463,7 @@ mod tests {
         let mut r = report(Some(Outcome::default()));
         r.plan = Plan::Clear(c);
         assert_eq!(r.notification(), None);
-        assert_eq!(r.failure_summary(), None);
+        assert_eq!(r.failure(), None);
         r.outcome = Some(Outcome {
             failed: vec![Failure { step: "clear", error: "ec2:DeleteTags i-old: denied".into() }],
             ..Outcome::default()
@@ -475,7 +471,7 @@ mod tests {
         let n = r.notification().unwrap();
         assert_eq!(n.severity, Severity::Warning);
         assert!(n.text.contains("openclaw:spot-warning") && n.text.contains("denied"), "{}", n.text);
-        assert!(r.failure_summary().unwrap().contains("clear"));
+        assert!(r.failure().unwrap().contains("clear"));
     }
 
     #[test]
