@@ -52,13 +52,7 @@ impl OpenClawAccount {
             .context("RunInstances")?;
         let instance_id = run.instances()[0].instance_id().context("instance id")?.to_owned();
 
-        let volumes = ec2
-            .describe_volumes()
-            .filters(Filter::builder().name("attachment.instance-id").values(&instance_id).build())
-            .send()
-            .await
-            .context("DescribeVolumes")?;
-        let root_volume = volumes.volumes().first().and_then(|v| v.volume_id()).context("root volume")?.to_owned();
+        let root_volume = root_volume(&ec2, &instance_id).await?;
         ec2.create_tags()
             .resources(&root_volume)
             .tags(tag("Name", "openclaw-root"))
@@ -234,13 +228,7 @@ pub async fn launch_standby(admin: &SdkConfig, gateway: &str, az: &str) -> anyho
         .await
         .context("RunInstances (standby)")?;
     let instance_id = run.instances()[0].instance_id().context("instance id")?.to_owned();
-    let volumes = ec2
-        .describe_volumes()
-        .filters(Filter::builder().name("attachment.instance-id").values(&instance_id).build())
-        .send()
-        .await
-        .context("DescribeVolumes")?;
-    let root_volume = volumes.volumes().first().and_then(|v| v.volume_id()).context("root volume")?.to_owned();
+    let root_volume = root_volume(&ec2, &instance_id).await?;
     ec2.create_tags()
         .resources(&root_volume)
         .tags(tag("Name", "openclaw-gateway-root"))
@@ -256,4 +244,15 @@ pub async fn launch_standby(admin: &SdkConfig, gateway: &str, az: &str) -> anyho
         "the request's tags override the template's: {tags:?}"
     );
     Ok(Standby { instance_id, root_volume })
+}
+
+/// The volume a new instance booted from (the only one attached to it).
+async fn root_volume(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> anyhow::Result<String> {
+    let volumes = ec2
+        .describe_volumes()
+        .filters(Filter::builder().name("attachment.instance-id").values(instance_id).build())
+        .send()
+        .await
+        .context("DescribeVolumes")?;
+    Ok(volumes.volumes().first().and_then(|v| v.volume_id()).context("root volume")?.to_owned())
 }
