@@ -206,12 +206,12 @@ fn never_panics(function: &str, parse: impl Fn(Value) -> bool) -> usize {
 
 #[test]
 fn ebs_snapshots_event_parser_never_panics() {
-    never_panics("ebs-snapshots", |v| ebs_snapshots::event::Trigger::parse(v).is_ok());
+    never_panics("ebs-snapshots", |v| ebs_snapshots::event::Event::parse(v).is_ok());
 }
 
 #[test]
 fn s3_backup_event_parser_never_panics() {
-    never_panics("s3-backup", |v| s3_backup::event::Request::parse(v).is_ok());
+    never_panics("s3-backup", |v| s3_backup::event::Event::parse(v).is_ok());
 }
 
 #[test]
@@ -229,7 +229,7 @@ fn spot_recovery_event_parser_never_panics() {
 /// The parsed check's periods too: that is where an absurd `as_of` used to panic.
 #[test]
 fn cost_check_event_parser_never_panics() {
-    never_panics("cost-check", |v| match cost_check::event::Check::parse(v) {
+    never_panics("cost-check", |v| match cost_check::event::Event::parse(v) {
         Ok(check) => {
             if let Some(day) = check.as_of {
                 check.periods(day);
@@ -245,7 +245,7 @@ fn cost_check_event_parser_never_panics() {
 #[test]
 fn telegram_notify_event_parser_never_panics() {
     use telegram_notify::render::{InsufficientData, render};
-    never_panics("telegram-notify", |v| match telegram_notify::input::parse(v) {
+    never_panics("telegram-notify", |v| match telegram_notify::event::parse(v) {
         Ok(items) => {
             for item in items {
                 for setting in [InsufficientData::Send, InsufficientData::Silent, InsufficientData::Skip] {

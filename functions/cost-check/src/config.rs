@@ -5,8 +5,8 @@ use openclaw_ops_shared::config::{self, Env};
 use openclaw_ops_shared::tags::TagFilter;
 use rust_decimal::Decimal;
 
-use crate::compare::Thresholds;
 use crate::estimate::{Estimate, Tier};
+use crate::plan::Thresholds;
 use crate::prices::PriceTable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -237,11 +237,11 @@ impl Estimate {
         for line in &mut self.lines {
             let seed = line.monthly;
             for add in &mut line.adds {
-                add.expected = crate::compare::cents(if add.in_seed { seed } else { price(add) });
+                add.expected = crate::plan::cents(if add.in_seed { seed } else { price(add) });
             }
         }
         for add in &mut self.additions {
-            add.expected = crate::compare::cents(price(add));
+            add.expected = crate::plan::cents(price(add));
         }
     }
 

@@ -17,7 +17,7 @@ pub enum Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Check {
+pub struct Event {
     pub check: Kind,
     #[serde(default)]
     pub as_of: Option<NaiveDate>,
@@ -38,12 +38,12 @@ pub struct Periods {
 /// years either (it keeps 14 months, or 38 with multi-year data turned on).
 pub const AS_OF_YEARS: std::ops::RangeInclusive<i32> = 2000..=9999;
 
-impl Check {
+impl Event {
     pub fn parse(payload: Value) -> Result<Self, Error> {
         if !payload.is_object() {
             return Err(Error::Input("expected {\"check\": \"monthly\" | \"weekly\"}".into()));
         }
-        let check: Check = serde_json::from_value(payload).map_err(|e| {
+        let check: Event = serde_json::from_value(payload).map_err(|e| {
             Error::Input(format!("{e}; expected {{\"check\": \"monthly\" | \"weekly\", \"as_of\"?: \"YYYY-MM-DD\"}}"))
         })?;
         if let Some(day) = check.as_of
@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn monthly_covers_the_previous_month_even_across_a_year() {
-        let c = Check::parse(json!({"check": "monthly"})).unwrap();
+        let c = Event::parse(json!({"check": "monthly"})).unwrap();
         let p = c.periods(day(2027, 1, 2));
         assert_eq!(p.costs, (day(2026, 12, 1), day(2027, 1, 1)));
         assert_eq!(p.days_in_month, 31);
@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn weekly_covers_the_month_to_date_and_forecasts_the_rest() {
-        let c = Check::parse(json!({"check": "weekly", "as_of": "2026-02-16"})).unwrap();
+        let c = Event::parse(json!({"check": "weekly", "as_of": "2026-02-16"})).unwrap();
         assert_eq!(c.as_of, Some(day(2026, 2, 16)));
         let p = c.periods(day(2026, 2, 16));
         assert_eq!(p.costs, (day(2026, 2, 1), day(2026, 2, 16)));
@@ -118,7 +118,7 @@ mod tests {
             json!("weekly"),
             json!({"check": "weekly", "as_of": "soon"}),
         ] {
-            assert!(matches!(Check::parse(bad.clone()), Err(Error::Input(_))), "{bad}");
+            assert!(matches!(Event::parse(bad.clone()), Err(Error::Input(_))), "{bad}");
         }
     }
 
@@ -126,13 +126,13 @@ mod tests {
     fn an_absurd_as_of_is_refused_not_a_panic() {
         for far in ["+262142-12-15", "-262143-01-01", "+10000-01-01", "1999-12-31", "0001-01-01"] {
             for kind in ["monthly", "weekly"] {
-                let got = Check::parse(json!({"check": kind, "as_of": far}));
+                let got = Event::parse(json!({"check": kind, "as_of": far}));
                 assert!(matches!(&got, Err(Error::Input(m)) if m.contains("as_of")), "{far}: {got:?}");
             }
         }
         for edge in ["2000-01-01", "9999-12-31"] {
             for kind in ["monthly", "weekly"] {
-                let c = Check::parse(json!({"check": kind, "as_of": edge})).unwrap();
+                let c = Event::parse(json!({"check": kind, "as_of": edge})).unwrap();
                 c.periods(c.as_of.unwrap());
             }
         }
@@ -144,7 +144,7 @@ mod tests {
         assert!(samples.len() >= 3);
         for sample in samples {
             let value: Value = serde_json::from_str(&sample.text).unwrap();
-            assert_eq!(Check::parse(value).is_err(), sample.refused, "{}", sample.name);
+            assert_eq!(Event::parse(value).is_err(), sample.refused, "{}", sample.name);
         }
     }
 }

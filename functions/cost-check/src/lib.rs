@@ -1,15 +1,15 @@
 //! cost-check: the AWS bill against the architecture's itemised estimate, line by line.
 //!
 //! observe (Cost Explorer: costs by service and usage type, with `COST_SUITE_TAG` the suite's tagged
-//! costs too, and the forecast; at most 3 requests) → plan ([`compare::compare`], pure, with
+//! costs too, and the forecast; at most 3 requests) → plan ([`plan::compare`], pure, with
 //! [`savings`] per driver) → report (JSON, log line, EMF, notification). It changes nothing in AWS, so
 //! there is no apply step.
 
-pub mod ce;
-pub mod compare;
+pub mod aws;
 pub mod config;
 pub mod estimate;
 pub mod event;
+pub mod plan;
 pub mod prices;
 pub mod report;
 pub mod savings;
@@ -22,9 +22,10 @@ use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::run;
 use serde_json::Value;
 
-use crate::ce::CostExplorer;
+pub use crate::aws::Clients;
+use crate::aws::CostExplorer;
 pub use crate::config::Config;
-use crate::event::{Check, Kind};
+use crate::event::{Event, Kind};
 use crate::report::Report;
 
 pub const FUNCTION: &str = "cost-check";
@@ -38,13 +39,13 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(config: Config, ce: aws_sdk_costexplorer::Client, sns: aws_sdk_sns::Client) -> Self {
-        let publisher = Publisher::new(sns, &config.topic_arn);
-        Handler { config, ce, publisher }
+    pub fn new(config: Config, clients: Clients) -> Self {
+        let publisher = Publisher::new(clients.sns, &config.topic_arn);
+        Handler { config, ce: clients.ce, publisher }
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
-        let check = Check::parse(event.payload)?;
+        let check = Event::parse(event.payload)?;
         let as_of = check.as_of.unwrap_or_else(|| Utc::now().date_naive());
         let periods = check.periods(as_of);
         let ce = CostExplorer::new(self.ce.clone(), invocation::deadline(&event.context, RESERVE));
@@ -106,8 +107,8 @@ impl Handler {
                     }
                     (Kind::Monthly, _) => None,
                 };
-                report.comparison = Some(compare::compare(
-                    compare::Inputs {
+                report.comparison = Some(plan::compare(
+                    plan::Inputs {
                         estimate: &self.config.estimate,
                         prices: &self.config.prices,
                         thresholds: &self.config.thresholds,

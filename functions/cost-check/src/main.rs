@@ -1,5 +1,4 @@
-use aws_config::Region;
-use cost_check::{Config, Handler};
+use cost_check::{Clients, Config, Handler};
 use lambda_runtime::{LambdaEvent, service_fn};
 use openclaw_ops_shared::config::ProcessEnv;
 use serde_json::Value;
@@ -9,9 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env(&ProcessEnv)?;
     let sdk = openclaw_ops_shared::aws::load().await;
-    // Cost Explorer has one endpoint, in us-east-1, whatever the stack's region.
-    let ce = aws_sdk_costexplorer::config::Builder::from(&sdk).region(Region::new("us-east-1")).build();
-    let handler = Handler::new(config, aws_sdk_costexplorer::Client::from_conf(ce), aws_sdk_sns::Client::new(&sdk));
+    let clients = Clients::new(&sdk);
+    let handler = Handler::new(config, clients);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| handler.handle(event))).await
 }

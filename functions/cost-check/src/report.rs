@@ -10,10 +10,10 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
 use crate::FUNCTION;
-use crate::ce::Unavailable;
-use crate::compare::{BlockResult, Comparison, Status, cents};
+use crate::aws::Unavailable;
 use crate::estimate::Tier;
 use crate::event::Kind;
+use crate::plan::{BlockResult, Comparison, Status, cents};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {

@@ -4,8 +4,8 @@
 
 use rust_decimal::Decimal;
 
-use crate::compare::{Driver, Suggestion, cents};
 use crate::estimate::{Estimate, Saving};
+use crate::plan::{Driver, Suggestion, cents};
 use crate::prices::PriceTable;
 
 fn s(option: impl Into<String>, saves: impl Into<String>, trade_off: impl Into<String>) -> Suggestion {

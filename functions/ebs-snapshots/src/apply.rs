@@ -6,9 +6,9 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::aws::{DeleteOutcome, Ec2};
 use crate::consistency::Choice;
 use crate::consistency::hook::{Hook, Taken};
-use crate::ec2::{DeleteOutcome, Ec2};
 use crate::plan::{DeleteReason, Plan, Skip};
 
 /// Writes in flight at once: enough to keep up the paced rate at real API latencies.

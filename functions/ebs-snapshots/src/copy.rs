@@ -45,7 +45,7 @@ use openclaw_ops_shared::tags;
 use serde::Serialize;
 
 use crate::apply::{self, Deleted, Failure, Outcome, Pacing};
-use crate::ec2::Ec2;
+use crate::aws::Ec2;
 use crate::plan::{self, Breaker, Deletion, Kept, Plan, Policy, Skip};
 use crate::report::Report;
 pub use crate::verify::{COPY_VOLUME_ID, SOURCE_SNAPSHOT_ID};

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
+pub enum Event {
     /// The daily schedule; `time` is the scheduled time, so a late retry still acts for its own day.
     Schedule {
         event_id: String,
@@ -52,7 +52,7 @@ pub struct Freshness {
 /// NTP-synchronised clocks (Lambda's and EventBridge's) differ by far less.
 pub const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
 
-impl Trigger {
+impl Event {
     pub fn parse(payload: Value) -> Result<Self, Error> {
         let Value::Object(fields) = &payload else {
             return Err(Error::Input(format!("expected a JSON object, got {}", kind_of(&payload))));
@@ -75,19 +75,19 @@ impl Trigger {
             (None, Some(_)) => Err(Error::Input(
                 "manual invocation: \"confirm_deletes\" is only accepted with \"action\": \"prune\"".into(),
             )),
-            _ => Ok(Trigger::Manual(request)),
+            _ => Ok(Event::Manual(request)),
         }
     }
 
     fn parse_eventbridge(payload: Value) -> Result<Self, Error> {
         let event = invocation::scheduled(payload)?;
-        Ok(Trigger::Schedule { event_id: event.id, time: event.time })
+        Ok(Event::Schedule { event_id: event.id, time: event.time })
     }
 
     /// Refuses a scheduled event whose `time` is in the future or older than any genuine retry;
     /// manual runs act on `now` and always pass.
     pub fn check_time(&self, now: DateTime<Utc>, freshness: Freshness) -> Result<(), Error> {
-        let Trigger::Schedule { time, .. } = self else { return Ok(()) };
+        let Event::Schedule { time, .. } = self else { return Ok(()) };
         if *time > now + freshness.skew {
             return Err(Error::Input(format!(
                 "scheduled event time {time} is in the future (the function's clock says {now}, {} s of skew \
@@ -106,13 +106,13 @@ impl Trigger {
     }
 
     pub fn dry_run(&self) -> bool {
-        matches!(self, Trigger::Manual(ManualRequest { dry_run: true, .. }))
+        matches!(self, Event::Manual(ManualRequest { dry_run: true, .. }))
     }
 
     /// The deletion count a manual `prune` confirms.
     pub fn confirmed_deletes(&self) -> Option<usize> {
         match self {
-            Trigger::Manual(ManualRequest { action: Some(Action::Prune), confirm_deletes, .. }) => *confirm_deletes,
+            Event::Manual(ManualRequest { action: Some(Action::Prune), confirm_deletes, .. }) => *confirm_deletes,
             _ => None,
         }
     }
@@ -120,16 +120,16 @@ impl Trigger {
     /// The time the run acts for: the scheduled time, or now for a manual run.
     pub fn time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Trigger::Schedule { time, .. } => *time,
-            Trigger::Manual(_) => now,
+            Event::Schedule { time, .. } => *time,
+            Event::Manual(_) => now,
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
-            Trigger::Schedule { .. } => "schedule",
-            Trigger::Manual(ManualRequest { action: Some(Action::Prune), .. }) => "prune",
-            Trigger::Manual(_) => "manual",
+            Event::Schedule { .. } => "schedule",
+            Event::Manual(ManualRequest { action: Some(Action::Prune), .. }) => "prune",
+            Event::Manual(_) => "manual",
         }
     }
 }
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn scheduled_event_acts_for_its_scheduled_time() {
-        let t = Trigger::parse(scheduled()).unwrap();
+        let t = Event::parse(scheduled()).unwrap();
         let expected: DateTime<Utc> = "2026-11-25T03:00:00Z".parse().unwrap();
         assert_eq!(t.time(Utc::now()), expected);
         assert!(!t.dry_run());
@@ -170,17 +170,17 @@ mod tests {
 
     #[test]
     fn manual_invocations() {
-        assert_eq!(Trigger::parse(json!({})).unwrap(), Trigger::Manual(ManualRequest::default()));
-        assert!(Trigger::parse(json!({"dry_run": true})).unwrap().dry_run());
+        assert_eq!(Event::parse(json!({})).unwrap(), Event::Manual(ManualRequest::default()));
+        assert!(Event::parse(json!({"dry_run": true})).unwrap().dry_run());
         let now = Utc::now();
-        assert_eq!(Trigger::parse(json!({})).unwrap().time(now), now);
+        assert_eq!(Event::parse(json!({})).unwrap().time(now), now);
     }
 
     const FRESHNESS: Freshness = Freshness { max_age: TimeDelta::hours(12), skew: CLOCK_SKEW };
 
     #[test]
     fn scheduled_times_a_genuine_delivery_cannot_carry_are_refused() {
-        let t = Trigger::parse(scheduled()).unwrap();
+        let t = Event::parse(scheduled()).unwrap();
         let scheduled: DateTime<Utc> = "2026-11-25T03:00:00Z".parse().unwrap();
         let ok = [scheduled - CLOCK_SKEW, scheduled, scheduled + TimeDelta::hours(12) + CLOCK_SKEW];
         for now in ok {
@@ -191,16 +191,16 @@ mod tests {
         let stale = t.check_time(scheduled + TimeDelta::hours(12) + CLOCK_SKEW + TimeDelta::seconds(1), FRESHNESS);
         let stale = stale.unwrap_err();
         assert!(stale.to_string().contains("older than any genuine retry"), "{stale}");
-        let manual = Trigger::parse(json!({})).unwrap();
+        let manual = Event::parse(json!({})).unwrap();
         assert!(manual.check_time(scheduled + TimeDelta::days(3650), FRESHNESS).is_ok());
     }
 
     #[test]
     fn prune_names_the_count_it_confirms() {
-        let t = Trigger::parse(json!({"action": "prune", "confirm_deletes": 37})).unwrap();
+        let t = Event::parse(json!({"action": "prune", "confirm_deletes": 37})).unwrap();
         assert_eq!(t.confirmed_deletes(), Some(37));
         assert_eq!(t.name(), "prune");
-        assert_eq!(Trigger::parse(json!({"dry_run": true})).unwrap().confirmed_deletes(), None);
+        assert_eq!(Event::parse(json!({"dry_run": true})).unwrap().confirmed_deletes(), None);
         let cases = [
             (json!({"action": "prune"}), "needs \"confirm_deletes\""),
             (json!({"confirm_deletes": 3}), "only accepted with"),
@@ -208,7 +208,7 @@ mod tests {
             (json!({"action": "prune", "confirm_deletes": -1}), "manual invocation"),
         ];
         for (payload, needle) in cases {
-            let err = Trigger::parse(payload.clone()).unwrap_err();
+            let err = Event::parse(payload.clone()).unwrap_err();
             assert!(err.to_string().contains(needle), "{payload}: {err}");
         }
     }
@@ -227,13 +227,13 @@ mod tests {
             ),
         ];
         for (payload, needle) in cases {
-            let err = Trigger::parse(payload.clone()).unwrap_err();
+            let err = Event::parse(payload.clone()).unwrap_err();
             assert!(matches!(err, Error::Input(_)), "{payload}");
             assert!(err.to_string().contains(needle), "{payload}: {err}");
         }
         let mut no_time = scheduled();
         no_time.as_object_mut().unwrap().remove("time");
-        assert!(Trigger::parse(no_time).unwrap_err().to_string().contains("without a `time`"));
+        assert!(Event::parse(no_time).unwrap_err().to_string().contains("without a `time`"));
     }
 
     /// Every sample under events/ebs-snapshots is accepted, or refused when its name starts with `bad-`.
@@ -244,7 +244,7 @@ mod tests {
         for sample in samples {
             let parsed = serde_json::from_str::<Value>(&sample.text)
                 .map_err(|e| e.to_string())
-                .and_then(|v| Trigger::parse(v).map_err(|e| e.to_string()));
+                .and_then(|v| Event::parse(v).map_err(|e| e.to_string()));
             assert_eq!(parsed.is_err(), sample.refused, "{}: {parsed:?}", sample.name);
         }
     }

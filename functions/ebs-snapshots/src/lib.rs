@@ -5,10 +5,10 @@
 //! metrics, notification when a human should know).
 
 pub mod apply;
+pub mod aws;
 pub mod config;
 pub mod consistency;
 pub mod copy;
-pub mod ec2;
 pub mod event;
 pub mod plan;
 pub mod report;
@@ -22,10 +22,11 @@ use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::run;
 use serde_json::Value;
 
+pub use crate::aws::Clients;
+use crate::aws::Ec2;
 pub use crate::config::Config;
 use crate::consistency::hook::Hook;
-use crate::ec2::Ec2;
-use crate::event::Trigger;
+use crate::event::Event;
 use crate::report::Report;
 
 pub const FUNCTION: &str = "ebs-snapshots";
@@ -43,20 +44,14 @@ pub struct Handler {
 const RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Handler {
-    pub fn new(config: Config, ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, sns: aws_sdk_sns::Client) -> Self {
-        let publisher = Publisher::new(sns, &config.topic_arn);
-        let hook = Hook::new(ssm, config.consistency.clone());
-        Handler { config, ec2: Ec2::new(ec2), hook, publisher, dr: None }
-    }
-
-    /// Copies each day's snapshots to the DR region through `dr` (built from `config.copy`).
-    pub fn with_dr(mut self, dr: Option<copy::Dr>) -> Self {
-        self.dr = dr;
-        self
+    pub fn new(config: Config, clients: Clients) -> Self {
+        let publisher = Publisher::new(clients.sns, &config.topic_arn);
+        let hook = Hook::new(clients.ssm, config.consistency.clone());
+        Handler { config, ec2: clients.ec2, hook, publisher, dr: clients.dr }
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
-        let trigger = Trigger::parse(event.payload)?;
+        let trigger = Event::parse(event.payload)?;
         // A forged or replayed `time` would move "today": refused before any AWS call.
         trigger.check_time(Utc::now(), self.config.freshness)?;
         let now = trigger.time(Utc::now());
@@ -98,8 +93,8 @@ impl Handler {
         };
 
         let event_id = match &trigger {
-            Trigger::Schedule { event_id, .. } => Some(event_id.clone()),
-            Trigger::Manual(_) => None,
+            Event::Schedule { event_id, .. } => Some(event_id.clone()),
+            Event::Manual(_) => None,
         };
         let selected = volumes.into_iter().map(|v| v.source.volume_id).collect();
         let mut report = Report::new(trigger.name(), event_id, selected, plan, outcome).with_consistency_plan(intended);

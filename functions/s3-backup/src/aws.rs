@@ -20,12 +20,25 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
     pub store: Store,
+    pub sns: aws_sdk_sns::Client,
 }
 
 /// How a command ended.
 pub use openclaw_ops_shared::ssm::Invocation as CommandOutcome;
 
 impl Clients {
+    /// Every client, built once per container (in the init phase).
+    pub fn new(sdk: &aws_config::SdkConfig, config: &crate::Config) -> Self {
+        let s3 = aws_sdk_s3::Client::new(sdk);
+        Clients {
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            store: config.backup.store(s3.clone()),
+            s3,
+            sns: aws_sdk_sns::Client::new(sdk),
+        }
+    }
+
     /// Running instances carrying the gateway tag, each with the id its backups are filed under:
     /// the data volume attached to it that carries the same tag (it follows the gateway to a
     /// replacement instance), else the instance id.

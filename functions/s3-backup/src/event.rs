@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
+pub enum Event {
     Schedule { time: DateTime<Utc> },
     Backup { reason: Option<String>, dry_run: bool },
     Restore { gateway: String, backup: Which, dry_run: bool },
@@ -43,16 +43,16 @@ enum Manual {
 
 const EXPECTED: &str = r#"expected {"action": "backup", "reason"?: "..."} or {"action": "restore", "gateway": "<Name tag or instance id>", "backup": "latest" | "<key>"}"#;
 
-impl Request {
+impl Event {
     pub fn parse(payload: Value) -> Result<Self, Error> {
         if !payload.is_object() {
             return Err(Error::Input("expected a JSON object".into()));
         }
         if payload.get("detail-type").is_some() {
-            return Ok(Request::Schedule { time: invocation::scheduled(payload)?.time });
+            return Ok(Event::Schedule { time: invocation::scheduled(payload)?.time });
         }
         match serde_json::from_value::<Manual>(payload) {
-            Ok(Manual::Backup { reason, dry_run }) => Ok(Request::Backup { reason, dry_run }),
+            Ok(Manual::Backup { reason, dry_run }) => Ok(Event::Backup { reason, dry_run }),
             Ok(Manual::Restore { gateway, backup, dry_run }) => {
                 let gateway = gateway.trim().to_owned();
                 if gateway.is_empty() {
@@ -63,7 +63,7 @@ impl Request {
                     "latest" => Which::Latest,
                     key => Which::Key(key.to_owned()),
                 };
-                Ok(Request::Restore { gateway, backup, dry_run })
+                Ok(Event::Restore { gateway, backup, dry_run })
             }
             Err(e) => Err(Error::Input(format!("{e}; {EXPECTED}"))),
         }
@@ -79,18 +79,17 @@ mod tests {
     #[test]
     fn schedule_and_manual_requests() {
         let s = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-25T02:30:00Z", "detail": {}});
-        assert!(matches!(Request::parse(s).unwrap(), Request::Schedule { .. }));
-        let m = Request::parse(json!({"action": "backup", "reason": "before upgrade"})).unwrap();
-        assert_eq!(m, Request::Backup { reason: Some("before upgrade".into()), dry_run: false });
-        let r =
-            Request::parse(json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"})).unwrap();
-        assert_eq!(r, Request::Restore { gateway: "openclaw-gateway".into(), backup: Which::Latest, dry_run: false });
-        let k = Request::parse(
+        assert!(matches!(Event::parse(s).unwrap(), Event::Schedule { .. }));
+        let m = Event::parse(json!({"action": "backup", "reason": "before upgrade"})).unwrap();
+        assert_eq!(m, Event::Backup { reason: Some("before upgrade".into()), dry_run: false });
+        let r = Event::parse(json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"})).unwrap();
+        assert_eq!(r, Event::Restore { gateway: "openclaw-gateway".into(), backup: Which::Latest, dry_run: false });
+        let k = Event::parse(
             json!({"action": "restore", "gateway": "i-1", "backup": "openclaw/x.tar.gz", "dry_run": true}),
         );
         assert_eq!(
             k.unwrap(),
-            Request::Restore { gateway: "i-1".into(), backup: Which::Key("openclaw/x.tar.gz".into()), dry_run: true }
+            Event::Restore { gateway: "i-1".into(), backup: Which::Key("openclaw/x.tar.gz".into()), dry_run: true }
         );
         for bad in [
             json!({}),
@@ -103,7 +102,7 @@ mod tests {
             json!({"action": "restore", "gateway": "gw", "backup": ""}),
             json!({"action": "restore", "gateway": "gw", "backup": "latest", "into": "/"}),
         ] {
-            assert!(matches!(Request::parse(bad.clone()), Err(Error::Input(_))), "{bad}");
+            assert!(matches!(Event::parse(bad.clone()), Err(Error::Input(_))), "{bad}");
         }
     }
 
@@ -113,7 +112,7 @@ mod tests {
         assert!(samples.len() >= 3);
         for sample in samples {
             let value: Value = serde_json::from_str(&sample.text).unwrap();
-            assert_eq!(Request::parse(value).is_err(), sample.refused, "{}", sample.name);
+            assert_eq!(Event::parse(value).is_err(), sample.refused, "{}", sample.name);
         }
     }
 }

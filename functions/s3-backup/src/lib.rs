@@ -34,9 +34,9 @@ use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use serde_json::Value;
 
-use crate::aws::Clients;
+pub use crate::aws::Clients;
 pub use crate::config::Config;
-use crate::event::Request;
+use crate::event::Event;
 use crate::plan::Trigger;
 pub use crate::report::Response;
 
@@ -51,24 +51,24 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(config: Config, clients: Clients, sns: aws_sdk_sns::Client) -> Self {
-        let publisher = Publisher::new(sns, &config.topic_arn);
+    pub fn new(config: Config, clients: Clients) -> Self {
+        let publisher = Publisher::new(clients.sns.clone(), &config.topic_arn);
         Handler { config, clients, publisher }
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
-        let request = Request::parse(event.payload)?;
+        let request = Event::parse(event.payload)?;
         let deadline = invocation::deadline(&event.context, RESERVE);
         match request {
-            Request::Schedule { time } => self
+            Event::Schedule { time } => self
                 .back_up_all(Trigger::Schedule, time, None, self.config.dry_run, deadline)
                 .await
                 .map(Response::Backup),
-            Request::Backup { reason, dry_run } => self
+            Event::Backup { reason, dry_run } => self
                 .back_up_all(Trigger::Manual, chrono::Utc::now(), reason, self.config.dry_run || dry_run, deadline)
                 .await
                 .map(Response::Backup),
-            Request::Restore { gateway, backup, dry_run } => {
+            Event::Restore { gateway, backup, dry_run } => {
                 self.restore(&gateway, &backup, self.config.dry_run || dry_run, deadline).await.map(Response::Restore)
             }
         }

@@ -8,12 +8,11 @@ use openclaw_ops_shared::ssm;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::alarms::Alarms;
-use crate::command::{CommandResult, Ssm};
+use crate::aws::Clients;
+use crate::aws::ec2::{LaunchError, Launched, Purchase};
+use crate::aws::ssm::CommandResult;
 use crate::config::{Address, BackupTarget};
-use crate::ec2::{Ec2, LaunchError, Launched, Purchase};
 use crate::plan::{Clear, Prepare, REPLACED_BY, RETIRED, Replace, Replacement, VolumeStep};
-use crate::target::TargetGroup;
 
 /// A warning comes two minutes before the end: a backup still running then is left to its fate.
 pub const WARNING_WINDOW: Duration = Duration::from_secs(115);
@@ -59,7 +58,7 @@ pub struct Outcome {
     pub left_to_another_delivery: bool,
     /// The follow-up check asked for after a takeover not yet seen serving.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub follow_up: Option<crate::schedule::Scheduled>,
+    pub follow_up: Option<crate::aws::scheduler::Scheduled>,
 }
 
 impl Outcome {
@@ -81,14 +80,6 @@ impl Outcome {
         self.timeline.push(Step { at: Utc::now(), what: format!("FAILED {step}: {error}") });
         self.failed.push(Failure { step, error });
     }
-}
-
-pub struct Clients {
-    pub ec2: Ec2,
-    pub ssm: Ssm,
-    pub target_group: TargetGroup,
-    pub alarms: Alarms,
-    pub scheduler: crate::schedule::Scheduler,
 }
 
 /// The warning's steps, at once: snapshot, backup, the record on the instance, maybe the early launch.
@@ -230,7 +221,7 @@ pub async fn replace(
     health_timeout: Duration,
     event_time: DateTime<Utc>,
     deadline: Instant,
-    follow_up: Option<crate::schedule::FollowUpTarget<'_>>,
+    follow_up: Option<crate::aws::scheduler::FollowUpTarget<'_>>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     if let Some(warned) = r.warned_at.as_deref().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
@@ -359,7 +350,7 @@ pub async fn replace(
     // serving: a follow-up check confirms it or escalates. Before the retirement, so that a failure
     // to schedule it leaves the old instance the gateway and Lambda's retry schedules it.
     if outcome.failed.iter().all(|f| f.step == "health") && outcome.target_health.as_deref() != Some("healthy") {
-        crate::schedule::first_check(&clients.scheduler, follow_up, &r.old_instance, &new, &mut outcome).await;
+        crate::aws::scheduler::first_check(&clients.scheduler, follow_up, &r.old_instance, &new, &mut outcome).await;
     }
     // Last, and only when all went well: a retry of a failed run must still see the gateway.
     if outcome.failed.is_empty() {

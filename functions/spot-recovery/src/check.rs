@@ -11,11 +11,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::FUNCTION;
-use crate::apply::Clients;
+use crate::aws::Clients;
+use crate::aws::scheduler::{FollowUpTarget, Scheduled};
 use crate::config::{Address, Config};
 use crate::follow_up::{self, FollowUp, FollowUpPlan, Seen, Serving};
 use crate::plan::REPLACES;
-use crate::schedule::{FollowUpTarget, Scheduled};
 
 /// What the follow-up invocation answers, logs and notifies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,18 +4,14 @@
 //! snapshots) → plan ([`plan::plan`], pure) → apply (skipped in dry-run) → report (JSON response,
 //! one log line, EMF metrics, a notification with the recovery's timeline).
 
-pub mod alarms;
 pub mod apply;
+pub mod aws;
 pub mod check;
-pub mod command;
 pub mod config;
-pub mod ec2;
 pub mod event;
 pub mod follow_up;
 pub mod plan;
 pub mod report;
-pub mod schedule;
-pub mod target;
 
 use std::time::Duration;
 
@@ -28,7 +24,7 @@ use openclaw_ops_shared::run;
 use openclaw_ops_shared::tags;
 use serde_json::Value;
 
-pub use crate::apply::Clients;
+pub use crate::aws::Clients;
 pub use crate::config::Config;
 use crate::event::Event;
 use crate::follow_up::FollowUp;
@@ -54,8 +50,8 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(config: Config, clients: Clients, sns: aws_sdk_sns::Client) -> Self {
-        let publisher = Publisher::new(sns, &config.topic_arn);
+    pub fn new(config: Config, clients: Clients) -> Self {
+        let publisher = Publisher::new(clients.sns.clone(), &config.topic_arn);
         Handler { config, clients, publisher }
     }
 
@@ -126,7 +122,7 @@ impl Handler {
                     .config
                     .follow_up
                     .as_ref()
-                    .map(|settings| schedule::FollowUpTarget { settings, function_arn: &function_arn });
+                    .map(|settings| aws::scheduler::FollowUpTarget { settings, function_arn: &function_arn });
                 Some(
                     apply::replace(&self.clients, r, self.config.health_timeout, parsed.time(), deadline, follow_up)
                         .await,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::FUNCTION;
 use crate::apply::{Outcome, signal_words};
-use crate::ec2::Purchase;
+use crate::aws::ec2::Purchase;
 use crate::event::Event;
 use crate::plan::{Clear, Held, Plan, Prepare, Replace, Signal, VolumeStep};
 
@@ -393,7 +393,7 @@ mod tests {
         assert_eq!(n.title, "Gateway openclaw-gateway replaced after a Spot interruption: i-new");
         assert_eq!(n.fields["seen serving"], "yes");
         let mut o = done();
-        o.follow_up = Some(crate::schedule::Scheduled {
+        o.follow_up = Some(crate::aws::scheduler::Scheduled {
             name: "spot-follow-up-i-new-1".into(),
             attempt: 1,
             at: at(342),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use telegram_notify::deliver::{Failed, Pacer};
+use telegram_notify::apply::{Failed, Pacer};
 use telegram_notify::render::Rendered;
 use telegram_notify::telegram::{Chat, Telegram, http_client};
 use tokio::time::Instant;

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use telegram_notify::input;
+use telegram_notify::event;
 use telegram_notify::render::{InsufficientData, render};
 
 fn rendered(event: &serde_json::Value) -> Result<String, String> {
-    let incoming = input::parse(event.clone()).map_err(|e| e.to_string())?;
+    let incoming = event::parse(event.clone()).map_err(|e| e.to_string())?;
     let parts: Vec<String> = incoming
         .iter()
         .map(|i| {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::{Agent, Choice, Consistency, Frozen, Mode, Script, Settings};
-use crate::ec2::Ec2;
+use crate::aws::Ec2;
 
 /// How long SSM may take to hand a command to the agent (SendCommand's least `TimeoutSeconds`).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);

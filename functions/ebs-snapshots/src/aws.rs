@@ -1,4 +1,5 @@
-//! The EC2 calls the function makes: two paginated reads, and one write per snapshot.
+//! The clients the function uses, built once per container, and the EC2 calls it makes: two
+//! paginated reads, and one write per snapshot.
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -15,6 +16,26 @@ use crate::plan::Volume;
 /// Largest pages EC2 allows, so a 10,000-snapshot account takes ten Describe calls, not fifty.
 const SNAPSHOT_PAGE: i32 = 1000;
 const VOLUME_PAGE: i32 = 500;
+
+/// Every client a run uses: the region's EC2, SSM for the consistency hook, SNS for the report's
+/// notification, and the DR region's EC2 when copies are on (`SNAPSHOT_COPY_REGION`).
+pub struct Clients {
+    pub ec2: Ec2,
+    pub ssm: aws_sdk_ssm::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub dr: Option<crate::copy::Dr>,
+}
+
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig, config: &crate::Config) -> Self {
+        Clients {
+            ec2: Ec2::new(Client::new(sdk)),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            dr: config.copy.clone().map(|copy| crate::copy::Dr::from_sdk(copy, sdk)),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Ec2 {

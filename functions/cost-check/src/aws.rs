@@ -1,4 +1,5 @@
-//! The Cost Explorer reads. Each request costs $0.01, so a run makes at most three and counts them.
+//! The clients the function uses, built once per container, and the Cost Explorer reads. Each
+//! request costs $0.01, so a run makes at most three and counts them.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +15,20 @@ use openclaw_ops_shared::tags::TagFilter;
 use rust_decimal::Decimal;
 use tokio::time::Instant;
 
-use crate::compare::{Cost, Forecast};
+use crate::plan::{Cost, Forecast};
+
+/// Cost Explorer (one endpoint, in us-east-1, whatever the stack's region) and SNS.
+pub struct Clients {
+    pub ce: Client,
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        let ce = aws_sdk_costexplorer::config::Builder::from(sdk).region(aws_config::Region::new("us-east-1")).build();
+        Clients { ce: Client::from_conf(ce), sns: aws_sdk_sns::Client::new(sdk) }
+    }
+}
 
 pub const MAX_REQUESTS: usize = 3;
 

@@ -23,7 +23,7 @@ pub enum Origin {
 
 /// One message to deliver.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Incoming {
+pub struct Event {
     /// Stable across redeliveries of the same message (SNS MessageId, EventBridge id, alarm ARN and
     /// state time): what duplicate detection keys on.
     pub id: String,
@@ -56,7 +56,7 @@ impl Undelivered {
     }
 }
 
-pub fn parse(payload: Value) -> Result<Vec<Incoming>, Error> {
+pub fn parse(payload: Value) -> Result<Vec<Event>, Error> {
     if let Some(records) = payload.get("Records") {
         let records = records.as_array().ok_or_else(|| Error::Input("`Records` is not a list".into()))?;
         return records.iter().map(parse_record).collect();
@@ -68,7 +68,7 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-fn parse_record(record: &Value) -> Result<Incoming, Error> {
+fn parse_record(record: &Value) -> Result<Event, Error> {
     if str_field(record, "EventSource") == Some("aws:sns") {
         let sns = record.get("Sns").ok_or_else(|| Error::Input("SNS record without `Sns`".into()))?;
         return Ok(from_sns(sns, None));
@@ -81,11 +81,11 @@ fn parse_record(record: &Value) -> Result<Incoming, Error> {
     Err(Error::Input("a record that is neither SNS nor SQS".into()))
 }
 
-fn from_sns(sns: &Value, sqs_message_id: Option<String>) -> Incoming {
+fn from_sns(sns: &Value, sqs_message_id: Option<String>) -> Event {
     let subject = str_field(sns, "Subject").map(str::to_owned);
     let body = str_field(sns, "Message").unwrap_or_default().to_owned();
     let id = str_field(sns, "MessageId").map(str::to_owned).or_else(|| sqs_message_id.clone()).unwrap_or_default();
-    Incoming {
+    Event {
         id,
         message: Message::classify(subject.as_deref(), &body),
         origin: Origin::Sns { subject, body },
@@ -96,7 +96,7 @@ fn from_sns(sns: &Value, sqs_message_id: Option<String>) -> Incoming {
 
 /// An SQS body: the SNS envelope (the subscription keeps it, for the subject and message id), an
 /// undelivered remainder being replayed, or a raw message.
-fn from_sqs_body(body: &str, message_id: String) -> Incoming {
+fn from_sqs_body(body: &str, message_id: String) -> Event {
     let json = serde_json::from_str::<Value>(body).ok();
     if let Some(json) = &json {
         if str_field(json, "Type") == Some("Notification") && json.get("Message").is_some() {
@@ -111,7 +111,7 @@ fn from_sqs_body(body: &str, message_id: String) -> Incoming {
                     text: format!("{e}: {event}"),
                 }),
             };
-            return Incoming {
+            return Event {
                 id: u.id,
                 message,
                 origin: u.origin,
@@ -120,7 +120,7 @@ fn from_sqs_body(body: &str, message_id: String) -> Incoming {
             };
         }
     }
-    Incoming {
+    Event {
         id: message_id.clone(),
         message: Message::classify(None, body),
         origin: Origin::Sns { subject: None, body: body.to_owned() },
@@ -129,7 +129,7 @@ fn from_sqs_body(body: &str, message_id: String) -> Incoming {
     }
 }
 
-fn parse_event(event: &Value) -> Result<Incoming, Error> {
+fn parse_event(event: &Value) -> Result<Event, Error> {
     let Value::Object(_) = event else {
         return Err(Error::Input("expected a JSON object".into()));
     };
@@ -162,7 +162,7 @@ fn parse_event(event: &Value) -> Result<Incoming, Error> {
         return Err(Error::Input("not an SNS/SQS event, a CloudWatch alarm action or an alarm state change".into()));
     };
     let alarm = alarm.ok_or_else(|| Error::Input("alarm event without an alarm name or state".into()))?;
-    Ok(Incoming {
+    Ok(Event {
         id,
         message: Message::Alarm(alarm),
         origin: Origin::Event(event.clone()),
