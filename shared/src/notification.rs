@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::error::SdkErrorDisplay;
+use crate::error::sdk;
 
 pub const SCHEMA: &str = "openclaw-ops/notification@1";
 
@@ -108,7 +108,7 @@ impl Publisher {
             .message(message)
             .send()
             .await
-            .map_err(|e| Error::Aws { operation: "sns:Publish", message: SdkErrorDisplay(&e).to_string() })?;
+            .map_err(sdk("sns:Publish"))?;
         Ok(out.message_id.unwrap_or_default())
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::error::SdkErrorDisplay;
+use crate::error::Failure;
 
 /// What to run where, and for how long SSM may take to deliver and to run it.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub async fn run(
     client: &aws_sdk_ssm::Client,
     command: ShellCommand<'_>,
     until: Instant,
-) -> Result<Invocation, String> {
+) -> Result<Invocation, Failure> {
     let instance_id = command.instance_id;
     let sent = client
         .send_command()
@@ -98,10 +98,15 @@ pub async fn run(
             } else {
                 String::new()
             };
-            format!("ssm:SendCommand: {}{hint}", SdkErrorDisplay(&e))
+            let mut failure = Failure::from_sdk("ssm:SendCommand", &e);
+            failure.message.push_str(&hint);
+            failure
         })?;
-    let command_id =
-        sent.command().and_then(|c| c.command_id()).ok_or("SendCommand answered without a command id")?.to_owned();
+    let command_id = sent
+        .command()
+        .and_then(|c| c.command_id())
+        .ok_or_else(|| Failure::call("ssm:SendCommand", "answered without a command id"))?
+        .to_owned();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let invocation =
@@ -123,7 +128,11 @@ pub async fn run(
                     stderr: String::new(),
                     cancel: None,
                 },
-                Err(e) => return Err(format!("ssm:GetCommandInvocation {command_id}: {}", SdkErrorDisplay(&e))),
+                Err(e) => {
+                    let mut failure = Failure::from_sdk("ssm:GetCommandInvocation", &e);
+                    failure.message = format!("command {command_id}: {}", failure.message);
+                    return Err(failure);
+                }
             };
         if !invocation.running() {
             return Ok(invocation);
@@ -134,7 +143,9 @@ pub async fn run(
             }
             let cancel = match client.cancel_command().command_id(&command_id).instance_ids(instance_id).send().await {
                 Ok(_) => Cancel::Requested,
-                Err(e) => Cancel::Failed(format!("ssm:CancelCommand {command_id}: {}", SdkErrorDisplay(&e))),
+                Err(e) => {
+                    Cancel::Failed(format!("command {command_id}: {}", Failure::from_sdk("ssm:CancelCommand", &e)))
+                }
             };
             return Ok(Invocation { cancel: Some(cancel), ..invocation });
         }

@@ -10,7 +10,7 @@ use aws_sdk_costexplorer::types::{
     DateInterval, Expression, Granularity, GroupDefinition, GroupDefinitionType, Metric, TagValues,
 };
 use chrono::NaiveDate;
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::Failure;
 use openclaw_ops_shared::tags::TagFilter;
 use rust_decimal::Decimal;
 use tokio::time::Instant;
@@ -62,8 +62,8 @@ fn interval((start, end): (NaiveDate, NaiveDate)) -> DateInterval {
     DateInterval::builder().start(start.to_string()).end(end.to_string()).build().expect("start and end are set")
 }
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &E) -> Unavailable {
-    classify_code(err.code(), err.message().unwrap_or_default(), SdkErrorDisplay(err).to_string())
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &'static str, err: &E) -> Unavailable {
+    classify_code(err.code(), err.message().unwrap_or_default(), Failure::from_sdk(operation, err).detail())
 }
 
 /// AWS tells "never enabled" and "denied" apart only by the message of one error code.
@@ -141,7 +141,10 @@ impl CostExplorer {
             if let Some(tag) = tag {
                 request = request.filter(tag_filter(tag));
             }
-            let out = self.in_time("GetCostAndUsage", request.send()).await?.map_err(|e| classify(&e))?;
+            let out = self
+                .in_time("GetCostAndUsage", request.send())
+                .await?
+                .map_err(|e| classify("ce:GetCostAndUsage", &e))?;
             for by_time in out.results_by_time() {
                 for group in by_time.groups() {
                     let keys = group.keys();
@@ -189,8 +192,10 @@ impl CostExplorer {
                     high: interval.and_then(|i| i.prediction_interval_upper_bound()).map(|a| amount(Some(a))),
                 }))
             }
-            Err(e) if e.code() == Some("DataUnavailableException") => Ok(Err(SdkErrorDisplay(&e).to_string())),
-            Err(e) => Err(classify(&e)),
+            Err(e) if e.code() == Some("DataUnavailableException") => {
+                Ok(Err(Failure::from_sdk("ce:GetCostForecast", &e).detail()))
+            }
+            Err(e) => Err(classify("ce:GetCostForecast", &e)),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
+use openclaw_ops_shared::error;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -70,7 +71,8 @@ pub struct Deleted {
 pub struct Failure {
     pub action: &'static str,
     pub id: String,
-    pub error: String,
+    /// The EC2 call, AWS's error code and message.
+    pub error: error::Failure,
 }
 
 /// How each of the plan's creates is to be taken ([`crate::consistency::decide`], in the plan's
@@ -105,7 +107,10 @@ pub async fn apply(ec2: &Ec2, plan: &Plan, pacing: Pacing, how: Option<Creates<'
             outcome.failed.extend(plan.create.iter().map(|source| Failure {
                 action: "create",
                 id: source.volume_id.clone(),
-                error: "a prune-only plan cannot create snapshots".into(),
+                error: error::Failure::call(
+                    "ec2:CreateSnapshot",
+                    "not attempted: a prune-only plan cannot create snapshots",
+                ),
             }));
             Vec::new()
         }
@@ -121,7 +126,7 @@ pub async fn apply(ec2: &Ec2, plan: &Plan, pacing: Pacing, how: Option<Creates<'
             None => outcome.failed.push(Failure {
                 action: "create",
                 id: source.volume_id.clone(),
-                error: "not attempted: the run reached its deadline".into(),
+                error: error::Failure::call("ec2:CreateSnapshot", "not attempted: the run reached its deadline"),
             }),
         }
     }

@@ -6,7 +6,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, Tag, VolumeAttachmentState};
 use chrono::NaiveDate;
 use openclaw_ops_shared::Error;
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::{Failure, sdk};
 use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource};
 use openclaw_ops_shared::tags::{self, TagFilter};
 
@@ -63,7 +63,7 @@ impl Ec2 {
         let mut pages = self.client.describe_volumes().filters(filter).max_results(VOLUME_PAGE).into_paginator().send();
         let mut volumes = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("ec2:DescribeVolumes", &e))?;
+            let page = page.map_err(sdk("ec2:DescribeVolumes"))?;
             volumes.extend(page.volumes().iter().filter_map(|v| {
                 let attachment = v.attachments().iter().find(|a| {
                     matches!(a.state(), Some(VolumeAttachmentState::Attached | VolumeAttachmentState::Attaching))
@@ -102,7 +102,7 @@ impl Ec2 {
             .send();
         let mut snapshots = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("ec2:DescribeSnapshots", &e))?;
+            let page = page.map_err(sdk("ec2:DescribeSnapshots"))?;
             snapshots.extend(page.snapshots().iter().filter_map(|sdk| {
                 let mut observed = ObservedSnapshot::from_sdk(sdk)?;
                 // EC2's own VolumeId, not the tag: the plan checks the tag against it (verify.rs).
@@ -119,7 +119,7 @@ impl Ec2 {
         source: &SnapshotSource,
         kind: SnapshotKind,
         date: NaiveDate,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         self.create_tagged(source, kind, date, None).await
     }
 
@@ -129,7 +129,7 @@ impl Ec2 {
         source: &SnapshotSource,
         date: NaiveDate,
         consistency: Consistency,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let tag = Tag::builder().key(consistency::TAG).value(consistency.as_str()).build();
         self.create_tagged(source, SnapshotKind::Daily, date, Some(tag)).await
     }
@@ -140,7 +140,7 @@ impl Ec2 {
         kind: SnapshotKind,
         date: NaiveDate,
         extra: Option<Tag>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let mut tags = source.tag_specification(kind, date);
         if let Some(extra) = extra {
             tags.tags.get_or_insert_with(Vec::new).push(extra);
@@ -153,27 +153,22 @@ impl Ec2 {
             .tag_specifications(tags)
             .send()
             .await
-            .map_err(|e| SdkErrorDisplay(&e).to_string())?;
-        out.snapshot_id.ok_or_else(|| "CreateSnapshot answered without a snapshot id".to_owned())
+            .map_err(sdk("ec2:CreateSnapshot"))?;
+        out.snapshot_id.ok_or_else(|| Failure::call("ec2:CreateSnapshot", "answered without a snapshot id"))
     }
 
-    pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<DeleteOutcome, String> {
+    pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<DeleteOutcome, Failure> {
         match self.client.delete_snapshot().snapshot_id(snapshot_id).send().await {
             Ok(_) => Ok(DeleteOutcome::Deleted),
             Err(e) => match e.code() {
                 Some("InvalidSnapshot.NotFound") => Ok(DeleteOutcome::AlreadyGone),
-                Some("InvalidSnapshot.InUse") => Ok(DeleteOutcome::InUse(SdkErrorDisplay(&e).to_string())),
-                _ => Err(SdkErrorDisplay(&e).to_string()),
+                Some("InvalidSnapshot.InUse") => {
+                    Ok(DeleteOutcome::InUse(Failure::from_sdk("ec2:DeleteSnapshot", &e).detail()))
+                }
+                _ => Err(Failure::from_sdk("ec2:DeleteSnapshot", &e)),
             },
         }
     }
-}
-
-fn sdk_error<E>(operation: &'static str, err: &E) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    Error::Aws { operation, message: SdkErrorDisplay(err).to_string() }
 }
 
 #[cfg(test)]
@@ -308,6 +303,8 @@ mod tests {
         assert_eq!(ec2.delete_snapshot("snap-ok").await, Ok(DeleteOutcome::Deleted));
         assert_eq!(ec2.delete_snapshot("snap-gone").await, Ok(DeleteOutcome::AlreadyGone));
         assert_eq!(ec2.delete_snapshot("snap-ami").await, Ok(DeleteOutcome::InUse("InvalidSnapshot.InUse: m".into())));
-        assert_eq!(ec2.delete_snapshot("snap-denied").await, Err("UnauthorizedOperation: m".into()));
+        let denied = ec2.delete_snapshot("snap-denied").await.unwrap_err();
+        assert_eq!(denied.to_string(), "ec2:DeleteSnapshot failed: UnauthorizedOperation: m");
+        assert_eq!(denied.code(), Some("UnauthorizedOperation"));
     }
 }

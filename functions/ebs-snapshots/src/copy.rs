@@ -39,7 +39,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::config::{self, Env};
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::{self, sdk};
 use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, State};
 use openclaw_ops_shared::tags;
 use serde::Serialize;
@@ -323,7 +323,7 @@ impl Dr {
         self.ec2.owned_snapshots().await
     }
 
-    async fn copy(&self, request: &CopyRequest) -> Result<String, String> {
+    async fn copy(&self, request: &CopyRequest) -> Result<String, error::Failure> {
         let home = &self.config.home_region;
         let tags = request.tags(home).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
         let spec = TagSpecification::builder().resource_type(ResourceType::Snapshot).set_tags(Some(tags.collect()));
@@ -338,12 +338,12 @@ impl Dr {
             .tag_specifications(spec.build())
             .send()
             .await
-            .map_err(|e| SdkErrorDisplay(&e).to_string())?;
-        out.snapshot_id.ok_or_else(|| "CopySnapshot answered without a snapshot id".to_owned())
+            .map_err(sdk("ec2:CopySnapshot"))?;
+        out.snapshot_id.ok_or_else(|| error::Failure::call("ec2:CopySnapshot", "answered without a snapshot id"))
     }
 
     /// Every copy of the request's source in the DR region (module docs, step 2).
-    async fn rivals(&self, request: &CopyRequest) -> Result<Vec<Rival>, String> {
+    async fn rivals(&self, request: &CopyRequest) -> Result<Vec<Rival>, error::Failure> {
         let description = request.description(&self.config.home_region);
         let filter =
             Filter::builder().name(format!("tag:{SOURCE_SNAPSHOT_ID}")).values(&request.source_snapshot_id).build();
@@ -357,7 +357,7 @@ impl Dr {
             .send();
         let mut rivals = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| SdkErrorDisplay(&e).to_string())?;
+            let page = page.map_err(sdk("ec2:DescribeSnapshots"))?;
             for s in page.snapshots() {
                 let genuine = s.description() == Some(description.as_str())
                     && s.volume_id() == Some(COPY_VOLUME_ID)
@@ -375,7 +375,7 @@ impl Dr {
     pub async fn apply(&self, plan: &CopyPlan, pacing: Pacing) -> CopyOutcome {
         let mut outcome = CopyOutcome::default();
         let mut failed = Vec::new();
-        let fail = |request: &CopyRequest, error: String| Failure {
+        let fail = |request: &CopyRequest, error: error::Failure| Failure {
             action: "copy",
             id: request.source_snapshot_id.clone(),
             error,
@@ -397,7 +397,7 @@ impl Dr {
                     // Kept: the next run's plan deletes it if it turns out to be a duplicate.
                     failed.push(fail(
                         request,
-                        format!("copied as {snapshot_id}, but listing its rivals failed: {error}"),
+                        error.context(format!("copied as {snapshot_id}, but listing its rivals failed")),
                     ));
                     outcome.copied.push(copied(request, snapshot_id));
                     continue;
@@ -414,7 +414,9 @@ impl Dr {
                         }),
                         Err(error) => failed.push(fail(
                             request,
-                            format!("copied as {snapshot_id} after {kept}, a concurrent run's copy; deleting it failed: {error}"),
+                            error.context(format!(
+                                "copied as {snapshot_id} after {kept}, a concurrent run's copy; deleting it failed"
+                            )),
                         )),
                     }
                 }

@@ -234,8 +234,11 @@ impl Report {
                     .to_owned(),
             );
         }
-        let mut rows: Vec<Vec<String>> =
-            self.failed.iter().map(|f| vec![f.id.clone(), format!("{} failed", f.action), f.error.clone()]).collect();
+        let mut rows: Vec<Vec<String>> = self
+            .failed
+            .iter()
+            .map(|f| vec![f.id.clone(), format!("{} failed", f.action), f.error.to_string()])
+            .collect();
         rows.extend(self.held_by_breaker.iter().take(HELD_ROWS).map(|d| {
             vec![
                 d.snapshot_id.clone(),

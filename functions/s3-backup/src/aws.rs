@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Filter;
 use openclaw_ops_shared::Error;
 pub use openclaw_ops_shared::backup::store::{Manifest, Store};
-use openclaw_ops_shared::error::{SdkErrorDisplay, sdk};
+use openclaw_ops_shared::error::{Failure, sdk};
 use openclaw_ops_shared::ssm::{self, ShellCommand};
 use openclaw_ops_shared::tags::TagFilter;
 
@@ -114,7 +114,7 @@ impl Clients {
         script: String,
         timeout: Duration,
         deadline: tokio::time::Instant,
-    ) -> Result<CommandOutcome, String> {
+    ) -> Result<CommandOutcome, Failure> {
         let command = ShellCommand {
             instance_id,
             comment,
@@ -127,12 +127,12 @@ impl Clients {
         };
         let outcome = ssm::run(&self.ssm, command, deadline).await?;
         if outcome.running() {
-            return Err(format!(
+            return Err(Failure::from(format!(
                 "command {} still {} when the function had to stop{}",
                 outcome.command_id,
                 outcome.status,
                 outcome.cancel_note()
-            ));
+            )));
         }
         Ok(outcome)
     }
@@ -148,7 +148,7 @@ impl Clients {
         );
         let versioning = match versioning {
             Ok(v) => Ok(v.status().map(|s| s.as_str().to_owned())),
-            Err(e) => Err(format!("s3:GetBucketVersioning: {}", SdkErrorDisplay(&e))),
+            Err(e) => Err(Failure::from_sdk("s3:GetBucketVersioning", &e)),
         };
         let encryption = match encryption {
             Ok(out) => Ok(out
@@ -163,12 +163,12 @@ impl Clients {
                 })
                 .collect()),
             Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some(NO_ENCRYPTION) => Ok(vec![]),
-            Err(e) => Err(format!("s3:GetEncryptionConfiguration: {}", SdkErrorDisplay(&e))),
+            Err(e) => Err(Failure::from_sdk("s3:GetEncryptionConfiguration", &e)),
         };
         let lifecycle = match lifecycle {
             Ok(out) => Ok(Some(out.rules().iter().map(rule).collect())),
             Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some(NO_LIFECYCLE) => Ok(None),
-            Err(e) => Err(format!("s3:GetLifecycleConfiguration: {}", SdkErrorDisplay(&e))),
+            Err(e) => Err(Failure::from_sdk("s3:GetLifecycleConfiguration", &e)),
         };
         drift::Observed { versioning, encryption, lifecycle }
     }

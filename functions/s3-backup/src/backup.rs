@@ -10,6 +10,7 @@ use openclaw_ops_shared::Error;
 use openclaw_ops_shared::backup::layout::{self, Kind};
 use openclaw_ops_shared::backup::script;
 use openclaw_ops_shared::backup::store::Owner;
+use openclaw_ops_shared::error::Failure;
 
 use crate::history::History;
 use crate::plan::{self, Job, Trigger};
@@ -88,10 +89,10 @@ impl Handler {
         job: &Job,
         trigger: Trigger,
         deadline: tokio::time::Instant,
-    ) -> Result<String, (String, String)> {
+    ) -> Result<String, (Failure, String)> {
         let store = &self.clients.store;
         let lifetime = self.config.url_lifetime();
-        let plain = |e: Error| (e.to_string(), String::new());
+        let plain = |e: Error| (Failure::from(e), String::new());
         let archive_upload = store.upload_url(&job.archive_key, "application/gzip", lifetime).await.map_err(plain)?;
         let manifest_upload = store.upload_url(&job.manifest_key, "application/json", lifetime).await.map_err(plain)?;
         let script = script::Backup {
@@ -113,10 +114,10 @@ impl Handler {
             .map_err(|e| (e, String::new()))?;
         if outcome.status != "Success" {
             return Err((
-                format!(
+                Failure::from(format!(
                     "the backup command {} ended {} (exit {})",
                     outcome.command_id, outcome.status, outcome.exit_code
-                ),
+                )),
                 outcome.stderr,
             ));
         }
@@ -130,7 +131,7 @@ impl Handler {
         made_at: DateTime<Utc>,
         deadline: tokio::time::Instant,
     ) -> Result<Done, Failed> {
-        let fail = |error: String, stderr: &str| Failed {
+        let fail = |error: Failure, stderr: &str| Failed {
             gateway: job.gateway.name.clone(),
             error,
             stderr_tail: tail(stderr, 1500),
@@ -144,7 +145,7 @@ impl Handler {
         let verified = store
             .verify(&job.manifest_key, None)
             .await
-            .map_err(|e| fail(format!("the backup does not verify: {e}"), &stderr))?;
+            .map_err(|e| fail(format!("the backup does not verify: {e}").into(), &stderr))?;
         let owner =
             Owner { gateway_id: &job.gateway.id, gateway: &job.gateway.name, instance_id: &job.gateway.instance_id };
         let kind = match trigger {
@@ -154,22 +155,21 @@ impl Handler {
         let record = store
             .keep(&verified, kind, &owner, made_at, Utc::now())
             .await
-            .map_err(|e| fail(format!("the backup verified but was not recorded: {e}"), ""))?;
+            .map_err(|e| fail(Failure::from(e).context("the backup verified but was not recorded"), ""))?;
 
         // The month's first verified backup is also kept under monthly/ (a longer lifecycle and lock).
         let monthly_copy = match &job.monthly_archive_key {
             Some(archive_to) => {
                 let manifest_to = layout::manifest_for(archive_to).expect("the plan gives an archive key");
-                store.copy(&verified.archive_version, archive_to).await.map_err(|e| fail(e.to_string(), ""))?;
-                store.copy(&verified.manifest_version, &manifest_to).await.map_err(|e| fail(e.to_string(), ""))?;
+                store.copy(&verified.archive_version, archive_to).await.map_err(|e| fail(e.into(), ""))?;
+                store.copy(&verified.manifest_version, &manifest_to).await.map_err(|e| fail(e.into(), ""))?;
                 let copy = store
                     .verify(&manifest_to, None)
                     .await
-                    .map_err(|e| fail(format!("the monthly copy does not verify: {e}"), ""))?;
-                store
-                    .keep(&copy, Kind::Monthly, &owner, made_at, Utc::now())
-                    .await
-                    .map_err(|e| fail(format!("the monthly copy verified but was not recorded: {e}"), ""))?;
+                    .map_err(|e| fail(format!("the monthly copy does not verify: {e}").into(), ""))?;
+                store.keep(&copy, Kind::Monthly, &owner, made_at, Utc::now()).await.map_err(|e| {
+                    fail(Failure::from(e).context("the monthly copy verified but was not recorded"), "")
+                })?;
                 Some(archive_to.clone())
             }
             None => None,

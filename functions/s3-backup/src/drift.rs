@@ -2,6 +2,7 @@
 //! lifecycle rule keeps every backup forever; a suspended versioning loses overwritten ones; another
 //! key or none changes who can read them). Each backup run compares and reports what differs.
 
+use openclaw_ops_shared::error::Failure;
 use serde::Serialize;
 
 /// What `template.yaml` sets on `BackupBucket` (the daily retention is a stack parameter).
@@ -22,11 +23,11 @@ pub const ABORT_UPLOAD_DAYS: i32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     /// `Enabled`, `Suspended`, or `None` when versioning was never turned on.
-    pub versioning: Result<Option<String>, String>,
+    pub versioning: Result<Option<String>, Failure>,
     /// Default encryption rules (empty when there is none).
-    pub encryption: Result<Vec<Encryption>, String>,
+    pub encryption: Result<Vec<Encryption>, Failure>,
     /// `None` when the bucket has no lifecycle configuration at all.
-    pub lifecycle: Result<Option<Vec<Rule>>, String>,
+    pub lifecycle: Result<Option<Vec<Rule>>, Failure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::backup::restore as script_restore;
+use openclaw_ops_shared::error::Failure;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity};
 use openclaw_ops_shared::run::{self, RunReport};
@@ -29,7 +30,7 @@ pub struct Done {
 #[derive(Debug, Clone, Serialize)]
 pub struct Failed {
     pub gateway: String,
-    pub error: String,
+    pub error: Failure,
     /// The end of the command's stderr, where the script says what went wrong.
     pub stderr_tail: String,
 }
@@ -69,7 +70,7 @@ pub struct RestoreReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restored: Option<script_restore::RestoreResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Failure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
 }
@@ -184,7 +185,7 @@ impl Report {
         .text("OpenClaw's config and sessions were not backed up. The command's last output is below.");
         for f in &self.failed {
             note = note
-                .field(format!("{} error", f.gateway), f.error.clone())
+                .field(format!("{} error", f.gateway), f.error.to_string())
                 .field(format!("{} stderr", f.gateway), f.stderr_tail.clone());
         }
         note
@@ -224,7 +225,7 @@ impl RunReport for RestoreReport {
             )),
             (None, error) => {
                 Notification::new(FUNCTION, id, Severity::Critical, format!("Restore failed on {}", self.gateway))
-                    .text(error.clone().unwrap_or_default())
+                    .text(error.as_ref().map(ToString::to_string).unwrap_or_default())
             }
         };
         note = note.field("instance", self.instance_id.clone());

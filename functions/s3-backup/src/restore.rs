@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::Error;
+use openclaw_ops_shared::error::Failure;
 use serde::Serialize;
 
 use openclaw_ops_shared::backup::layout;
@@ -78,12 +79,12 @@ impl Handler {
         };
         match &chosen {
             None => {
-                report.error = Some(format!(
+                report.error = Some(Failure::from(format!(
                     "no verified backup of {} ({}) is left to restore ({} recorded one(s) no longer verify)",
                     gateway.name,
                     gateway.id,
                     report.rejected.len()
-                ));
+                )));
             }
             Some(_) if dry_run => {}
             Some(record) => {
@@ -109,16 +110,17 @@ impl Handler {
                 match outcome {
                     Err(e) => report.error = Some(e),
                     Ok(o) if o.status != "Success" => {
-                        report.error = Some(format!(
+                        report.error = Some(Failure::from(format!(
                             "the restore command {} ended {} (exit {})",
                             o.command_id, o.status, o.exit_code
-                        ));
+                        )));
                         report.stderr_tail = Some(tail(&o.stderr, 1500));
                     }
                     Ok(o) => match script_restore::parse_result(&o.stdout) {
                         Some(result) => report.restored = Some(result),
                         None => {
-                            report.error = Some(format!("the restore command {} printed no result", o.command_id));
+                            report.error =
+                                Some(Failure::from(format!("the restore command {} printed no result", o.command_id)));
                             report.stderr_tail = Some(tail(&o.stderr, 1500));
                         }
                     },

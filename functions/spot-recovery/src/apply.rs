@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use openclaw_ops_shared::error;
 use openclaw_ops_shared::ssm;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -26,7 +27,8 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub step: &'static str,
-    pub error: String,
+    /// The AWS call, its error code and message; or, for a failure that is no call's, the message.
+    pub error: error::Failure,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -74,7 +76,7 @@ impl Outcome {
         self.timeline.push(Step { at, what });
     }
 
-    pub fn fail(&mut self, step: &'static str, error: impl Into<String>) {
+    pub fn fail(&mut self, step: &'static str, error: impl Into<error::Failure>) {
         let error = error.into();
         tracing::error!(step, %error, "spot-recovery step failed");
         self.timeline.push(Step { at: Utc::now(), what: format!("FAILED {step}: {error}") });

@@ -50,11 +50,8 @@ async fn observe(clients: &Clients, config: &Config, event: &FollowUp) -> Result
     let serving = match &config.address {
         Address::TargetGroup { arn } => {
             // One look: the wait ends at once.
-            let state = clients
-                .target_group
-                .wait_healthy(arn, id, tokio::time::Instant::now())
-                .await
-                .map_err(|e| Error::Aws { operation: "elasticloadbalancing:DescribeTargetHealth", message: e })?;
+            let state =
+                clients.target_group.wait_healthy(arn, id, tokio::time::Instant::now()).await.map_err(Error::Aws)?;
             if state == "healthy" { Serving::Yes } else { Serving::No(format!("target {state}")) }
         }
         Address::ElasticIp { .. } | Address::None => match clients.ec2.status_checks(id).await? {
@@ -106,11 +103,7 @@ pub async fn run(
                     )
                 })?;
                 let target = FollowUpTarget { settings, function_arn };
-                let scheduled = clients
-                    .scheduler
-                    .schedule(target, &next, at)
-                    .await
-                    .map_err(|message| Error::Aws { operation: "scheduler:CreateSchedule", message })?;
+                let scheduled = clients.scheduler.schedule(target, &next, at).await.map_err(Error::Aws)?;
                 report.next = Some(scheduled);
             }
         }

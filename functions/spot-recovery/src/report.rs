@@ -180,7 +180,7 @@ impl Report {
         )
         .text(format!("On the {}, some steps failed; the data volume may hold the only copy.", signal_words(p)));
         for f in &outcome.failed {
-            n = n.field(f.step, f.error.clone());
+            n = n.field(f.step, f.error.to_string());
         }
         Some(n.table(timeline_table(&outcome.timeline)))
     }

@@ -26,7 +26,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::Error;
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::sdk;
 use sha2::{Digest, Sha256};
 
 /// Where the records live in the bucket (the function's grant covers only this prefix).
@@ -162,18 +162,12 @@ impl Ledger {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| Error::Aws { operation: "s3:DeleteObject", message: SdkErrorDisplay(&e).to_string() })
+            .map_err(|e| sdk("s3:DeleteObject")(e).into())
     }
 
     async fn records(&self, prefix: &str) -> Result<Vec<Record>, Error> {
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .send()
-            .await
-            .map_err(|e| Error::Aws { operation: "s3:ListBucket", message: SdkErrorDisplay(&e).to_string() })?;
+        let listed =
+            self.s3.list_objects_v2().bucket(&self.bucket).prefix(prefix).send().await.map_err(sdk("s3:ListBucket"))?;
         let mut records = Vec::new();
         for object in listed.contents() {
             let name = object.key().unwrap_or_default().strip_prefix(prefix).unwrap_or_default();
@@ -204,7 +198,7 @@ impl Ledger {
         match put {
             Ok(_) => Ok(true),
             Err(e) if matches!(e.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) => Ok(false),
-            Err(e) => Err(Error::Aws { operation: "s3:PutObject", message: SdkErrorDisplay(&e).to_string() }),
+            Err(e) => Err(sdk("s3:PutObject")(e).into()),
         }
     }
 }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::layout::{self, Kind};
 use super::script::Upload;
 pub use super::settings::LockMode;
-use crate::error::{Error, SdkErrorDisplay, sdk as aws};
+use crate::error::{Error, Failure, sdk as aws};
 
 /// Object Lock retention the functions set on what they verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +206,7 @@ impl Store {
             .set_version_id(manifest_version)
             .send()
             .await
-            .map_err(|e| format!("manifest {manifest_key}: {}", SdkErrorDisplay(&e)))?;
+            .map_err(|e| format!("manifest {manifest_key}: {}", Failure::from_sdk("s3:GetObject", &e).detail()))?;
         let manifest_version =
             Version { key: manifest_key.to_owned(), version_id: object.version_id().map(str::to_owned) };
         let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
@@ -219,7 +219,7 @@ impl Store {
             .set_version_id(archive_version)
             .send()
             .await
-            .map_err(|e| format!("archive {archive_key}: {}", SdkErrorDisplay(&e)))?;
+            .map_err(|e| format!("archive {archive_key}: {}", Failure::from_sdk("s3:GetObject", &e).detail()))?;
         let archive_version = Version { key: archive_key.clone(), version_id: archive.version_id().map(str::to_owned) };
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -291,7 +291,7 @@ impl Store {
         match written {
             Ok(_) => Ok(record),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(record),
-            Err(e) => Err(aws("s3:PutObject (record)")(e)),
+            Err(e) => Err(aws("s3:PutObject (record)")(e).into()),
         }
     }
 
@@ -315,14 +315,9 @@ impl Store {
     /// Reads a record back.
     pub async fn record(&self, key: &str) -> Result<Record, Error> {
         let object = self.s3.get_object().bucket(&self.bucket).key(key).send().await.map_err(aws("s3:GetObject"))?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::Aws { operation: "s3:GetObject", message: e.to_string() })?
-            .into_bytes();
+        let bytes = object.body.collect().await.map_err(|e| Error::aws("s3:GetObject", e))?.into_bytes();
         serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Aws { operation: "s3:GetObject", message: format!("record {key}: {e}") })
+            .map_err(|e| Failure::call("s3:GetObject", format!("record {key} is not a record: {e}")).into())
     }
 
     /// Copies a verified version under another key, encrypted the same way, never over anything.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
 use chrono::NaiveDate;
 use openclaw_ops_shared::Error;
-use openclaw_ops_shared::error::sdk;
+use openclaw_ops_shared::error::{Failure, sdk};
 use openclaw_ops_shared::snapshot::SnapshotSource;
 use openclaw_ops_shared::ssm::{self, ShellCommand};
 use serde::Serialize;
@@ -92,7 +92,7 @@ impl Hook {
         date: NaiveDate,
         choice: &Choice,
         token: &str,
-    ) -> (Result<String, String>, Taken) {
+    ) -> (Result<String, Failure>, Taken) {
         let crash = |reason: String, warn: bool| Taken {
             volume_id: source.volume_id.clone(),
             consistency: Consistency::Crash,
@@ -153,11 +153,14 @@ impl Hook {
         let window = super::frozen_window(limit).saturating_sub(sent.elapsed());
         let created = match tokio::time::timeout(window, ec2.create_daily(source, date, Consistency::App)).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "CreateSnapshot did not answer within the freeze's limit ({} s): if EC2 made the snapshot, it is \
-                 tagged {}=app but the filesystem may have been thawed at its point in time",
-                limit.as_secs(),
-                super::TAG
+            Err(_) => Err(Failure::call(
+                "ec2:CreateSnapshot",
+                format!(
+                    "no answer within the freeze's limit ({} s): if EC2 made the snapshot, it is tagged {}=app but \
+                     the filesystem may have been thawed at its point in time",
+                    limit.as_secs(),
+                    super::TAG
+                ),
             )),
         };
         let frozen_ms = sent.elapsed().as_millis();
@@ -210,7 +213,7 @@ impl Hook {
             // script's own timer still thaws it, but a command that never ran is better.
             cancel_at_deadline: true,
         };
-        let invocation = ssm::run(&self.client, command, until).await?;
+        let invocation = ssm::run(&self.client, command, until).await.map_err(|e| e.to_string())?;
         if invocation.running() {
             return Err(format!(
                 "command {} still {} when the function had to stop waiting for it",

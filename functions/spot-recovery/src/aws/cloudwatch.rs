@@ -3,7 +3,7 @@
 
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, Dimension, MetricAlarm};
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::{Failure, sdk};
 
 pub const INSTANCE_DIMENSION: &str = "InstanceId";
 
@@ -55,7 +55,7 @@ impl Alarms {
     }
 
     /// Re-points every metric alarm named `prefix...` that watches `old`; answers their names.
-    pub async fn repoint_all(&self, prefix: &str, old: &str, new: &str) -> Result<Vec<String>, String> {
+    pub async fn repoint_all(&self, prefix: &str, old: &str, new: &str) -> Result<Vec<String>, Failure> {
         let mut pages = self
             .client
             .describe_alarms()
@@ -65,7 +65,7 @@ impl Alarms {
             .send();
         let mut alarms = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| format!("cloudwatch:DescribeAlarms: {}", SdkErrorDisplay(&e)))?;
+            let page = page.map_err(sdk("cloudwatch:DescribeAlarms"))?;
             alarms.extend(page.metric_alarms().iter().filter_map(|a| repoint(a, old, new)));
         }
         let mut names = Vec::new();
@@ -100,10 +100,17 @@ impl Alarms {
                 .await;
             match sent {
                 Ok(_) => names.push(name),
-                Err(e) => errors.push(format!("cloudwatch:PutMetricAlarm {name}: {}", SdkErrorDisplay(&e))),
+                Err(e) => errors.push(Failure::from_sdk("cloudwatch:PutMetricAlarm", &e).context(name)),
             }
         }
-        if errors.is_empty() { Ok(names) } else { Err(errors.join("; ")) }
+        // One failure for the step: the first's call and code, every alarm's message.
+        match errors.first() {
+            None => Ok(names),
+            Some(first) => Err(Failure {
+                message: errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "),
+                ..first.clone()
+            }),
+        }
     }
 }
 
@@ -253,7 +260,8 @@ mod tests {
             .then_output(|| PutMetricAlarmOutput::builder().build());
         let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&list, &denied, &ok]);
         let err = Alarms::new(client).repoint_all("stack-gateway-", "i-old", "i-new").await.unwrap_err();
-        assert!(err.contains("stack-gateway-cpu-high") && err.contains("AccessDenied"), "{err}");
+        assert_eq!((err.operation.as_deref(), err.code()), (Some("cloudwatch:PutMetricAlarm"), Some("AccessDenied")));
+        assert!(err.message.contains("stack-gateway-cpu-high"), "{err}");
         assert_eq!(ok.num_calls(), 1);
     }
 }

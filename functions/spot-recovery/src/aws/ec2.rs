@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{
 };
 use chrono::NaiveDate;
 use openclaw_ops_shared::Error;
-use openclaw_ops_shared::error::{SdkErrorDisplay, sdk};
+use openclaw_ops_shared::error::{Failure, sdk};
 use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource};
 use openclaw_ops_shared::tags::{self, TagFilter};
 use serde::Serialize;
@@ -119,7 +119,7 @@ impl Ec2 {
         match self.client.describe_instances().instance_ids(id).send().await {
             Ok(out) => Ok(out.reservations().iter().flat_map(|r| r.instances()).find_map(to_instance)),
             Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => Ok(None),
-            Err(e) => Err(sdk("ec2:DescribeInstances")(e)),
+            Err(e) => Err(sdk("ec2:DescribeInstances")(e).into()),
         }
     }
 
@@ -164,11 +164,11 @@ impl Ec2 {
         Ok(out)
     }
 
-    pub async fn volume(&self, id: &str) -> Result<Option<Volume>, String> {
+    pub async fn volume(&self, id: &str) -> Result<Option<Volume>, Failure> {
         match self.client.describe_volumes().volume_ids(id).send().await {
             Ok(out) => Ok(out.volumes().iter().find_map(to_volume)),
             Err(e) if e.code() == Some("InvalidVolume.NotFound") => Ok(None),
-            Err(e) => Err(format!("ec2:DescribeVolumes: {}", SdkErrorDisplay(&e))),
+            Err(e) => Err(Failure::from_sdk("ec2:DescribeVolumes", &e)),
         }
     }
 
@@ -204,7 +204,7 @@ impl Ec2 {
             .collect())
     }
 
-    pub async fn create_snapshot(&self, source: &SnapshotSource, date: NaiveDate) -> Result<String, String> {
+    pub async fn create_snapshot(&self, source: &SnapshotSource, date: NaiveDate) -> Result<String, Failure> {
         let kind = SnapshotKind::SpotFinal;
         let out = self
             .client
@@ -214,11 +214,11 @@ impl Ec2 {
             .tag_specifications(source.tag_specification(kind, date))
             .send()
             .await
-            .map_err(|e| format!("ec2:CreateSnapshot: {}", SdkErrorDisplay(&e)))?;
-        out.snapshot_id.ok_or_else(|| "CreateSnapshot answered without a snapshot id".to_owned())
+            .map_err(sdk("ec2:CreateSnapshot"))?;
+        out.snapshot_id.ok_or_else(|| Failure::call("ec2:CreateSnapshot", "answered without a snapshot id"))
     }
 
-    pub async fn tag(&self, resource: &str, key: &str, value: &str) -> Result<(), String> {
+    pub async fn tag(&self, resource: &str, key: &str, value: &str) -> Result<(), Failure> {
         self.client
             .create_tags()
             .resources(resource)
@@ -226,10 +226,10 @@ impl Ec2 {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("ec2:CreateTags {resource}: {}", SdkErrorDisplay(&e)))
+            .map_err(|e| Failure::from_sdk("ec2:CreateTags", &e).context(resource))
     }
 
-    pub async fn tag_all(&self, resource: &str, tags: &[(String, String)]) -> Result<(), String> {
+    pub async fn tag_all(&self, resource: &str, tags: &[(String, String)]) -> Result<(), Failure> {
         let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
         self.client
             .create_tags()
@@ -238,11 +238,11 @@ impl Ec2 {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("ec2:CreateTags {resource}: {}", SdkErrorDisplay(&e)))
+            .map_err(|e| Failure::from_sdk("ec2:CreateTags", &e).context(resource))
     }
 
     /// Deletes each tag only while it has the value given (EC2's DeleteTags with a value).
-    pub async fn untag(&self, resource: &str, tags: &[(String, String)]) -> Result<(), String> {
+    pub async fn untag(&self, resource: &str, tags: &[(String, String)]) -> Result<(), Failure> {
         // No tags at all would delete every tag of the resource.
         if tags.is_empty() {
             return Ok(());
@@ -255,7 +255,7 @@ impl Ec2 {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("ec2:DeleteTags {resource}: {}", SdkErrorDisplay(&e)))
+            .map_err(|e| Failure::from_sdk("ec2:DeleteTags", &e).context(resource))
     }
 
     /// One instance from the launch template: Spot first, On-Demand when Spot has no capacity.
@@ -314,10 +314,9 @@ impl Ec2 {
                     .build(),
             );
         }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| (e.code().unwrap_or_default().to_owned(), SdkErrorDisplay(&e).to_string()))?;
+        let out = request.send().await.map_err(|e| {
+            (e.code().unwrap_or_default().to_owned(), Failure::from_sdk("ec2:RunInstances", &e).detail())
+        })?;
         out.instances()
             .first()
             .and_then(|i| i.instance_id())
@@ -326,22 +325,24 @@ impl Ec2 {
     }
 
     /// Waits until the instance runs (AttachVolume refuses a pending one).
-    pub async fn wait_running(&self, id: &str, deadline: Instant) -> Result<(), String> {
+    pub async fn wait_running(&self, id: &str, deadline: Instant) -> Result<(), Failure> {
         loop {
-            let state = self.instance(id).await.map_err(|e| e.to_string())?.map(|i| i.state);
+            let state = self.instance(id).await.map_err(Failure::from)?.map(|i| i.state);
             match state.as_deref() {
                 Some("running") => return Ok(()),
                 Some("pending") | None => {}
-                Some(other) => return Err(format!("the replacement {id} is {other}")),
+                Some(other) => return Err(Failure::from(format!("the replacement {id} is {other}"))),
             }
             if Instant::now() + POLL > deadline {
-                return Err(format!("the replacement {id} was not running before the function had to stop"));
+                return Err(Failure::from(format!(
+                    "the replacement {id} was not running before the function had to stop"
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    pub async fn detach(&self, volume: &str, instance: &str) -> Result<(), String> {
+    pub async fn detach(&self, volume: &str, instance: &str) -> Result<(), Failure> {
         self.client
             .detach_volume()
             .volume_id(volume)
@@ -349,16 +350,16 @@ impl Ec2 {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("ec2:DetachVolume {volume}: {}", SdkErrorDisplay(&e)))
+            .map_err(|e| Failure::from_sdk("ec2:DetachVolume", &e).context(volume))
     }
 
     /// Waits until no instance holds the volume any more.
     /// Waits until no instance holds the volume — or `new` does already (a delivery that got the
     /// same replacement back from EC2 attached it first): then its device.
-    pub async fn wait_available(&self, volume: &str, new: &str, deadline: Instant) -> Result<Option<String>, String> {
+    pub async fn wait_available(&self, volume: &str, new: &str, deadline: Instant) -> Result<Option<String>, Failure> {
         loop {
             match self.volume(volume).await? {
-                None => return Err(format!("{volume} no longer exists")),
+                None => return Err(Failure::from(format!("{volume} no longer exists"))),
                 Some(v) if v.state == "available" && v.attachment.is_none() => return Ok(None),
                 Some(Volume { attachment: Some(a), .. })
                     if a.instance_id == new && matches!(a.state.as_str(), "attaching" | "attached") =>
@@ -368,11 +369,11 @@ impl Ec2 {
                 Some(v) => {
                     if Instant::now() + POLL > deadline {
                         let holder = v.attachment.map(|a| format!(", attached to {} ({})", a.instance_id, a.state));
-                        return Err(format!(
+                        return Err(Failure::from(format!(
                             "{volume} was still {}{} when the function had to stop",
                             v.state,
                             holder.unwrap_or_default()
-                        ));
+                        )));
                     }
                 }
             }
@@ -380,7 +381,7 @@ impl Ec2 {
         }
     }
 
-    pub async fn attach(&self, volume: &str, instance: &str, device: &str) -> Result<(), String> {
+    pub async fn attach(&self, volume: &str, instance: &str, device: &str) -> Result<(), Failure> {
         self.client
             .attach_volume()
             .volume_id(volume)
@@ -389,11 +390,11 @@ impl Ec2 {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("ec2:AttachVolume {volume} → {instance}: {}", SdkErrorDisplay(&e)))
+            .map_err(|e| Failure::from_sdk("ec2:AttachVolume", &e).context(format!("{volume} → {instance}")))
     }
 
     /// A gp3 volume from a snapshot, tagged in the same call.
-    pub async fn restore_volume(&self, snapshot: &str, az: &str, tags: &[(String, String)]) -> Result<String, String> {
+    pub async fn restore_volume(&self, snapshot: &str, az: &str, tags: &[(String, String)]) -> Result<String, Failure> {
         let out = self
             .client
             .create_volume()
@@ -403,12 +404,12 @@ impl Ec2 {
             .tag_specifications(tag_spec(ResourceType::Volume, tags))
             .send()
             .await
-            .map_err(|e| format!("ec2:CreateVolume from {snapshot}: {}", SdkErrorDisplay(&e)))?;
-        out.volume_id.ok_or_else(|| "CreateVolume answered without a volume id".to_owned())
+            .map_err(|e| Failure::from_sdk("ec2:CreateVolume", &e).context(format!("from {snapshot}")))?;
+        out.volume_id.ok_or_else(|| Failure::call("ec2:CreateVolume", "answered without a volume id"))
     }
 
     /// Moves the Elastic IP to the instance; answers its public address.
-    pub async fn associate_address(&self, allocation_id: &str, instance: &str) -> Result<String, String> {
+    pub async fn associate_address(&self, allocation_id: &str, instance: &str) -> Result<String, Failure> {
         self.client
             .associate_address()
             .allocation_id(allocation_id)
@@ -416,20 +417,22 @@ impl Ec2 {
             .allow_reassociation(true)
             .send()
             .await
-            .map_err(|e| format!("ec2:AssociateAddress {allocation_id} → {instance}: {}", SdkErrorDisplay(&e)))?;
+            .map_err(|e| {
+                Failure::from_sdk("ec2:AssociateAddress", &e).context(format!("{allocation_id} → {instance}"))
+            })?;
         let out = self
             .client
             .describe_addresses()
             .allocation_ids(allocation_id)
             .send()
             .await
-            .map_err(|e| format!("ec2:DescribeAddresses {allocation_id}: {}", SdkErrorDisplay(&e)))?;
+            .map_err(|e| Failure::from_sdk("ec2:DescribeAddresses", &e).context(allocation_id))?;
         let address = out.addresses().first().ok_or_else(|| format!("{allocation_id} not found after associating"))?;
         if address.instance_id() != Some(instance) {
-            return Err(format!(
+            return Err(Failure::from(format!(
                 "{allocation_id} is on {} after associating it with {instance}",
                 address.instance_id().unwrap_or("nothing")
-            ));
+            )));
         }
         Ok(address.public_ip().unwrap_or_default().to_owned())
     }
@@ -681,7 +684,10 @@ mod tests {
         let ec2 = Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&held]));
         let started = Instant::now();
         let err = ec2.wait_available("vol-1", "i-new", started + Duration::from_secs(10)).await.unwrap_err();
-        assert_eq!(err, "vol-1 was still in-use, attached to i-old (attached) when the function had to stop");
+        assert_eq!(
+            err.to_string(),
+            "vol-1 was still in-use, attached to i-old (attached) when the function had to stop"
+        );
         assert!(started.elapsed() <= Duration::from_secs(10));
 
         // Attached to the replacement already, by the other delivery that got it back from EC2.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::{Failure, sdk};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ impl TargetGroup {
         TargetGroup { client }
     }
 
-    pub async fn register(&self, arn: &str, instance: &str) -> Result<(), String> {
+    pub async fn register(&self, arn: &str, instance: &str) -> Result<(), Failure> {
         self.client
             .register_targets()
             .target_group_arn(arn)
@@ -25,10 +25,10 @@ impl TargetGroup {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("elasticloadbalancing:RegisterTargets {instance}: {}", SdkErrorDisplay(&e)))
+            .map_err(|e| Failure::from_sdk("elasticloadbalancing:RegisterTargets", &e).context(instance))
     }
 
-    pub async fn deregister(&self, arn: &str, instance: &str) -> Result<(), String> {
+    pub async fn deregister(&self, arn: &str, instance: &str) -> Result<(), Failure> {
         self.client
             .deregister_targets()
             .target_group_arn(arn)
@@ -36,11 +36,11 @@ impl TargetGroup {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("elasticloadbalancing:DeregisterTargets {instance}: {}", SdkErrorDisplay(&e)))
+            .map_err(|e| Failure::from_sdk("elasticloadbalancing:DeregisterTargets", &e).context(instance))
     }
 
     /// The target's health state once it is `healthy`, or the last one seen at `until`.
-    pub async fn wait_healthy(&self, arn: &str, instance: &str, until: Instant) -> Result<String, String> {
+    pub async fn wait_healthy(&self, arn: &str, instance: &str, until: Instant) -> Result<String, Failure> {
         loop {
             let out = self
                 .client
@@ -49,7 +49,7 @@ impl TargetGroup {
                 .targets(TargetDescription::builder().id(instance).build())
                 .send()
                 .await
-                .map_err(|e| format!("elasticloadbalancing:DescribeTargetHealth: {}", SdkErrorDisplay(&e)))?;
+                .map_err(sdk("elasticloadbalancing:DescribeTargetHealth"))?;
             let health = out
                 .target_health_descriptions()
                 .iter()

@@ -5,7 +5,7 @@ use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::error::ProvideErrorMetadata;
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target};
 use chrono::{DateTime, SecondsFormat, Utc};
-use openclaw_ops_shared::error::SdkErrorDisplay;
+use openclaw_ops_shared::error::Failure;
 use serde::Serialize;
 
 use crate::apply::Outcome;
@@ -48,7 +48,7 @@ impl Scheduler {
         target: FollowUpTarget<'_>,
         event: &FollowUp,
         at: DateTime<Utc>,
-    ) -> Result<Scheduled, String> {
+    ) -> Result<Scheduled, Failure> {
         let name = event.schedule_name();
         let input = serde_json::to_string(event).map_err(|e| e.to_string())?;
         let window =
@@ -79,7 +79,7 @@ impl Scheduler {
         match sent {
             Ok(_) => Ok(scheduled(false)),
             Err(e) if e.code() == Some("ConflictException") => Ok(scheduled(true)),
-            Err(e) => Err(format!("scheduler:CreateSchedule {name}: {}", SdkErrorDisplay(&e))),
+            Err(e) => Err(Failure::from_sdk("scheduler:CreateSchedule", &e).context(name)),
         }
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use openclaw_ops_shared::backup::layout::Kind;
 use openclaw_ops_shared::backup::script;
 use openclaw_ops_shared::backup::store::{Owner, Store};
+use openclaw_ops_shared::error::Failure;
 use openclaw_ops_shared::ssm::{self, ShellCommand};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -55,12 +56,12 @@ impl Ssm {
         target: &BackupTarget,
         made_at: DateTime<Utc>,
         until: Instant,
-    ) -> Result<CommandResult, String> {
+    ) -> Result<CommandResult, Failure> {
         let store = self.store.as_ref().ok_or("no backup bucket is configured")?;
         let lifetime = DELIVERY_TIMEOUT + EXECUTION_TIMEOUT;
         let upload = |key: &str, kind: &str| {
             let (key, kind) = (key.to_owned(), kind.to_owned());
-            async move { store.upload_url(&key, &kind, lifetime).await.map_err(|e| e.to_string()) }
+            async move { store.upload_url(&key, &kind, lifetime).await.map_err(Failure::from) }
         };
         let script = script::Backup {
             state_dir: target.state_dir.clone(),
