@@ -98,6 +98,7 @@ impl Publisher {
 
     /// Publishes and returns the SNS message id. A failure is an error: a notification nobody
     /// receives must not pass silently.
+    #[tracing::instrument(skip_all)]
     pub async fn publish(&self, notification: &Notification) -> Result<String, Error> {
         let message = serde_json::to_string(notification).expect("a notification always serialises");
         let out = self

@@ -71,6 +71,7 @@ impl Cancel {
 }
 
 /// Sends the command and follows it until it ends or `until` comes.
+#[tracing::instrument(skip_all)]
 pub async fn run(
     client: &aws_sdk_ssm::Client,
     command: ShellCommand<'_>,

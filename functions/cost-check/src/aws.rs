@@ -93,6 +93,7 @@ impl CostExplorer {
     }
 
     /// A request's answer, or [`Unavailable::OutOfTime`] once the deadline has come.
+    #[tracing::instrument(skip_all, fields(operation = %operation))]
     async fn in_time<T>(&self, operation: &str, request: impl Future<Output = T>) -> Result<T, Unavailable> {
         tokio::time::timeout_at(self.deadline, request).await.map_err(|_| {
             Unavailable::OutOfTime(format!(
@@ -116,6 +117,7 @@ impl CostExplorer {
     }
 
     /// Unblended cost of `[start, end)` by service and usage type, optionally for one cost-allocation tag.
+    #[tracing::instrument(skip_all)]
     pub async fn costs(
         &self,
         period: (NaiveDate, NaiveDate),
@@ -165,6 +167,7 @@ impl CostExplorer {
 
     /// The forecast of `[start, end)` with its 80 % prediction interval; `None` when AWS has none yet
     /// (early in a month, or a new account).
+    #[tracing::instrument(skip_all)]
     pub async fn forecast(
         &self,
         period: (NaiveDate, NaiveDate),

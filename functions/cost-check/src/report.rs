@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity, Table};
-use openclaw_ops_shared::run::{self, RunReport};
+use openclaw_ops_shared::run::RunReport;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
@@ -341,9 +341,8 @@ impl Report {
 }
 
 impl RunReport for Report {
-    fn log(&self) {
-        let json = run::to_json(self);
-        tracing::info!(requests = self.requests, notified = self.notified, report = %json, "cost-check {:?} as of {}", self.check, self.as_of);
+    fn summary(&self) -> String {
+        format!("cost-check {:?} as of {}", self.check, self.as_of)
     }
 
     fn metrics(&self) -> Vec<Metrics> {

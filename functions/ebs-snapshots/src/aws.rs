@@ -58,6 +58,7 @@ impl Ec2 {
     }
 
     /// Volumes carrying the selection tag, in the client's region.
+    #[tracing::instrument(skip_all)]
     pub async fn volumes(&self, selector: &TagFilter) -> Result<Vec<Volume>, Error> {
         let filter = Filter::builder().name(format!("tag:{}", selector.key)).values(&selector.value).build();
         let mut pages = self.client.describe_volumes().filters(filter).max_results(VOLUME_PAGE).into_paginator().send();
@@ -90,6 +91,7 @@ impl Ec2 {
     /// The account's own snapshots that carry the suite's ownership tag. The plan checks the tag
     /// again: the filter narrows the read, it is not what keeps foreign snapshots safe. Each one's
     /// `volume_id` is EC2's `VolumeId` (the `openclaw:volume-id` tag stays in `tags`).
+    #[tracing::instrument(skip_all)]
     pub async fn owned_snapshots(&self) -> Result<Vec<ObservedSnapshot>, Error> {
         let filter = Filter::builder().name(format!("tag:{}", tags::MANAGED_BY)).values(tags::MANAGED_BY_VALUE).build();
         let mut pages = self
@@ -114,6 +116,7 @@ impl Ec2 {
     }
 
     /// One snapshot, tagged in the same call (never a later CreateTags).
+    #[tracing::instrument(skip_all, fields(volume = %source.volume_id))]
     pub async fn create_snapshot(
         &self,
         source: &SnapshotSource,
@@ -124,6 +127,7 @@ impl Ec2 {
     }
 
     /// A daily snapshot, tagged with how it was taken (`openclaw:consistency`) from its creation.
+    #[tracing::instrument(skip_all, fields(volume = %source.volume_id))]
     pub async fn create_daily(
         &self,
         source: &SnapshotSource,
@@ -133,6 +137,7 @@ impl Ec2 {
         let tag = Tag::builder().key(consistency::TAG).value(consistency.as_str()).build();
         self.create_tagged(source, SnapshotKind::Daily, date, Some(tag)).await
     }
+    #[tracing::instrument(skip_all)]
 
     async fn create_tagged(
         &self,
@@ -156,6 +161,7 @@ impl Ec2 {
             .map_err(sdk("ec2:CreateSnapshot"))?;
         out.snapshot_id.ok_or_else(|| Failure::call("ec2:CreateSnapshot", "answered without a snapshot id"))
     }
+    #[tracing::instrument(skip_all, fields(snapshot_id = %snapshot_id))]
 
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<DeleteOutcome, Failure> {
         match self.client.delete_snapshot().snapshot_id(snapshot_id).send().await {

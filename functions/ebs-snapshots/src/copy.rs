@@ -319,9 +319,11 @@ impl Dr {
     }
 
     /// The DR region's snapshots carrying the suite's tag.
+    #[tracing::instrument(skip_all)]
     pub async fn snapshots(&self) -> Result<Vec<ObservedSnapshot>, Error> {
         self.ec2.owned_snapshots().await
     }
+    #[tracing::instrument(skip_all)]
 
     async fn copy(&self, request: &CopyRequest) -> Result<String, error::Failure> {
         let home = &self.config.home_region;
@@ -343,6 +345,7 @@ impl Dr {
     }
 
     /// Every copy of the request's source in the DR region (module docs, step 2).
+    #[tracing::instrument(skip_all)]
     async fn rivals(&self, request: &CopyRequest) -> Result<Vec<Rival>, error::Failure> {
         let description = request.description(&self.config.home_region);
         let filter =
@@ -372,6 +375,7 @@ impl Dr {
     }
 
     /// Copies, settles races (module docs), then carries out the DR plan's deletions.
+    #[tracing::instrument(skip_all)]
     pub async fn apply(&self, plan: &CopyPlan, pacing: Pacing) -> CopyOutcome {
         let mut outcome = CopyOutcome::default();
         let mut failed = Vec::new();

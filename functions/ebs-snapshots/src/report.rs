@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity, Table};
-use openclaw_ops_shared::run::{self, RunReport};
+use openclaw_ops_shared::run::RunReport;
 use openclaw_ops_shared::snapshot::SnapshotSource;
 use serde::Serialize;
 
@@ -283,32 +283,11 @@ impl Report {
 }
 
 impl RunReport for Report {
-    fn log(&self) {
-        let json = run::to_json(self);
+    fn summary(&self) -> String {
         if self.failed.is_empty() {
-            tracing::info!(
-                created = self.created.len(),
-                already_present = self.already_present.len(),
-                deleted = self.deleted.len(),
-                kept_by_floor = self.kept_by_floor.len(),
-                skipped = self.skipped.len(),
-                failed = 0,
-                dry_run = self.dry_run,
-                report = %json,
-                "ebs-snapshots run for {}", self.date
-            );
+            format!("ebs-snapshots run for {}", self.date)
         } else {
-            tracing::error!(
-                created = self.created.len(),
-                already_present = self.already_present.len(),
-                deleted = self.deleted.len(),
-                kept_by_floor = self.kept_by_floor.len(),
-                skipped = self.skipped.len(),
-                failed = self.failed.len(),
-                dry_run = self.dry_run,
-                report = %json,
-                "ebs-snapshots run for {} had failures", self.date
-            );
+            format!("ebs-snapshots run for {} had failures", self.date)
         }
     }
 

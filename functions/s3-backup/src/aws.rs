@@ -42,6 +42,7 @@ impl Clients {
     /// Running instances carrying the gateway tag, each with the id its backups are filed under:
     /// the data volume attached to it that carries the same tag (it follows the gateway to a
     /// replacement instance), else the instance id.
+    #[tracing::instrument(skip_all)]
     pub async fn gateways(&self, tag: &TagFilter) -> Result<Vec<Gateway>, Error> {
         let mut pages = self
             .ec2
@@ -76,6 +77,7 @@ impl Clients {
     }
 
     /// Instance id → the id of the tagged data volume attached to it (the lowest, if several).
+    #[tracing::instrument(skip_all)]
     async fn data_volumes(&self, tag: &TagFilter, gateways: &[Gateway]) -> Result<HashMap<String, String>, Error> {
         let ids: Vec<String> = gateways.iter().map(|g| g.instance_id.clone()).collect();
         let mut pages = self
@@ -102,11 +104,13 @@ impl Clients {
     }
 
     /// Keys under a prefix (every page).
+    #[tracing::instrument(skip_all, fields(prefix = %prefix))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         self.store.list(prefix).await
     }
 
     /// Runs a shell script on an instance and waits for it, until `deadline`.
+    #[tracing::instrument(skip_all, fields(instance_id = %instance_id, comment = %comment))]
     pub async fn run(
         &self,
         instance_id: &str,
@@ -139,6 +143,7 @@ impl Clients {
 
     /// The bucket's versioning, default encryption and lifecycle rules, for the drift check. What
     /// cannot be read is kept as its error, to be reported.
+    #[tracing::instrument(skip_all, fields(bucket = %bucket))]
     pub async fn bucket_settings(&self, bucket: &str) -> drift::Observed {
         // Three independent reads, at once.
         let (versioning, encryption, lifecycle) = tokio::join!(

@@ -6,7 +6,7 @@ use openclaw_ops_shared::backup::restore as script_restore;
 use openclaw_ops_shared::error::Failure;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity};
-use openclaw_ops_shared::run::{self, RunReport};
+use openclaw_ops_shared::run::RunReport;
 use serde::Serialize;
 
 use crate::plan::Plan;
@@ -94,9 +94,8 @@ pub struct Report {
 }
 
 impl RunReport for Report {
-    fn log(&self) {
-        let json = run::to_json(self);
-        tracing::info!(backed_up = self.backed_up.len(), failed = self.failed.len(), dry_run = self.dry_run, report = %json, "s3-backup run");
+    fn summary(&self) -> String {
+        "s3-backup run".to_owned()
     }
 
     fn metrics(&self) -> Vec<Metrics> {
@@ -193,9 +192,8 @@ impl Report {
 }
 
 impl RunReport for RestoreReport {
-    fn log(&self) {
-        let json = run::to_json(self);
-        tracing::info!(gateway = %self.gateway, restored = self.restored.is_some(), dry_run = self.dry_run, report = %json, "s3-backup restore");
+    fn summary(&self) -> String {
+        format!("s3-backup restore on {}", self.gateway)
     }
 
     fn metrics(&self) -> Vec<Metrics> {

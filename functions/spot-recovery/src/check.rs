@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity};
-use openclaw_ops_shared::run::{self, RunReport};
+use openclaw_ops_shared::run::RunReport;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -112,9 +112,8 @@ pub async fn run(
 }
 
 impl RunReport for CheckReport {
-    fn log(&self) {
-        let json = run::to_json(self);
-        tracing::info!(decision = self.decision, replacement = %self.follow_up.replacement_id, report = %json, "spot-recovery follow-up");
+    fn summary(&self) -> String {
+        format!("spot-recovery follow-up of {}: {}", self.follow_up.replacement_id, self.decision)
     }
 
     fn metrics(&self) -> Vec<Metrics> {

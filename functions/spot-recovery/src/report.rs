@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::{Notification, Severity, Table};
-use openclaw_ops_shared::run::{self, RunReport};
+use openclaw_ops_shared::run::RunReport;
 use serde::Serialize;
 
 use crate::FUNCTION;
@@ -260,10 +260,8 @@ impl Report {
 }
 
 impl RunReport for Report {
-    fn log(&self) {
-        let json = run::to_json(self);
-        let failed = self.outcome.as_ref().map_or(0, |o| o.failed.len());
-        tracing::info!(event = self.event.name(), instance = self.event.instance_id(), failed, dry_run = self.dry_run, report = %json, "spot-recovery run");
+    fn summary(&self) -> String {
+        format!("spot-recovery run: {} for {}", self.event.name(), self.event.instance_id())
     }
 
     fn metrics(&self) -> Vec<Metrics> {

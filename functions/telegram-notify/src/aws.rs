@@ -37,6 +37,7 @@ pub fn token_is_stale(fetched: Instant, now: Instant) -> bool {
 }
 
 /// The bot token from the secret `{"bot_token": "..."}`.
+#[tracing::instrument(skip_all, fields(secret_arn = %secret_arn))]
 pub async fn bot_token(secrets: &aws_sdk_secretsmanager::Client, secret_arn: &str) -> Result<String, Error> {
     let secret =
         secrets.get_secret_value().secret_id(secret_arn).send().await.map_err(sdk("secretsmanager:GetSecretValue"))?;
@@ -49,6 +50,7 @@ pub async fn bot_token(secrets: &aws_sdk_secretsmanager::Client, secret_arn: &st
 }
 
 /// Puts an undelivered remainder on the dead-letter queue (its alarm e-mails `ops-fallback`).
+#[tracing::instrument(skip_all, fields(queue_url = %queue_url))]
 pub async fn dead_letter(sqs: &aws_sdk_sqs::Client, queue_url: &str, body: String) -> Result<(), Error> {
     sqs.send_message().queue_url(queue_url).message_body(body).send().await.map_err(sdk("sqs:SendMessage"))?;
     Ok(())

@@ -122,6 +122,7 @@ impl Ledger {
 
     /// Claims the delivery of `id` to `chat`, or says why not (observe → plan → apply, looped while
     /// another container's claim is live, at most until `deadline` and [`WAIT_FOR_OTHER`]).
+    #[tracing::instrument(skip_all, fields(id = %id, chat = %chat))]
     pub async fn take(&self, id: &str, chat: &str, deadline: tokio::time::Instant) -> Result<Taken, Error> {
         let prefix = delivery_prefix(id, chat);
         let give_up = deadline.min(tokio::time::Instant::now() + WAIT_FOR_OTHER);
@@ -147,6 +148,7 @@ impl Ledger {
     }
 
     /// Records that the claim's message went out (Telegram's message id, for the record).
+    #[tracing::instrument(skip_all)]
     pub async fn sent(&self, claim: &Claim, message_id: i64) -> Result<(), Error> {
         let body = format!("{{\"message_id\":{message_id},\"sent_at\":\"{}\"}}", Utc::now().to_rfc3339());
         // Absent already means another taker of a stale claim sent too: nothing more to record.
@@ -154,6 +156,7 @@ impl Ledger {
     }
 
     /// Gives the claim up after a failed send, so that a retry can claim it at once.
+    #[tracing::instrument(skip_all)]
     pub async fn release(&self, claim: &Claim) -> Result<(), Error> {
         self.s3
             .delete_object()
@@ -164,6 +167,7 @@ impl Ledger {
             .map(|_| ())
             .map_err(|e| sdk("s3:DeleteObject")(e).into())
     }
+    #[tracing::instrument(skip_all, fields(prefix = %prefix))]
 
     async fn records(&self, prefix: &str) -> Result<Vec<Record>, Error> {
         let listed =
@@ -184,6 +188,7 @@ impl Ledger {
     }
 
     /// `true` when written, `false` when the key exists (or a concurrent conditional write won).
+    #[tracing::instrument(skip_all, fields(key = %key))]
     async fn put_if_absent(&self, key: &str, body: String) -> Result<bool, Error> {
         let put = self
             .s3

@@ -4,7 +4,7 @@
 use aws_lambda_events::sqs::SqsBatchResponse;
 use openclaw_ops_shared::metrics::Metrics;
 use openclaw_ops_shared::notification::Notification;
-use openclaw_ops_shared::run::{self, RunReport};
+use openclaw_ops_shared::run::RunReport;
 use serde::Serialize;
 
 use crate::FUNCTION;
@@ -109,21 +109,8 @@ impl RunReport for Response {
         None
     }
 
-    fn log(&self) {
-        let r = &self.report;
-        let json = run::to_json(self);
-        tracing::info!(
-            sent = r.sent.len(),
-            duplicates = r.duplicates.len(),
-            in_flight_elsewhere = r.in_flight_elsewhere.len(),
-            unclaimed = r.unclaimed.len(),
-            refused = r.refused.len(),
-            skipped = r.skipped.len(),
-            dead_lettered = r.dead_lettered.len(),
-            batch_failures = self.batch.as_ref().map_or(0, |b| b.batch_item_failures.len()),
-            report = %json,
-            "telegram-notify delivered"
-        );
+    fn summary(&self) -> String {
+        format!("telegram-notify delivered {} message(s)", self.report.sent.len())
     }
 }
 

@@ -134,6 +134,7 @@ impl Store {
     /// A PUT of exactly `key` that refuses to overwrite, valid for `lifetime`: the command's delivery
     /// and execution timeouts. The URL also dies with the signer's session credentials (Lambda's role
     /// credentials): the function waits for the command, so the upload happens while they are valid.
+    #[tracing::instrument(skip_all, fields(key = %key, content_type = %content_type))]
     pub async fn upload_url(&self, key: &str, content_type: &str, lifetime: Duration) -> Result<Upload, Error> {
         let config = PresigningConfig::expires_in(lifetime)
             .map_err(|e| Error::Config(format!("a pre-signed URL cannot live {lifetime:?}: {e}")))?;
@@ -162,6 +163,7 @@ impl Store {
     }
 
     /// A GET of exactly this version, for `lifetime`.
+    #[tracing::instrument(skip_all)]
     pub async fn download_url(&self, version: &Version, lifetime: Duration) -> Result<String, Error> {
         let config = PresigningConfig::expires_in(lifetime)
             .map_err(|e| Error::Config(format!("a pre-signed URL cannot live {lifetime:?}: {e}")))?;
@@ -178,6 +180,7 @@ impl Store {
     }
 
     /// Keys under a prefix (every page).
+    #[tracing::instrument(skip_all, fields(prefix = %prefix))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         let mut keys = Vec::new();
@@ -191,6 +194,7 @@ impl Store {
     /// Reads a backup back: its manifest, then the archive beside it, streamed through SHA-256 (an
     /// archive can be larger than the function's memory); with `versions`, exactly those versions.
     /// `Err` says what does not match.
+    #[tracing::instrument(skip_all, fields(manifest_key = %manifest_key))]
     pub async fn verify(&self, manifest_key: &str, versions: Option<(&Version, &Version)>) -> Result<Verified, String> {
         let archive_key =
             layout::archive_for(manifest_key).ok_or_else(|| format!("{manifest_key} is not a manifest"))?;
@@ -239,6 +243,7 @@ impl Store {
 
     /// Locks the verified versions (when Object Lock is configured) and then writes their record.
     /// A record that exists already (a retried run) is kept: it was written with the same content.
+    #[tracing::instrument(skip_all)]
     pub async fn keep(
         &self,
         verified: &Verified,
@@ -294,6 +299,7 @@ impl Store {
             Err(e) => Err(aws("s3:PutObject (record)")(e).into()),
         }
     }
+    #[tracing::instrument(skip_all)]
 
     async fn retain(&self, version: &Version, mode: LockMode, until: DateTime<Utc>) -> Result<(), Error> {
         let retention = ObjectLockRetention::builder()
@@ -313,6 +319,7 @@ impl Store {
     }
 
     /// Reads a record back.
+    #[tracing::instrument(skip_all, fields(key = %key))]
     pub async fn record(&self, key: &str) -> Result<Record, Error> {
         let object = self.s3.get_object().bucket(&self.bucket).key(key).send().await.map_err(aws("s3:GetObject"))?;
         let bytes = object.body.collect().await.map_err(|e| Error::aws("s3:GetObject", e))?.into_bytes();
@@ -321,6 +328,7 @@ impl Store {
     }
 
     /// Copies a verified version under another key, encrypted the same way, never over anything.
+    #[tracing::instrument(skip_all, fields(to = %to))]
     pub async fn copy(&self, from: &Version, to: &str) -> Result<(), Error> {
         let mut source = format!("{}/{}", self.bucket, encode_key(&from.key));
         if let Some(id) = &from.version_id {

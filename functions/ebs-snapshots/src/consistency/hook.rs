@@ -57,6 +57,7 @@ impl Hook {
     }
 
     /// The SSM agents of `instances` (`ssm:DescribeInstanceInformation`); one not listed is not managed.
+    #[tracing::instrument(skip_all)]
     pub async fn agents(&self, instances: &[String]) -> Result<Vec<(String, Agent)>, Error> {
         if instances.is_empty() {
             return Ok(Vec::new());
@@ -85,6 +86,7 @@ impl Hook {
     /// The daily snapshot of `source` as `choice` says: crash-consistent at once, or frozen first.
     /// A hook that fails leaves a crash-consistent snapshot and says why; only `CreateSnapshot`
     /// itself failing is an error.
+    #[tracing::instrument(skip_all, fields(token = %token))]
     pub async fn snapshot(
         &self,
         ec2: &Ec2,
@@ -188,6 +190,7 @@ impl Hook {
         };
         (created, taken)
     }
+    #[tracing::instrument(skip_all, fields(instance_id = %instance_id))]
 
     async fn thaw(&self, instance_id: &str, script: Script<'_>) -> Result<String, String> {
         let until = Instant::now() + THAW_WAIT;
@@ -196,6 +199,7 @@ impl Hook {
     }
 
     /// Runs one hook command and follows it until it ends or `until`: its output, or why not.
+    #[tracing::instrument(skip_all, fields(instance_id = %instance_id, comment = %comment))]
     async fn run(
         &self,
         instance_id: &str,

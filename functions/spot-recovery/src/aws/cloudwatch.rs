@@ -55,6 +55,7 @@ impl Alarms {
     }
 
     /// Re-points every metric alarm named `prefix...` that watches `old`; answers their names.
+    #[tracing::instrument(skip_all, fields(prefix = %prefix, old = %old, new = %new))]
     pub async fn repoint_all(&self, prefix: &str, old: &str, new: &str) -> Result<Vec<String>, Failure> {
         let mut pages = self
             .client

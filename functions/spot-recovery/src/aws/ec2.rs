@@ -115,6 +115,7 @@ impl Ec2 {
     }
 
     /// The instance, or `None` when EC2 does not know it.
+    #[tracing::instrument(skip_all, fields(id = %id))]
     pub async fn instance(&self, id: &str) -> Result<Option<Instance>, Error> {
         match self.client.describe_instances().instance_ids(id).send().await {
             Ok(out) => Ok(out.reservations().iter().flat_map(|r| r.instances()).find_map(to_instance)),
@@ -124,6 +125,7 @@ impl Ec2 {
     }
 
     /// Instances carrying `openclaw:replaces=<id>` (every page).
+    #[tracing::instrument(skip_all, fields(old = %old))]
     pub async fn replacements(&self, old: &str) -> Result<Vec<Instance>, Error> {
         let filter = Filter::builder().name(format!("tag:{REPLACES}")).values(old).build();
         let mut pages = self.client.describe_instances().filters(filter).into_paginator().send();
@@ -137,6 +139,7 @@ impl Ec2 {
     }
 
     /// Volumes carrying the gateway tag (every page).
+    #[tracing::instrument(skip_all)]
     pub async fn volumes(&self, selector: &TagFilter) -> Result<Vec<Volume>, Error> {
         let filter = Filter::builder().name(format!("tag:{}", selector.key)).values(&selector.value).build();
         let mut pages = self.client.describe_volumes().filters(filter).into_paginator().send();
@@ -150,6 +153,7 @@ impl Ec2 {
 
     /// The volumes among `ids` that exist, whatever their tags (a filter, not `VolumeIds`: EC2
     /// refuses a list naming one that is gone).
+    #[tracing::instrument(skip_all)]
     pub async fn volumes_by_id(&self, ids: &[String]) -> Result<Vec<Volume>, Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -163,6 +167,7 @@ impl Ec2 {
         }
         Ok(out)
     }
+    #[tracing::instrument(skip_all, fields(id = %id))]
 
     pub async fn volume(&self, id: &str) -> Result<Option<Volume>, Failure> {
         match self.client.describe_volumes().volume_ids(id).send().await {
@@ -173,6 +178,7 @@ impl Ec2 {
     }
 
     /// The suite's snapshots (the plan checks the ownership tag again).
+    #[tracing::instrument(skip_all)]
     pub async fn owned_snapshots(&self) -> Result<Vec<ObservedSnapshot>, Error> {
         let filter = Filter::builder().name(format!("tag:{}", tags::MANAGED_BY)).values(tags::MANAGED_BY_VALUE).build();
         let mut pages = self
@@ -190,6 +196,7 @@ impl Ec2 {
         }
         Ok(out)
     }
+    #[tracing::instrument(skip_all)]
 
     pub async fn subnets(&self, ids: &[String]) -> Result<Vec<Subnet>, Error> {
         if ids.is_empty() {
@@ -203,6 +210,7 @@ impl Ec2 {
             .filter_map(|s| Some(Subnet { id: s.subnet_id()?.to_owned(), az: s.availability_zone()?.to_owned() }))
             .collect())
     }
+    #[tracing::instrument(skip_all)]
 
     pub async fn create_snapshot(&self, source: &SnapshotSource, date: NaiveDate) -> Result<String, Failure> {
         let kind = SnapshotKind::SpotFinal;
@@ -217,6 +225,7 @@ impl Ec2 {
             .map_err(sdk("ec2:CreateSnapshot"))?;
         out.snapshot_id.ok_or_else(|| Failure::call("ec2:CreateSnapshot", "answered without a snapshot id"))
     }
+    #[tracing::instrument(skip_all, fields(resource = %resource, key = %key, value = %value))]
 
     pub async fn tag(&self, resource: &str, key: &str, value: &str) -> Result<(), Failure> {
         self.client
@@ -228,6 +237,7 @@ impl Ec2 {
             .map(|_| ())
             .map_err(|e| Failure::from_sdk("ec2:CreateTags", &e).context(resource))
     }
+    #[tracing::instrument(skip_all, fields(resource = %resource))]
 
     pub async fn tag_all(&self, resource: &str, tags: &[(String, String)]) -> Result<(), Failure> {
         let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
@@ -242,6 +252,7 @@ impl Ec2 {
     }
 
     /// Deletes each tag only while it has the value given (EC2's DeleteTags with a value).
+    #[tracing::instrument(skip_all, fields(resource = %resource))]
     pub async fn untag(&self, resource: &str, tags: &[(String, String)]) -> Result<(), Failure> {
         // No tags at all would delete every tag of the resource.
         if tags.is_empty() {
@@ -265,6 +276,7 @@ impl Ec2 {
     /// launched then (from any zone of the Region), and one with other parameters — the other
     /// market — with `IdempotentParameterMismatch`. So however many deliveries race, across both
     /// markets, one instance comes of it, and a mismatch says another delivery launched it.
+    #[tracing::instrument(skip_all)]
     pub async fn launch(&self, launch: &Launch) -> Result<Launched, LaunchError> {
         let spot_error = match self.run(launch, Purchase::Spot).await {
             Ok(instance_id) => return Ok(Launched { instance_id, purchase: Purchase::Spot, spot_error: None }),
@@ -283,6 +295,7 @@ impl Ec2 {
             ))),
         }
     }
+    #[tracing::instrument(skip_all)]
 
     async fn run(&self, launch: &Launch, purchase: Purchase) -> Result<String, (String, String)> {
         let template = LaunchTemplateSpecification::builder()
@@ -325,6 +338,7 @@ impl Ec2 {
     }
 
     /// Waits until the instance runs (AttachVolume refuses a pending one).
+    #[tracing::instrument(skip_all, fields(id = %id))]
     pub async fn wait_running(&self, id: &str, deadline: Instant) -> Result<(), Failure> {
         loop {
             let state = self.instance(id).await.map_err(Failure::from)?.map(|i| i.state);
@@ -341,6 +355,7 @@ impl Ec2 {
             tokio::time::sleep(POLL).await;
         }
     }
+    #[tracing::instrument(skip_all, fields(volume = %volume, instance = %instance))]
 
     pub async fn detach(&self, volume: &str, instance: &str) -> Result<(), Failure> {
         self.client
@@ -356,6 +371,7 @@ impl Ec2 {
     /// Waits until no instance holds the volume any more.
     /// Waits until no instance holds the volume — or `new` does already (a delivery that got the
     /// same replacement back from EC2 attached it first): then its device.
+    #[tracing::instrument(skip_all, fields(volume = %volume, new = %new))]
     pub async fn wait_available(&self, volume: &str, new: &str, deadline: Instant) -> Result<Option<String>, Failure> {
         loop {
             match self.volume(volume).await? {
@@ -380,6 +396,7 @@ impl Ec2 {
             tokio::time::sleep(POLL).await;
         }
     }
+    #[tracing::instrument(skip_all, fields(volume = %volume, instance = %instance, device = %device))]
 
     pub async fn attach(&self, volume: &str, instance: &str, device: &str) -> Result<(), Failure> {
         self.client
@@ -394,6 +411,7 @@ impl Ec2 {
     }
 
     /// A gp3 volume from a snapshot, tagged in the same call.
+    #[tracing::instrument(skip_all, fields(snapshot = %snapshot, az = %az))]
     pub async fn restore_volume(&self, snapshot: &str, az: &str, tags: &[(String, String)]) -> Result<String, Failure> {
         let out = self
             .client
@@ -409,6 +427,7 @@ impl Ec2 {
     }
 
     /// Moves the Elastic IP to the instance; answers its public address.
+    #[tracing::instrument(skip_all, fields(allocation_id = %allocation_id, instance = %instance))]
     pub async fn associate_address(&self, allocation_id: &str, instance: &str) -> Result<String, Failure> {
         self.client
             .associate_address()
@@ -439,6 +458,7 @@ impl Ec2 {
 
     /// EC2's two status checks of a running instance, `(instance, system)`: `ok`, `initializing`,
     /// `impaired`...; `None` while EC2 reports none (the instance is not running yet).
+    #[tracing::instrument(skip_all, fields(id = %id))]
     pub async fn status_checks(&self, id: &str) -> Result<Option<(String, String)>, Error> {
         let out = self
             .client

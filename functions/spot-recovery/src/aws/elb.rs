@@ -16,6 +16,7 @@ impl TargetGroup {
     pub fn new(client: Client) -> Self {
         TargetGroup { client }
     }
+    #[tracing::instrument(skip_all, fields(arn = %arn, instance = %instance))]
 
     pub async fn register(&self, arn: &str, instance: &str) -> Result<(), Failure> {
         self.client
@@ -27,6 +28,7 @@ impl TargetGroup {
             .map(|_| ())
             .map_err(|e| Failure::from_sdk("elasticloadbalancing:RegisterTargets", &e).context(instance))
     }
+    #[tracing::instrument(skip_all, fields(arn = %arn, instance = %instance))]
 
     pub async fn deregister(&self, arn: &str, instance: &str) -> Result<(), Failure> {
         self.client
@@ -40,6 +42,7 @@ impl TargetGroup {
     }
 
     /// The target's health state once it is `healthy`, or the last one seen at `until`.
+    #[tracing::instrument(skip_all, fields(arn = %arn, instance = %instance))]
     pub async fn wait_healthy(&self, arn: &str, instance: &str, until: Instant) -> Result<String, Failure> {
         loop {
             let out = self

@@ -43,6 +43,7 @@ impl Scheduler {
 
     /// Creates the schedule that delivers `event` at `at` (rounded up to the second). Its name is
     /// the event's: a second delivery asking for the same one is told it exists, and that is fine.
+    #[tracing::instrument(skip_all)]
     pub async fn schedule(
         &self,
         target: FollowUpTarget<'_>,
@@ -86,6 +87,7 @@ impl Scheduler {
 
 /// After a takeover whose replacement was not seen serving: the first follow-up check, recorded
 /// in the outcome (a failure to schedule it is a failed step: nothing would confirm the gateway).
+#[tracing::instrument(skip_all, fields(old = %old, new = %new))]
 pub async fn first_check(
     scheduler: &Scheduler,
     target: Option<FollowUpTarget<'_>>,

@@ -49,6 +49,7 @@ impl Ssm {
     }
 
     /// Starts the backup on the instance and follows it until it ends or `until`.
+    #[tracing::instrument(skip_all, fields(instance_id = %instance_id))]
     pub async fn back_up(
         &self,
         instance_id: &str,
