@@ -305,9 +305,9 @@ mod tests {
     async fn no_encryption_and_no_lifecycle_are_settings_not_errors() {
         let v = versioning(None);
         let e = mock!(aws_sdk_s3::Client::get_bucket_encryption)
-            .then_error(code(NO_ENCRYPTION, GetBucketEncryptionError::generic));
+            .then_error(code("ServerSideEncryptionConfigurationNotFoundError", GetBucketEncryptionError::generic));
         let l = mock!(aws_sdk_s3::Client::get_bucket_lifecycle_configuration)
-            .then_error(code(NO_LIFECYCLE, GetBucketLifecycleConfigurationError::generic));
+            .then_error(code("NoSuchLifecycleConfiguration", GetBucketLifecycleConfigurationError::generic));
         let observed = clients(&[], &[], &[&v, &e, &l]).bucket_settings("bucket").await;
 
         assert_eq!(observed, drift::Observed { versioning: Ok(None), encryption: Ok(vec![]), lifecycle: Ok(None) });
