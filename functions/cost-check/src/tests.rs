@@ -77,3 +77,54 @@ async fn a_monthly_check_over_budget_compares_last_month_and_notifies_once() {
     let json: Value = serde_json::from_str(&openclaw_ops_shared::run::to_json(&report)).unwrap();
     assert_eq!(json["check"], "monthly");
 }
+
+/// The weekly check mid-month: the month so far, then the forecast of the rest, which fails; the
+/// run still compares and answers, saying why there is no forecast.
+#[tokio::test]
+async fn a_weekly_check_whose_forecast_fails_reports_it_and_still_compares() {
+    let costs = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
+        .match_requests(|r| {
+            let period = r.time_period().unwrap();
+            (period.start(), period.end()) == ("2026-11-01", "2026-11-15")
+        })
+        .then_output(|| {
+            GetCostAndUsageOutput::builder()
+                .results_by_time(
+                    ResultByTime::builder()
+                        .groups(group("Amazon Elastic Compute Cloud - Compute", "EUC1-BoxUsage:t3.small", "7.15"))
+                        .build(),
+                )
+                .build()
+        });
+    let forecast = mock!(aws_sdk_costexplorer::Client::get_cost_forecast)
+        .match_requests(|r| {
+            let period = r.time_period().unwrap();
+            (period.start(), period.end()) == ("2026-11-15", "2026-12-01")
+        })
+        .then_error(|| {
+            aws_sdk_costexplorer::operation::get_cost_forecast::GetCostForecastError::generic(
+                aws_sdk_costexplorer::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform: ce:GetCostForecast")
+                    .build(),
+            )
+        });
+    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let clients = Clients {
+        ce: mock_client!(aws_sdk_costexplorer, RuleMode::Sequential, [&costs, &forecast]),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]),
+    };
+    let handler = Handler::new(Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", TOPIC)])).unwrap(), clients);
+    let event = json!({"check": "weekly", "as_of": "2026-11-15"});
+
+    let report = handler.handle(LambdaEvent::new(event, samples::context(FUNCTION))).await.unwrap();
+    assert_eq!(report.requests, 2);
+    assert!(report.unavailable.is_none());
+    let why = report.no_forecast.as_deref().expect("why there is no forecast");
+    assert!(why.contains("AccessDenied"), "{why}");
+    let c = report.comparison.as_ref().expect("the month so far is still compared");
+    assert!(c.forecast.is_none());
+    assert_eq!(c.total.actual, "7.15".parse().unwrap());
+    assert_eq!((costs.num_calls(), forecast.num_calls()), (1, 1));
+    assert_eq!(publish.num_calls(), usize::from(report.notified));
+}
