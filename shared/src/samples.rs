@@ -26,3 +26,14 @@ pub fn samples(manifest_dir: &str, function: &str) -> Vec<Sample> {
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
+
+/// An invocation's context as Lambda gives it: a request id, the function's ARN and a deadline a
+/// minute away (`Context::default()`'s deadline is the epoch, which leaves a handler no time).
+pub fn context(function: &str) -> lambda_runtime::Context {
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "8f5e2a8c-0c1d-4a1e-9a55-3f1f0d1e2b3c".to_owned();
+    context.invoked_function_arn = format!("arn:aws:lambda:eu-central-1:123456789012:function:openclaw-ops-{function}");
+    context.deadline = deadline.duration_since(std::time::UNIX_EPOCH).expect("after the epoch").as_millis() as u64;
+    context
+}

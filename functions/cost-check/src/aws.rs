@@ -228,4 +228,221 @@ mod tests {
         assert_eq!(kind("DataUnavailableException", "Data is not available."), Unavailable::NoData(String::new()));
         assert_eq!(kind("ValidationException", "bad"), Unavailable::Other(String::new()));
     }
+
+    mod requests {
+        use std::time::Duration;
+
+        use aws_sdk_costexplorer::error::ErrorMetadata;
+        use aws_sdk_costexplorer::operation::get_cost_and_usage::{GetCostAndUsageError, GetCostAndUsageOutput};
+        use aws_sdk_costexplorer::operation::get_cost_forecast::{GetCostForecastError, GetCostForecastOutput};
+        use aws_sdk_costexplorer::types::{ForecastResult, Group, MetricValue, ResultByTime};
+        use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
+        use super::super::*;
+
+        const NOVEMBER: (&str, &str) = ("2026-11-01", "2026-12-01");
+
+        fn period() -> (NaiveDate, NaiveDate) {
+            (NOVEMBER.0.parse().unwrap(), NOVEMBER.1.parse().unwrap())
+        }
+
+        fn group(service: &str, usage_type: &str, amount: &str) -> Group {
+            Group::builder()
+                .keys(service)
+                .keys(usage_type)
+                .metrics("UnblendedCost", MetricValue::builder().amount(amount).unit("USD").build())
+                .build()
+        }
+
+        fn page(groups: Vec<Group>, next: Option<&str>) -> GetCostAndUsageOutput {
+            GetCostAndUsageOutput::builder()
+                .results_by_time(ResultByTime::builder().set_groups(Some(groups)).build())
+                .set_next_page_token(next.map(str::to_owned))
+                .build()
+        }
+
+        fn explorer(rules: &[&Rule]) -> CostExplorer {
+            let client = mock_client!(aws_sdk_costexplorer, RuleMode::Sequential, rules.iter().copied());
+            CostExplorer::new(client, Instant::now() + Duration::from_secs(60))
+        }
+
+        /// The month's costs: `[start, end)` with the end exclusive (the first of the next month),
+        /// monthly, unblended, by service then usage type, for the whole account.
+        #[tokio::test]
+        async fn costs_are_asked_for_the_period_by_service_and_usage_type() {
+            let rule = mock!(Client::get_cost_and_usage)
+                .match_requests(|r| {
+                    let period = r.time_period().unwrap();
+                    let groups: Vec<_> = r.group_by().iter().map(|g| (g.r#type().cloned(), g.key())).collect();
+                    (period.start(), period.end()) == NOVEMBER
+                        && r.granularity() == Some(&Granularity::Monthly)
+                        && r.metrics() == ["UnblendedCost"]
+                        && groups
+                            == [
+                                (Some(GroupDefinitionType::Dimension), Some("SERVICE")),
+                                (Some(GroupDefinitionType::Dimension), Some("USAGE_TYPE")),
+                            ]
+                        && r.filter().is_none()
+                        && r.next_page_token().is_none()
+                })
+                .then_output(|| {
+                    page(
+                        vec![
+                            group("Amazon Elastic Compute Cloud - Compute", "EU-SpotUsage:t4g.medium", "7.25"),
+                            group("Amazon Simple Storage Service", "EU-TimedStorage-ByteHrs", "0.0231"),
+                        ],
+                        None,
+                    )
+                });
+            let ce = explorer(&[&rule]);
+
+            let costs = ce.costs(period(), None, 0).await.unwrap();
+            assert_eq!(
+                costs,
+                [
+                    Cost {
+                        service: "Amazon Elastic Compute Cloud - Compute".into(),
+                        usage_type: "EU-SpotUsage:t4g.medium".into(),
+                        amount: "7.25".parse().unwrap(),
+                    },
+                    Cost {
+                        service: "Amazon Simple Storage Service".into(),
+                        usage_type: "EU-TimedStorage-ByteHrs".into(),
+                        amount: "0.0231".parse().unwrap(),
+                    },
+                ]
+            );
+            assert_eq!((ce.requests(), rule.num_calls()), (1, 1));
+        }
+
+        #[tokio::test]
+        async fn a_configured_tag_filters_the_costs_and_the_forecast() {
+            let is_tagged = |filter: Option<&Expression>| {
+                filter.and_then(|f| f.tags()).is_some_and(|t| t.key() == Some("app") && t.values() == ["openclaw"])
+            };
+            let costs = mock!(Client::get_cost_and_usage)
+                .match_requests(move |r| is_tagged(r.filter()))
+                .then_output(|| page(vec![], None));
+            let forecast = mock!(Client::get_cost_forecast)
+                .match_requests(move |r| is_tagged(r.filter()))
+                .then_output(|| GetCostForecastOutput::builder().build());
+            let ce = explorer(&[&costs, &forecast]);
+            let tag: TagFilter = "app=openclaw".parse().unwrap();
+
+            assert!(ce.costs(period(), Some(&tag), 1).await.unwrap().is_empty());
+            ce.forecast(period(), Some(&tag)).await.unwrap().unwrap();
+            assert_eq!((costs.num_calls(), forecast.num_calls()), (1, 1));
+        }
+
+        #[tokio::test]
+        async fn pages_are_followed_with_their_token() {
+            let first = mock!(Client::get_cost_and_usage)
+                .match_requests(|r| r.next_page_token().is_none())
+                .then_output(|| page(vec![group("A", "a", "1")], Some("page-2")));
+            let second = mock!(Client::get_cost_and_usage)
+                .match_requests(|r| r.next_page_token() == Some("page-2"))
+                .then_output(|| page(vec![group("B", "b", "2")], Some("")));
+            let ce = explorer(&[&first, &second]);
+
+            let services: Vec<_> = ce.costs(period(), None, 0).await.unwrap().into_iter().map(|c| c.service).collect();
+            assert_eq!(services, ["A", "B"]);
+            assert_eq!(ce.requests(), 2);
+        }
+
+        /// Each request costs $0.01: endless pages stop at the budget, leaving the reserved
+        /// requests for what comes after.
+        #[tokio::test]
+        async fn paging_never_spends_more_than_the_budget_or_the_reserve() {
+            let endless = mock!(Client::get_cost_and_usage)
+                .sequence()
+                .output(|| page(vec![group("A", "a", "1")], Some("more")))
+                .repeatedly()
+                .build();
+            let ce = explorer(&[&endless]);
+            assert_eq!(ce.costs(period(), None, 1).await, Err(Unavailable::TooManyPages(2)));
+            assert_eq!((ce.requests(), endless.num_calls()), (2, 2));
+
+            let ce = explorer(&[&endless]);
+            assert_eq!(ce.costs(period(), None, 0).await, Err(Unavailable::TooManyPages(MAX_REQUESTS)));
+            assert_eq!(ce.requests(), MAX_REQUESTS);
+            assert_eq!(endless.num_calls(), 2 + MAX_REQUESTS);
+        }
+
+        #[tokio::test]
+        async fn the_forecast_is_refused_once_the_budget_is_spent() {
+            let costs =
+                mock!(Client::get_cost_and_usage).sequence().output(|| page(vec![], Some("more"))).repeatedly().build();
+            let forecast = mock!(Client::get_cost_forecast).then_output(|| GetCostForecastOutput::builder().build());
+            let ce = explorer(&[&costs, &forecast]);
+
+            assert!(ce.costs(period(), None, 0).await.is_err());
+            assert_eq!(ce.forecast(period(), None).await, Err(Unavailable::TooManyPages(MAX_REQUESTS)));
+            assert_eq!(forecast.num_calls(), 0);
+        }
+
+        #[tokio::test]
+        async fn the_forecast_reads_its_mean_and_80_percent_interval() {
+            let rule = mock!(Client::get_cost_forecast)
+                .match_requests(|r| {
+                    let period = r.time_period().unwrap();
+                    (period.start(), period.end()) == NOVEMBER
+                        && r.metric() == Some(&Metric::UnblendedCost)
+                        && r.granularity() == Some(&Granularity::Monthly)
+                        && r.prediction_interval_level() == Some(80)
+                })
+                .then_output(|| {
+                    GetCostForecastOutput::builder()
+                        .total(MetricValue::builder().amount("12.5").build())
+                        .forecast_results_by_time(
+                            ForecastResult::builder()
+                                .prediction_interval_lower_bound("10")
+                                .prediction_interval_upper_bound("15.75")
+                                .build(),
+                        )
+                        .build()
+                });
+            let ce = explorer(&[&rule]);
+
+            let forecast = ce.forecast(period(), None).await.unwrap().unwrap();
+            assert_eq!(
+                forecast,
+                Forecast {
+                    mean: "12.5".parse().unwrap(),
+                    low: Some(Decimal::TEN),
+                    high: Some("15.75".parse().unwrap())
+                }
+            );
+        }
+
+        /// No forecast yet (early in a month, a new account) is said in the report, not a failure.
+        #[tokio::test]
+        async fn a_forecast_without_data_is_reported_not_fatal() {
+            let rule = mock!(Client::get_cost_forecast).then_error(|| {
+                GetCostForecastError::generic(
+                    ErrorMetadata::builder().code("DataUnavailableException").message("Insufficient data").build(),
+                )
+            });
+            let ce = explorer(&[&rule]);
+
+            let why = ce.forecast(period(), None).await.unwrap().unwrap_err();
+            assert!(why.contains("DataUnavailableException"), "{why}");
+        }
+
+        #[tokio::test]
+        async fn an_account_that_never_enabled_cost_explorer_is_told_so() {
+            let rule = mock!(Client::get_cost_and_usage).then_error(|| {
+                GetCostAndUsageError::generic(
+                    ErrorMetadata::builder()
+                        .code("AccessDeniedException")
+                        .message("User not enabled for cost explorer access")
+                        .build(),
+                )
+            });
+            let ce = explorer(&[&rule]);
+
+            let why = ce.costs(period(), None, 0).await.unwrap_err();
+            assert!(matches!(&why, Unavailable::NotEnabled(text) if text.contains("AccessDeniedException")), "{why:?}");
+            assert_eq!(ce.requests(), 1);
+        }
+    }
 }

@@ -104,3 +104,6 @@ impl Handler {
         run::finish(report, &self.publisher).await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,3 +74,6 @@ impl Handler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

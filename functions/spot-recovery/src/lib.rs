@@ -136,3 +136,6 @@ impl Handler {
         run::finish(report, &self.publisher).await.map(|r| Response::Recovery(Box::new(r)))
     }
 }
+
+#[cfg(test)]
+mod tests;

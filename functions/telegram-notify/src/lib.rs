@@ -115,3 +115,6 @@ impl Handler {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests;

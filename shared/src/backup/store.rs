@@ -384,5 +384,231 @@ mod tests {
     #[test]
     fn copy_sources_are_encoded() {
         assert_eq!(encode_key("p/daily/vol-1/a b+c.tar.gz"), "p/daily/vol-1/a%20b%2Bc.tar.gz");
+        // Each UTF-8 byte of a non-ASCII character is encoded on its own.
+        assert_eq!(encode_key("p/gw-ü/é€.tar.gz"), "p/gw-%C3%BC/%C3%A9%E2%82%AC.tar.gz");
+        assert_eq!(encode_key("a%2Bb?c=d&e#f"), "a%252Bb%3Fc%3Dd%26e%23f");
+    }
+
+    mod s3 {
+        use aws_sdk_s3::Client;
+        use aws_sdk_s3::operation::copy_object::CopyObjectOutput;
+        use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+        use aws_sdk_s3::operation::put_object::PutObjectOutput;
+        use aws_sdk_s3::operation::put_object_retention::PutObjectRetentionOutput;
+        use aws_sdk_s3::types::error::NoSuchKey;
+        use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+        use aws_smithy_types::error::ErrorMetadata;
+
+        use super::super::*;
+
+        const MANIFEST_KEY: &str = "p/daily/vol-1/2026/11/25/gw-20261125T023007Z.manifest.json";
+        const ARCHIVE: &[u8] = b"an archive's bytes";
+
+        fn archive_key() -> String {
+            layout::archive_for(MANIFEST_KEY).unwrap()
+        }
+
+        fn sha256(bytes: &[u8]) -> String {
+            Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+        }
+
+        fn manifest(size: u64, sha256: String) -> Manifest {
+            Manifest {
+                archive: ArchiveInfo { key: archive_key(), size, sha256 },
+                trigger: "schedule".into(),
+                time: None,
+                files: vec![],
+            }
+        }
+
+        fn manifest_object(manifest: Manifest) -> Rule {
+            mock!(Client::get_object).match_requests(|r| r.key() == Some(MANIFEST_KEY)).then_output(move || {
+                GetObjectOutput::builder()
+                    .version_id("mv-1")
+                    .body(ByteStream::from(serde_json::to_vec(&manifest).unwrap()))
+                    .build()
+            })
+        }
+
+        fn archive_object(bytes: &'static [u8]) -> Rule {
+            mock!(Client::get_object).match_requests(|r| r.key() == Some(archive_key().as_str())).then_output(
+                move || GetObjectOutput::builder().version_id("av-1").body(ByteStream::from_static(bytes)).build(),
+            )
+        }
+
+        fn store(client: Client, lock: Option<Lock>) -> Store {
+            Store::new(client, "bucket".into(), Some("key-1".into()), lock)
+        }
+
+        #[tokio::test]
+        async fn an_archive_matching_its_manifest_verifies_with_the_versions_read() {
+            let m = manifest_object(manifest(ARCHIVE.len() as u64, sha256(ARCHIVE)));
+            let a = archive_object(ARCHIVE);
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&m, &a]), None);
+
+            let verified = store.verify(MANIFEST_KEY, None).await.unwrap();
+            assert_eq!(
+                verified.manifest_version,
+                Version { key: MANIFEST_KEY.into(), version_id: Some("mv-1".into()) }
+            );
+            assert_eq!(verified.archive_version, Version { key: archive_key(), version_id: Some("av-1".into()) });
+            assert_eq!(verified.manifest.archive.size, ARCHIVE.len() as u64);
+        }
+
+        #[tokio::test]
+        async fn an_archive_of_another_size_is_refused() {
+            let m = manifest_object(manifest(ARCHIVE.len() as u64 + 1, sha256(ARCHIVE)));
+            let a = archive_object(ARCHIVE);
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&m, &a]), None);
+
+            let err = store.verify(MANIFEST_KEY, None).await.unwrap_err();
+            assert!(err.contains(&format!("is {} bytes", ARCHIVE.len())), "{err}");
+            assert!(err.contains(&format!("the manifest says {} bytes", ARCHIVE.len() + 1)), "{err}");
+        }
+
+        #[tokio::test]
+        async fn an_archive_of_the_same_size_with_another_sha256_is_refused() {
+            let m = manifest_object(manifest(ARCHIVE.len() as u64, sha256(ARCHIVE)));
+            let a = archive_object(b"AN ARCHIVE'S BYTES");
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&m, &a]), None);
+
+            let err = store.verify(MANIFEST_KEY, None).await.unwrap_err();
+            assert!(err.contains(&sha256(b"AN ARCHIVE'S BYTES")), "{err}");
+            assert!(err.contains(&sha256(ARCHIVE)), "{err}");
+        }
+
+        /// With versions, exactly those are read: a newer version under the same key (which
+        /// If-None-Match should make impossible) is not what gets verified.
+        #[tokio::test]
+        async fn the_versions_asked_for_are_the_versions_read() {
+            let good = manifest(ARCHIVE.len() as u64, sha256(ARCHIVE));
+            let m = mock!(Client::get_object)
+                .match_requests(|r| r.key() == Some(MANIFEST_KEY) && r.version_id() == Some("mv-1"))
+                .then_output(move || {
+                    GetObjectOutput::builder()
+                        .version_id("mv-1")
+                        .body(ByteStream::from(serde_json::to_vec(&good).unwrap()))
+                        .build()
+                });
+            let a = mock!(Client::get_object)
+                .match_requests(|r| r.key() == Some(archive_key().as_str()) && r.version_id() == Some("av-1"))
+                .then_output(|| {
+                    GetObjectOutput::builder().version_id("av-1").body(ByteStream::from_static(ARCHIVE)).build()
+                });
+            let newer = mock!(Client::get_object).then_output(|| {
+                GetObjectOutput::builder().version_id("v-new").body(ByteStream::from_static(b"{}")).build()
+            });
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&m, &a, &newer]), None);
+
+            let manifest_version = Version { key: MANIFEST_KEY.into(), version_id: Some("mv-1".into()) };
+            let archive_version = Version { key: archive_key(), version_id: Some("av-1".into()) };
+            let verified = store.verify(MANIFEST_KEY, Some((&manifest_version, &archive_version))).await.unwrap();
+            assert_eq!((verified.manifest_version, verified.archive_version), (manifest_version, archive_version));
+            assert_eq!(newer.num_calls(), 0);
+        }
+
+        #[tokio::test]
+        async fn a_missing_archive_is_named() {
+            let m = manifest_object(manifest(ARCHIVE.len() as u64, sha256(ARCHIVE)));
+            let a = mock!(Client::get_object).match_requests(|r| r.key() == Some(archive_key().as_str())).then_error(
+                || {
+                    GetObjectError::NoSuchKey(
+                        NoSuchKey::builder()
+                            .meta(ErrorMetadata::builder().code("NoSuchKey").message("gone").build())
+                            .build(),
+                    )
+                },
+            );
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&m, &a]), None);
+
+            let err = store.verify(MANIFEST_KEY, None).await.unwrap_err();
+            assert!(err.starts_with(&format!("archive {}", archive_key())), "{err}");
+            assert!(err.contains("NoSuchKey"), "{err}");
+        }
+
+        #[tokio::test]
+        async fn copies_name_their_source_encoded() {
+            let copy = mock!(Client::copy_object)
+                .match_requests(|r| {
+                    r.bucket() == Some("bucket")
+                        && r.copy_source()
+                            == Some(
+                                "bucket/p/daily/my%20gw%2Bü/a.tar.gz?versionId=v%2B1".replace('ü', "%C3%BC").as_str(),
+                            )
+                        && r.key() == Some("p/monthly/a.tar.gz")
+                        && r.if_none_match() == Some("*")
+                        && r.ssekms_key_id() == Some("key-1")
+                })
+                .then_output(|| CopyObjectOutput::builder().build());
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&copy]), None);
+
+            let from = Version { key: "p/daily/my gw+ü/a.tar.gz".into(), version_id: Some("v+1".into()) };
+            store.copy(&from, "p/monthly/a.tar.gz").await.unwrap();
+            assert_eq!(copy.num_calls(), 1);
+        }
+
+        fn verified() -> Verified {
+            Verified {
+                manifest: manifest(ARCHIVE.len() as u64, sha256(ARCHIVE)),
+                manifest_version: Version { key: MANIFEST_KEY.into(), version_id: Some("mv-1".into()) },
+                archive_version: Version { key: archive_key(), version_id: Some("av-1".into()) },
+            }
+        }
+
+        const OWNER: Owner<'static> = Owner { gateway_id: "vol-1", gateway: "gw", instance_id: "i-1" };
+
+        /// Both versions are locked before the record exists: a record is a promise they are kept.
+        #[tokio::test]
+        async fn keeping_locks_both_versions_then_writes_the_record() {
+            let made_at = "2026-11-25T02:30:07Z".parse::<DateTime<Utc>>().unwrap();
+            let until = aws_smithy_types::DateTime::from_secs((made_at + chrono::Duration::days(7)).timestamp());
+            let lock = |key: String, version: &'static str| {
+                mock!(Client::put_object_retention)
+                    .match_requests(move |r| {
+                        let retention = r.retention().unwrap();
+                        r.key() == Some(key.as_str())
+                            && r.version_id() == Some(version)
+                            && retention.mode() == Some(&ObjectLockRetentionMode::Governance)
+                            && retention.retain_until_date() == Some(&until)
+                    })
+                    .then_output(|| PutObjectRetentionOutput::builder().build())
+            };
+            let archive = lock(archive_key(), "av-1");
+            let manifest = lock(MANIFEST_KEY.into(), "mv-1");
+            let record_key = layout::record_for(MANIFEST_KEY, Kind::Schedule).unwrap();
+            let record = mock!(Client::put_object)
+                .match_requests(move |r| r.key() == Some(record_key.as_str()) && r.if_none_match() == Some("*"))
+                .then_output(|| PutObjectOutput::builder().build());
+            let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&archive, &manifest, &record]);
+            let lock = Lock { mode: LockMode::Governance, daily_days: 7, monthly_days: 365 };
+
+            let kept =
+                store(client, Some(lock)).keep(&verified(), Kind::Schedule, &OWNER, made_at, made_at).await.unwrap();
+            assert_eq!(kept.retain_until, Some(made_at + chrono::Duration::days(7)));
+            assert_eq!(kept.lock_mode.as_deref(), Some("GOVERNANCE"));
+            assert_eq!((archive.num_calls(), manifest.num_calls(), record.num_calls()), (1, 1, 1));
+        }
+
+        /// A retried run finds its record written (412 on If-None-Match): the same record, kept.
+        #[tokio::test]
+        async fn a_record_already_written_is_kept() {
+            let now = Utc::now();
+            let exists = mock!(Client::put_object).sequence().http_status(412, None).build();
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::Sequential, [&exists]), None);
+
+            let kept = store.keep(&verified(), Kind::Manual, &OWNER, now, now).await.unwrap();
+            assert_eq!((kept.kind.as_str(), kept.retain_until), ("manual", None));
+            assert_eq!(exists.num_calls(), 1);
+        }
+
+        #[tokio::test]
+        async fn a_record_that_cannot_be_written_fails_the_keep() {
+            let now = Utc::now();
+            let denied = mock!(Client::put_object).sequence().http_status(403, None).build();
+            let store = store(mock_client!(aws_sdk_s3, RuleMode::Sequential, [&denied]), None);
+
+            let err = store.keep(&verified(), Kind::Manual, &OWNER, now, now).await.unwrap_err();
+            assert!(err.to_string().contains("s3:PutObject (record)"), "{err}");
+        }
     }
 }
