@@ -335,9 +335,17 @@ mod tests {
         let versioning = observed.versioning.clone().unwrap_err();
         let encryption = observed.encryption.clone().unwrap_err();
         let lifecycle = observed.lifecycle.clone().unwrap_err();
-        assert!(versioning.contains("s3:GetBucketVersioning") && versioning.contains("AccessDenied"), "{versioning}");
-        assert!(encryption.contains("s3:GetEncryptionConfiguration") && encryption.contains("AccessDenied"));
-        assert!(lifecycle.contains("s3:GetLifecycleConfiguration") && lifecycle.contains("AccessDenied"));
+        for (failure, operation) in [
+            (&versioning, "s3:GetBucketVersioning"),
+            (&encryption, "s3:GetEncryptionConfiguration"),
+            (&lifecycle, "s3:GetLifecycleConfiguration"),
+        ] {
+            assert_eq!(
+                (failure.operation.as_deref(), failure.code()),
+                (Some(operation), Some("AccessDenied")),
+                "{failure}"
+            );
+        }
         let expected = drift::Expected { prefix: "p/".into(), daily_days: 7, kms_key: None };
         let drifts = drift::check(&observed, &expected);
         assert_eq!(drifts.len(), 3, "{drifts:?}");
