@@ -5,6 +5,7 @@ pub mod aws;
 pub mod backup;
 pub mod config;
 pub mod error;
+pub mod function;
 pub mod invocation;
 pub mod metrics;
 pub mod notification;
@@ -21,3 +22,4 @@ pub mod snapshot;
 pub mod ssm;
 
 pub use error::Error;
+pub use function::{Function, serve};

@@ -14,12 +14,14 @@ pub mod prices;
 pub mod report;
 pub mod savings;
 
+use aws_config::SdkConfig;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
-use openclaw_ops_shared::Error;
+use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::run;
+use openclaw_ops_shared::{Error, Function};
 use serde_json::Value;
 
 pub use crate::aws::Clients;
@@ -43,8 +45,18 @@ impl Handler {
         let publisher = Publisher::new(clients.sns, &config.topic_arn);
         Handler { config, ce: clients.ce, publisher }
     }
+}
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
+impl Function for Handler {
+    type Output = Report;
+
+    fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
+        let config = Config::from_env(env)?;
+        let clients = Clients::new(sdk);
+        Ok(Handler::new(config, clients))
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
         let check = Event::parse(event.payload)?;
         let as_of = check.as_of.unwrap_or_else(|| Utc::now().date_naive());
         let periods = check.periods(as_of);

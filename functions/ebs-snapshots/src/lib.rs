@@ -14,12 +14,14 @@ pub mod plan;
 pub mod report;
 pub mod verify;
 
+use aws_config::SdkConfig;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
-use openclaw_ops_shared::Error;
+use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::run;
+use openclaw_ops_shared::{Error, Function};
 use serde_json::Value;
 
 pub use crate::aws::Clients;
@@ -49,8 +51,18 @@ impl Handler {
         let hook = Hook::new(clients.ssm, config.consistency.clone());
         Handler { config, ec2: clients.ec2, hook, publisher, dr: clients.dr }
     }
+}
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
+impl Function for Handler {
+    type Output = Report;
+
+    fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
+        let config = Config::from_env(env)?;
+        let clients = Clients::new(sdk, &config);
+        Ok(Handler::new(config, clients))
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Report, Error> {
         let trigger = Event::parse(event.payload)?;
         // A forged or replayed `time` would move "today": refused before any AWS call.
         trigger.check_time(Utc::now(), self.config.freshness)?;

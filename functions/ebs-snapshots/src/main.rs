@@ -1,15 +1,7 @@
-use ebs_snapshots::{Clients, Config, Handler};
-use lambda_runtime::{LambdaEvent, service_fn};
-use openclaw_ops_shared::config::ProcessEnv;
-use serde_json::Value;
+//! The bootstrap: the handler built once per container (configuration, SDK, clients), then the
+//! runtime's loop ([`openclaw_ops_shared::serve`]).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env(&ProcessEnv)?;
-    let sdk = openclaw_ops_shared::aws::load().await;
-    let clients = Clients::new(&sdk, &config);
-    let handler = Handler::new(config, clients);
-    let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| handler.handle(event))).await
+    openclaw_ops_shared::serve::<ebs_snapshots::Handler>().await
 }

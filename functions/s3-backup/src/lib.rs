@@ -28,10 +28,12 @@ pub mod restore;
 
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
-use openclaw_ops_shared::Error;
+use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
+use openclaw_ops_shared::{Error, Function};
 use serde_json::Value;
 
 pub use crate::aws::Clients;
@@ -55,8 +57,18 @@ impl Handler {
         let publisher = Publisher::new(clients.sns.clone(), &config.topic_arn);
         Handler { config, clients, publisher }
     }
+}
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
+impl Function for Handler {
+    type Output = Response;
+
+    fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
+        let config = Config::from_env(env)?;
+        let clients = Clients::new(sdk, &config);
+        Ok(Handler::new(config, clients))
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
         let request = Event::parse(event.payload)?;
         let deadline = invocation::deadline(&event.context, RESERVE);
         match request {

@@ -15,13 +15,15 @@ pub mod report;
 
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
-use openclaw_ops_shared::Error;
+use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::run;
 use openclaw_ops_shared::tags;
+use openclaw_ops_shared::{Error, Function};
 use serde_json::Value;
 
 pub use crate::aws::Clients;
@@ -54,8 +56,18 @@ impl Handler {
         let publisher = Publisher::new(clients.sns.clone(), &config.topic_arn);
         Handler { config, clients, publisher }
     }
+}
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
+impl Function for Handler {
+    type Output = Response;
+
+    fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
+        let config = Config::from_env(env)?;
+        let clients = Clients::new(sdk, &config);
+        Ok(Handler::new(config, clients))
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
         let function_arn = event.context.invoked_function_arn.clone();
         if FollowUp::claims(&event.payload) {
             let report = check::run(&self.clients, &self.config, event.payload, &function_arn, Utc::now()).await?;

@@ -21,11 +21,13 @@ pub mod telegram;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::LambdaEvent;
-use openclaw_ops_shared::Error;
+use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::run;
+use openclaw_ops_shared::{Error, Function};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -93,8 +95,18 @@ impl Handler {
         *cached = Some((telegram.clone(), Instant::now()));
         Ok(telegram)
     }
+}
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
+impl Function for Handler {
+    type Output = Response;
+
+    fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
+        let config = Config::from_env(env)?;
+        let clients = Clients::new(sdk);
+        Ok(Handler::new(config, clients))
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
         let from_sqs = event.payload["Records"][0]["eventSource"] == "aws:sqs";
         let incoming = event::parse(event.payload)?;
         let mut session = Session { telegram: self.telegram(false).await?, reread: false };
