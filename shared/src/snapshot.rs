@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use aws_sdk_ec2::types::{ResourceType, Snapshot, SnapshotState, Tag, TagSpecification};
+use aws_sdk_ec2::types::{Filter, ResourceType, Snapshot, SnapshotState, Tag, TagSpecification};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::error::{Failure, sdk};
 use crate::tags;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -150,6 +151,33 @@ impl ObservedSnapshot {
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
             .unwrap_or_else(|| self.start_time.date_naive())
     }
+}
+
+/// EC2's largest page: a 10,000-snapshot account takes ten reads, not fifty.
+const SNAPSHOT_PAGE: i32 = 1000;
+
+/// The suite's ownership tag as a server-side filter. It narrows the read; it is not what keeps
+/// foreign snapshots safe (each plan checks the tag again).
+pub fn managed_filter() -> Filter {
+    Filter::builder().name(format!("tag:{}", tags::MANAGED_BY)).values(tags::MANAGED_BY_VALUE).build()
+}
+
+/// The account's own snapshots (`owner-ids self`: never moto's or AWS's public ones) that match
+/// `filter`, across every page.
+#[tracing::instrument(skip_all)]
+pub async fn describe_own(client: &aws_sdk_ec2::Client, filter: Filter) -> Result<Vec<Snapshot>, Failure> {
+    let mut pages = client
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(filter)
+        .max_results(SNAPSHOT_PAGE)
+        .into_paginator()
+        .send();
+    let mut snapshots = Vec::new();
+    while let Some(page) = pages.next().await {
+        snapshots.extend(page.map_err(sdk("ec2:DescribeSnapshots"))?.snapshots.unwrap_or_default());
+    }
+    Ok(snapshots)
 }
 
 #[cfg(test)]

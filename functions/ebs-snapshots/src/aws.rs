@@ -7,14 +7,13 @@ use aws_sdk_ec2::types::{Filter, Tag, VolumeAttachmentState};
 use chrono::NaiveDate;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::error::{Failure, sdk};
-use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource};
+use openclaw_ops_shared::snapshot::{self, ObservedSnapshot, SnapshotKind, SnapshotSource};
 use openclaw_ops_shared::tags::{self, TagFilter};
 
 use crate::consistency::{self, Consistency};
 use crate::plan::Volume;
 
-/// Largest pages EC2 allows, so a 10,000-snapshot account takes ten Describe calls, not fifty.
-const SNAPSHOT_PAGE: i32 = 1000;
+/// The largest page of volumes EC2 allows (snapshots: `shared::snapshot::describe_own`).
 const VOLUME_PAGE: i32 = 500;
 
 /// Every client a run uses: the region's EC2, SSM for the consistency hook, SNS for the report's
@@ -93,26 +92,16 @@ impl Ec2 {
     /// `volume_id` is EC2's `VolumeId` (the `openclaw:volume-id` tag stays in `tags`).
     #[tracing::instrument(skip_all)]
     pub async fn owned_snapshots(&self) -> Result<Vec<ObservedSnapshot>, Error> {
-        let filter = Filter::builder().name(format!("tag:{}", tags::MANAGED_BY)).values(tags::MANAGED_BY_VALUE).build();
-        let mut pages = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(filter)
-            .max_results(SNAPSHOT_PAGE)
-            .into_paginator()
-            .send();
-        let mut snapshots = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(sdk("ec2:DescribeSnapshots"))?;
-            snapshots.extend(page.snapshots().iter().filter_map(|sdk| {
+        let own = snapshot::describe_own(&self.client, snapshot::managed_filter()).await?;
+        Ok(own
+            .iter()
+            .filter_map(|sdk| {
                 let mut observed = ObservedSnapshot::from_sdk(sdk)?;
                 // EC2's own VolumeId, not the tag: the plan checks the tag against it (verify.rs).
                 observed.volume_id = sdk.volume_id().unwrap_or_default().to_owned();
                 Some(observed)
-            }));
-        }
-        Ok(snapshots)
+            })
+            .collect())
     }
 
     /// One snapshot, tagged in the same call (never a later CreateTags).

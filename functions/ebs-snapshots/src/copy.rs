@@ -40,7 +40,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::config::{self, Env};
 use openclaw_ops_shared::error::{self, sdk};
-use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, State};
+use openclaw_ops_shared::snapshot::{self, ObservedSnapshot, SnapshotKind, State};
 use openclaw_ops_shared::tags;
 use serde::Serialize;
 
@@ -350,25 +350,14 @@ impl Dr {
         let description = request.description(&self.config.home_region);
         let filter =
             Filter::builder().name(format!("tag:{SOURCE_SNAPSHOT_ID}")).values(&request.source_snapshot_id).build();
-        let mut pages = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(filter)
-            .max_results(1000)
-            .into_paginator()
-            .send();
         let mut rivals = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(sdk("ec2:DescribeSnapshots"))?;
-            for s in page.snapshots() {
-                let genuine = s.description() == Some(description.as_str())
-                    && s.volume_id() == Some(COPY_VOLUME_ID)
-                    && s.state() != Some(&aws_sdk_ec2::types::SnapshotState::Error);
-                let start = s.start_time().and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
-                if let (true, Some(id), Some(start_time)) = (genuine, s.snapshot_id(), start) {
-                    rivals.push(Rival { start_time, snapshot_id: id.to_owned() });
-                }
+        for s in snapshot::describe_own(&self.client, filter).await? {
+            let genuine = s.description() == Some(description.as_str())
+                && s.volume_id() == Some(COPY_VOLUME_ID)
+                && s.state() != Some(&aws_sdk_ec2::types::SnapshotState::Error);
+            let start = s.start_time().and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+            if let (true, Some(id), Some(start_time)) = (genuine, s.snapshot_id(), start) {
+                rivals.push(Rival { start_time, snapshot_id: id.to_owned() });
             }
         }
         Ok(rivals)

@@ -12,8 +12,8 @@ use aws_sdk_ec2::types::{
 use chrono::NaiveDate;
 use openclaw_ops_shared::Error;
 use openclaw_ops_shared::error::{Failure, sdk};
-use openclaw_ops_shared::snapshot::{ObservedSnapshot, SnapshotKind, SnapshotSource};
-use openclaw_ops_shared::tags::{self, TagFilter};
+use openclaw_ops_shared::snapshot::{self, ObservedSnapshot, SnapshotKind, SnapshotSource};
+use openclaw_ops_shared::tags::TagFilter;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -180,21 +180,8 @@ impl Ec2 {
     /// The suite's snapshots (the plan checks the ownership tag again).
     #[tracing::instrument(skip_all)]
     pub async fn owned_snapshots(&self) -> Result<Vec<ObservedSnapshot>, Error> {
-        let filter = Filter::builder().name(format!("tag:{}", tags::MANAGED_BY)).values(tags::MANAGED_BY_VALUE).build();
-        let mut pages = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(filter)
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(sdk("ec2:DescribeSnapshots"))?;
-            out.extend(page.snapshots().iter().filter_map(ObservedSnapshot::from_sdk));
-        }
-        Ok(out)
+        let own = snapshot::describe_own(&self.client, snapshot::managed_filter()).await?;
+        Ok(own.iter().filter_map(ObservedSnapshot::from_sdk).collect())
     }
     #[tracing::instrument(skip_all)]
 
