@@ -139,9 +139,9 @@ async fn ten_days_leave_exactly_seven_per_tagged_volume_and_nothing_else_touched
     let log_lines = output
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["fields"]["report"].is_string())
+        .filter(|v| v["fields"]["report"]["date"].is_string() && v["level"] == "INFO")
         .count();
-    assert_eq!(log_lines, 11, "one structured log line per run:\n{output}");
+    assert_eq!(log_lines, 11, "one structured log line per run, the report an object in it:\n{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
