@@ -59,6 +59,7 @@ state or clocks.
 """
 
 import argparse
+import email.utils
 import io
 import os
 import json
@@ -68,6 +69,7 @@ from datetime import datetime, timezone
 
 import boto3
 import freezegun
+import freezegun.api
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from moto import settings
@@ -259,10 +261,18 @@ def _enforce_iam() -> None:
 
 
 class QuietHandler(WSGIRequestHandler):
-    """No access log: tests read the emulator's stderr only when something broke."""
+    """No access log: tests read the emulator's stderr only when something broke.
+
+    The `Date` header is the wall clock, not the movable clock: AWS's clock agrees with a client's,
+    and the SDK reads `Date` to detect clock skew. A moved clock in that header looks like a skewed
+    client, and the SDK then retries errors such as `AccessDeniedException` that AWS would answer once.
+    """
 
     def log_request(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return email.utils.formatdate(freezegun.api.real_time() if timestamp is None else timestamp, usegmt=True)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ use aws_sdk_ec2::types::Filter;
 use openclaw_ops_shared::Error;
 pub use openclaw_ops_shared::backup::store::{Manifest, Store};
 use openclaw_ops_shared::error::{Failure, sdk};
+use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::ssm::{self, ShellCommand};
 use openclaw_ops_shared::tags::TagFilter;
 
@@ -20,7 +21,8 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
     pub store: Store,
-    pub sns: aws_sdk_sns::Client,
+    /// Reports to the suite's topic.
+    pub publisher: Publisher,
 }
 
 /// How a command ended.
@@ -35,7 +37,7 @@ impl Clients {
             ssm: aws_sdk_ssm::Client::new(sdk),
             store: config.backup.store(s3.clone()),
             s3,
-            sns: aws_sdk_sns::Client::new(sdk),
+            publisher: Publisher::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
         }
     }
 
@@ -230,7 +232,10 @@ mod tests {
             ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, ssm.iter().copied()),
             store: Store::new(s3.clone(), "bucket".into(), None, None),
             s3,
-            sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, Vec::<&Rule>::new()),
+            publisher: Publisher::new(
+                mock_client!(aws_sdk_sns, RuleMode::MatchAny, Vec::<&Rule>::new()),
+                "arn:aws:sns:eu-central-1:123456789012:openclaw-ops",
+            ),
         }
     }
 

@@ -71,7 +71,7 @@ impl Handler {
             drift,
             newest_age_hours: newest_age,
         };
-        run::finish(report, &self.publisher).await
+        run::finish(report, &self.clients.publisher).await
     }
 
     /// A gateway's daily and monthly folders, read through their records.

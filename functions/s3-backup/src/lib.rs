@@ -32,7 +32,6 @@ use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
-use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::{Error, Function};
 use serde_json::Value;
 
@@ -49,14 +48,6 @@ const RESERVE: Duration = Duration::from_secs(20);
 pub struct Handler {
     pub(crate) config: Config,
     pub(crate) clients: Clients,
-    pub(crate) publisher: Publisher,
-}
-
-impl Handler {
-    pub fn new(config: Config, clients: Clients) -> Self {
-        let publisher = Publisher::new(clients.sns.clone(), &config.topic_arn);
-        Handler { config, clients, publisher }
-    }
 }
 
 impl Function for Handler {
@@ -64,8 +55,7 @@ impl Function for Handler {
 
     fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
         let config = Config::from_env(env)?;
-        let clients = Clients::new(sdk, &config);
-        Ok(Handler::new(config, clients))
+        Ok(Handler { clients: Clients::new(sdk, &config), config })
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {

@@ -127,7 +127,7 @@ impl Handler {
                 }
             }
         }
-        run::finish(report, &self.publisher).await
+        run::finish(report, &self.clients.publisher).await
     }
 }
 

@@ -14,6 +14,7 @@ use aws_sdk_ssm::operation::send_command::SendCommandOutput;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::config::MapEnv;
+use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::samples;
 use serde_json::json;
 
@@ -47,9 +48,9 @@ async fn a_restore_by_an_ambiguous_name_is_refused_before_touching_anything() {
         ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&send]),
         store: config.backup.store(s3.clone()),
         s3,
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]),
+        publisher: Publisher::new(mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]), &config.topic_arn),
     };
-    let handler = Handler::new(config, clients);
+    let handler = Handler { config, clients };
     let event = json!({"action": "restore", "gateway": "openclaw-gateway", "backup": "latest"});
 
     let err = handler.handle(LambdaEvent::new(event, samples::context(FUNCTION))).await.unwrap_err();
@@ -114,9 +115,9 @@ async fn a_manual_dry_run_plans_the_backup_sends_nothing_and_reports_the_drift()
         ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&send]),
         store: config.backup.store(s3.clone()),
         s3,
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]),
+        publisher: Publisher::new(mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]), &config.topic_arn),
     };
-    let handler = Handler::new(config, clients);
+    let handler = Handler { config, clients };
     let event = json!({"action": "backup", "reason": "before upgrading", "dry_run": true});
 
     let Response::Backup(report) = handler.handle(LambdaEvent::new(event, samples::context(FUNCTION))).await.unwrap()

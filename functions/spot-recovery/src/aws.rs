@@ -8,6 +8,7 @@ pub mod scheduler;
 pub mod ssm;
 
 use aws_config::SdkConfig;
+use openclaw_ops_shared::notification::Publisher;
 
 use crate::config::Config;
 
@@ -19,7 +20,8 @@ pub struct Clients {
     pub target_group: elb::TargetGroup,
     pub alarms: cloudwatch::Alarms,
     pub scheduler: scheduler::Scheduler,
-    pub sns: aws_sdk_sns::Client,
+    /// Reports to the suite's topic.
+    pub publisher: Publisher,
 }
 
 impl Clients {
@@ -33,7 +35,7 @@ impl Clients {
             target_group: elb::TargetGroup::new(aws_sdk_elasticloadbalancingv2::Client::new(sdk)),
             alarms: cloudwatch::Alarms::new(aws_sdk_cloudwatch::Client::new(sdk)),
             scheduler: scheduler::Scheduler::new(aws_sdk_scheduler::Client::new(sdk)),
-            sns: aws_sdk_sns::Client::new(sdk),
+            publisher: Publisher::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
         }
     }
 }

@@ -20,7 +20,6 @@ use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
-use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::run;
 use openclaw_ops_shared::tags;
 use openclaw_ops_shared::{Error, Function};
@@ -48,14 +47,6 @@ pub enum Response {
 pub struct Handler {
     config: Config,
     clients: Clients,
-    publisher: Publisher,
-}
-
-impl Handler {
-    pub fn new(config: Config, clients: Clients) -> Self {
-        let publisher = Publisher::new(clients.sns.clone(), &config.topic_arn);
-        Handler { config, clients, publisher }
-    }
 }
 
 impl Function for Handler {
@@ -63,15 +54,14 @@ impl Function for Handler {
 
     fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
         let config = Config::from_env(env)?;
-        let clients = Clients::new(sdk, &config);
-        Ok(Handler::new(config, clients))
+        Ok(Handler { clients: Clients::new(sdk, &config), config })
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {
         let function_arn = event.context.invoked_function_arn.clone();
         if FollowUp::claims(&event.payload) {
             let report = check::run(&self.clients, &self.config, event.payload, &function_arn, Utc::now()).await?;
-            return run::finish(report, &self.publisher).await.map(|r| Response::FollowUp(Box::new(r)));
+            return run::finish(report, &self.clients.publisher).await.map(|r| Response::FollowUp(Box::new(r)));
         }
         let parsed = Event::parse(event.payload)?;
         let deadline = invocation::deadline(&event.context, RESERVE);
@@ -112,7 +102,7 @@ impl Function for Handler {
                 let notice = Report::early_notice(&parsed, p, dry_run);
                 let publish = async {
                     match &notice {
-                        Some(n) => self.publisher.publish(n).await.map(|_| ()),
+                        Some(n) => self.clients.publisher.publish(n).await.map(|_| ()),
                         None => Ok(()),
                     }
                 };
@@ -145,7 +135,7 @@ impl Function for Handler {
         };
 
         let report = Report { function: FUNCTION, event: parsed, dry_run, plan, outcome };
-        run::finish(report, &self.publisher).await.map(|r| Response::Recovery(Box::new(r)))
+        run::finish(report, &self.clients.publisher).await.map(|r| Response::Recovery(Box::new(r)))
     }
 }
 

@@ -6,6 +6,7 @@ use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::config::MapEnv;
+use openclaw_ops_shared::notification::Publisher;
 use openclaw_ops_shared::samples;
 use serde_json::json;
 
@@ -30,6 +31,9 @@ async fn a_warning_for_another_instance_reads_it_once_and_does_nothing() {
         });
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
     let none = Vec::<&Rule>::new;
+    let config =
+        Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-central-1:123456789012:openclaw-ops")]))
+            .unwrap();
     let clients = Clients {
         ec2: aws::ec2::Ec2::new(mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&describe])),
         ssm: aws::ssm::Ssm::new(mock_client!(aws_sdk_ssm, RuleMode::Sequential, none()), None),
@@ -40,12 +44,9 @@ async fn a_warning_for_another_instance_reads_it_once_and_does_nothing() {
         )),
         alarms: aws::cloudwatch::Alarms::new(mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, none())),
         scheduler: aws::scheduler::Scheduler::new(mock_client!(aws_sdk_scheduler, RuleMode::Sequential, none())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::Sequential, [&publish]),
+        publisher: Publisher::new(mock_client!(aws_sdk_sns, RuleMode::Sequential, [&publish]), &config.topic_arn),
     };
-    let config =
-        Config::from_env(&MapEnv::new(&[("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-central-1:123456789012:openclaw-ops")]))
-            .unwrap();
-    let handler = Handler::new(config, clients);
+    let handler = Handler { config, clients };
     let event = json!({
         "version": "0",
         "id": "1e5527d7-bb36-4607-3370-4164db56a40e",
