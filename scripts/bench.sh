@@ -7,7 +7,16 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./testbed/setup.sh
 # Release only for the functions (Lambda's build); the harness itself is the tests' dev build.
-cargo build --release -p ebs-snapshots -p telegram-notify -p cost-check -p s3-backup -p spot-recovery
+functions=(-p ebs-snapshots -p telegram-notify -p cost-check -p s3-backup -p spot-recovery)
+# One SDK generation: no crate of the SDK's families (aws-*, and sha2 its checksums use) compiled
+# twice into a bootstrap. (base64 0.22/0.23 and http 0.2/1 are known and said in the README.)
+duplicates=$(cargo tree --locked -e normal --duplicates --depth 0 --prefix none "${functions[@]}" | grep -E '^(aws-|sha2 )' || true)
+if [ -n "$duplicates" ]; then
+  echo "two versions of an SDK crate in the release bootstraps (cargo tree --duplicates):" >&2
+  echo "$duplicates" >&2
+  exit 1
+fi
+cargo build --release "${functions[@]}"
 cargo build --quiet --workspace --bins
 OPENCLAW_FUNCTION_BIN_DIR="$PWD/target/release" ./target/debug/bench
 .venv/bin/python - <<'PY'

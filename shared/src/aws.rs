@@ -5,6 +5,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::Error;
+
 /// Retries for throttling (`RequestLimitExceeded`, `Throttling`...) and transient errors: EC2's
 /// rate limits refill in seconds, so back off from one second up to twenty, for up to eight tries.
 pub fn retry_config() -> RetryConfig {
@@ -15,7 +17,10 @@ pub fn retry_config() -> RetryConfig {
 }
 
 /// The SDK configuration from the standard sources (environment, including `AWS_ENDPOINT_URL`,
-/// which is how tests point the functions at the local emulator).
-pub async fn load() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).load().await
+/// which is how tests point the functions at the local emulator), with the suite's HTTP client
+/// ([`crate::http`]) over the process's TLS configuration ([`crate::tls`]). An unusable
+/// `AWS_CA_BUNDLE` is a configuration error.
+pub async fn load() -> Result<SdkConfig, Error> {
+    let http = crate::http::client(crate::tls::shared()?);
+    Ok(aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).http_client(http).load().await)
 }

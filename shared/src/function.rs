@@ -31,7 +31,7 @@ pub trait Function: Sized {
 /// the handler built once, then `lambda_runtime::run`.
 pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let sdk = crate::aws::load().await;
+    let sdk = crate::aws::load().await?;
     let function = F::init(&ProcessEnv, &sdk)?;
     let function = &function;
     // Boxed: the handler's future nested inside the runtime's is deeper than rustc's default

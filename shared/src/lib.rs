@@ -6,6 +6,7 @@ pub mod backup;
 pub mod config;
 pub mod error;
 pub mod function;
+pub mod http;
 pub mod invocation;
 pub mod metrics;
 pub mod notification;
@@ -14,6 +15,7 @@ pub mod run;
 #[cfg(feature = "test-util")]
 pub mod samples;
 pub mod tags;
+pub mod tls;
 
 #[cfg(feature = "ec2")]
 pub mod snapshot;

@@ -130,6 +130,9 @@ impl Emulator {
     /// SDK configuration for the harness itself, signed with the given keys.
     pub async fn sdk_config(&self, keys: &Keys) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
+            .http_client(openclaw_ops_shared::http::client(
+                openclaw_ops_shared::tls::shared().expect("Mozilla's roots build a TLS configuration"),
+            ))
             .endpoint_url(&self.url)
             .region(Region::new(self.region.clone()))
             .credentials_provider(Credentials::from_keys(&keys.access_key_id, &keys.secret_access_key, None))

@@ -14,6 +14,7 @@ pub mod schedule;
 pub mod stack;
 pub mod state_owner;
 pub mod template;
+pub mod tls_front;
 
 use std::path::PathBuf;
 

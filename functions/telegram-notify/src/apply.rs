@@ -333,7 +333,7 @@ mod tests {
             )
             .mount(&server)
             .await;
-        let telegram = Telegram::new(crate::telegram::http_client(), &server.uri(), "1:token".into());
+        let telegram = Telegram::new(crate::telegram::test_http_client(), &server.uri(), "1:token".into());
         (server, telegram)
     }
 

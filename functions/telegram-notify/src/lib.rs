@@ -27,6 +27,7 @@ use lambda_runtime::LambdaEvent;
 use openclaw_ops_shared::config::Env;
 use openclaw_ops_shared::invocation;
 use openclaw_ops_shared::run;
+use openclaw_ops_shared::tls;
 use openclaw_ops_shared::{Error, Function};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -67,12 +68,13 @@ pub(crate) struct Session {
 type Remembered = (HashSet<(String, String)>, VecDeque<(String, String)>);
 
 impl Handler {
-    pub fn new(config: Config, clients: Clients) -> Self {
+    /// `http` is [`telegram::http_client`]'s.
+    pub fn new(config: Config, clients: Clients, http: reqwest::Client) -> Self {
         let ledger = config.delivery_bucket.clone().map(|bucket| Ledger::new(clients.s3.clone(), bucket));
         Handler {
             config,
             clients,
-            http: telegram::http_client(),
+            http,
             telegram: Mutex::new(None),
             pacer: Pacer::default(),
             delivered: Mutex::new((HashSet::new(), VecDeque::new())),
@@ -103,7 +105,7 @@ impl Function for Handler {
     fn init(env: &impl Env, sdk: &SdkConfig) -> Result<Self, Error> {
         let config = Config::from_env(env)?;
         let clients = Clients::new(sdk);
-        Ok(Handler::new(config, clients))
+        Ok(Handler::new(config, clients, telegram::http_client(&*tls::shared()?)))
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, Error> {

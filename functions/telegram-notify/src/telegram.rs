@@ -99,14 +99,24 @@ impl std::fmt::Debug for Telegram {
     }
 }
 
-/// One HTTP client per container: rustls, connection reuse, bounded waits.
-pub fn http_client() -> reqwest::Client {
+/// One HTTP client per container: the process's TLS configuration (the SDK's,
+/// [`openclaw_ops_shared::tls`]),
+/// connection reuse, bounded waits.
+pub fn http_client(tls: &rustls::ClientConfig) -> reqwest::Client {
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .expect("the HTTP client builds with static settings")
+}
+
+/// [`http_client`] with Mozilla's roots only, for tests.
+#[cfg(test)]
+pub(crate) fn test_http_client() -> reqwest::Client {
+    use openclaw_ops_shared::{config::MapEnv, tls};
+    http_client(&tls::build(&MapEnv::new(&[])).expect("the TLS configuration builds"))
 }
 
 impl Telegram {
@@ -182,7 +192,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_token() {
-        let t = Telegram::new(http_client(), "http://x/", "123:SECRET".into());
+        let t = Telegram::new(test_http_client(), "http://x/", "123:SECRET".into());
         assert!(!format!("{t:?}").contains("SECRET"));
         assert_eq!(t.redact("bad 123:SECRET here".into()), "bad <token> here");
     }

@@ -44,7 +44,7 @@ async fn an_sns_alarm_is_sent_to_the_chat_with_the_token_from_the_secret() {
         ("TELEGRAM_API_URL", uri.as_str()),
     ]))
     .unwrap();
-    let handler = Handler::new(config, clients);
+    let handler = Handler::new(config, clients, crate::telegram::test_http_client());
     let sample = samples::samples(env!("CARGO_MANIFEST_DIR"), "telegram-notify")
         .into_iter()
         .find(|s| s.name == "sns-alarm-cpu.json")

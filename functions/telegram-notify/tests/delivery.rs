@@ -3,16 +3,23 @@
 
 use std::time::Duration;
 
+use openclaw_ops_shared::config::MapEnv;
+use openclaw_ops_shared::tls;
 use serde_json::{Value, json};
 use telegram_notify::apply::{Failed, Pacer};
 use telegram_notify::render::Rendered;
-use telegram_notify::telegram::{Chat, Telegram, http_client};
+use telegram_notify::telegram::{Chat, Telegram};
 use tokio::time::Instant;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const TOKEN: &str = "123456:TEST-TOKEN-never-printed";
 const SEND: &str = "/bot123456:TEST-TOKEN-never-printed/sendMessage";
+
+/// The function's client, with the suite's TLS configuration (Mozilla's roots only).
+fn http_client() -> reqwest::Client {
+    telegram_notify::telegram::http_client(&tls::build(&MapEnv::new(&[])).unwrap())
+}
 
 fn ok(id: i64) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"message_id": id}}))

@@ -18,6 +18,7 @@ use integration_tests::openclaw_state::state_dir;
 use integration_tests::runtime::{Function, Outcome, binary};
 use integration_tests::schedule::{day, scheduled_at, scheduled_event};
 use integration_tests::stack::Stack;
+use integration_tests::tls_front::{TlsFront, ca_bundle};
 use integration_tests::workspace_root;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -46,6 +47,14 @@ struct FunctionResult {
     bootstrap_bytes: u64,
     zip_bytes: u64,
     cold_start: Timing,
+    /// Cold starts with the emulator behind TLS (a handshake per connection, as on Lambda).
+    cold_start_tls: Timing,
+    /// Requests of one cold invocation (the most of any cold run).
+    requests: u64,
+    /// The emulator's own time answering one cold invocation's requests (median over the TLS runs).
+    emulator_ms: f64,
+    /// Cold start with TLS less the emulator's time, median: what the function itself costs.
+    cold_overhead_ms: f64,
     init: Timing,
     warm: Timing,
     peak_rss_kib: u64,
@@ -126,6 +135,7 @@ async fn measure(s: Scenario<'_>) -> anyhow::Result<FunctionResult> {
         rss = rss.max(function.peak_rss_kib().unwrap_or(0));
         metrics.extend(emf_metrics(&function.output()));
     }
+    let (cold_tls, requests, emulator, overhead) = cold_with_tls(&s).await?;
     let function = start(&s).await?;
     invoke(&function, &(s.event)(COLD_RUNS)).await?;
     let mut warm = Vec::new();
@@ -145,11 +155,41 @@ async fn measure(s: Scenario<'_>) -> anyhow::Result<FunctionResult> {
         bootstrap_bytes: std::fs::metadata(&path)?.len(),
         zip_bytes: zip_size(&path)?,
         cold_start: timing(cold),
+        cold_start_tls: timing(cold_tls),
+        requests,
+        emulator_ms: timing(emulator).median_ms,
+        cold_overhead_ms: timing(overhead).median_ms,
         init: timing(init),
         warm: timing(warm),
         peak_rss_kib: rss,
         metrics,
     })
+}
+
+/// The cold runs again with the emulator behind an HTTPS front the function trusts through
+/// `AWS_CA_BUNDLE`: their times, the most requests of one run, and per run the emulator's time and
+/// the rest.
+async fn cold_with_tls(s: &Scenario<'_>) -> anyhow::Result<(Vec<Duration>, u64, Vec<Duration>, Vec<Duration>)> {
+    let plain = s.env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL").context("no AWS_ENDPOINT_URL")?.1.clone();
+    let front = TlsFront::start(&plain).await?;
+    let mut env: Vec<(String, String)> = s.env.iter().filter(|(k, _)| k != "AWS_ENDPOINT_URL").cloned().collect();
+    env.push(("AWS_ENDPOINT_URL".into(), front.url.clone()));
+    env.push(("AWS_CA_BUNDLE".into(), ca_bundle().to_string_lossy().into_owned()));
+    let tls = Scenario { env, event: Box::new(|n| (s.event)(n)), ..*s };
+    let (mut cold, mut requests, mut emulator, mut overhead) = (Vec::new(), 0, Vec::new(), Vec::new());
+    for n in 0..COLD_RUNS {
+        let function = start(&tls).await?;
+        front.take();
+        invoke(&function, &(tls.event)(n)).await.with_context(|| format!("{} cold run {n} over TLS", s.function))?;
+        let took = function.spawned().elapsed();
+        let traffic = front.take();
+        anyhow::ensure!(traffic.requests > 0, "{}: no request went through the TLS front", s.function);
+        cold.push(took);
+        requests = requests.max(traffic.requests);
+        emulator.push(traffic.emulator);
+        overhead.push(took.saturating_sub(traffic.emulator));
+    }
+    Ok((cold, requests, emulator, overhead))
 }
 
 fn with(emulator: &Emulator, principal: &Principal, extra: &[(&str, String)]) -> Vec<(String, String)> {
@@ -502,19 +542,24 @@ fn fixed_alarms() -> CostLine {
 fn markdown(results: &[FunctionResult], scale: &Scale, costs: &[CostLine], machine: &str) -> String {
     let mib = |b: u64| b as f64 / 1_048_576.0;
     let mut md = format!(
-        "Measured on {machine}, release x86_64, the emulator on loopback ({COLD_RUNS} cold and {WARM_RUNS} warm runs each).\n\n"
+        "Measured on {machine}, release x86_64, the emulator on loopback ({COLD_RUNS} cold and {WARM_RUNS} warm runs each; {COLD_RUNS} more cold runs with the emulator behind an HTTPS front on loopback, a TLS handshake per connection as on Lambda, counting the requests and the emulator's time answering them).\n\n"
     );
-    md.push_str("| function | work measured | bootstrap | zip | cold start median / max | init median | warm median / p99 | peak RSS |\n");
-    md.push_str("| --- | --- | --: | --: | --: | --: | --: | --: |\n");
+    md.push_str("| function | work measured | bootstrap | zip | cold start median / max | cold with TLS median / max | requests | emulator's time | cold with TLS less emulator | init median | warm median / p99 | peak RSS |\n");
+    md.push_str("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
     for r in results {
         md.push_str(&format!(
-            "| `{}` | {} | {:.2} MiB | {:.2} MiB | {:.1} / {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} MiB |\n",
+            "| `{}` | {} | {:.2} MiB | {:.2} MiB | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} MiB |\n",
             r.function,
             r.work,
             mib(r.bootstrap_bytes),
             mib(r.zip_bytes),
             r.cold_start.median_ms,
             r.cold_start.max_ms,
+            r.cold_start_tls.median_ms,
+            r.cold_start_tls.max_ms,
+            r.requests,
+            r.emulator_ms,
+            r.cold_overhead_ms,
             r.init.median_ms,
             r.warm.median_ms,
             r.warm.p99_ms,
