@@ -16,9 +16,12 @@ if [ -n "$duplicates" ]; then
   echo "$duplicates" >&2
   exit 1
 fi
+command -v valgrind >/dev/null || { echo "the per-phase instruction counts need valgrind (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release "${functions[@]}"
+# The same build with its symbols, for callgrind's per-phase counts (release strips them).
+cargo build --profile profiling "${functions[@]}"
 cargo build --quiet --workspace --bins
-OPENCLAW_FUNCTION_BIN_DIR="$PWD/target/release" ./target/debug/bench
+OPENCLAW_FUNCTION_BIN_DIR="$PWD/target/release" OPENCLAW_PROFILING_BIN_DIR="$PWD/target/profiling" ./target/debug/bench
 .venv/bin/python - <<'PY'
 import re
 readme = open("README.md").read()

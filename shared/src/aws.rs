@@ -1,5 +1,6 @@
 //! AWS SDK configuration shared by every function: loaded once per container, in the init phase.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -18,9 +19,8 @@ pub fn retry_config() -> RetryConfig {
 
 /// The SDK configuration from the standard sources (environment, including `AWS_ENDPOINT_URL`,
 /// which is how tests point the functions at the local emulator), with the suite's HTTP client
-/// ([`crate::http`]) over the process's TLS configuration ([`crate::tls`]). An unusable
-/// `AWS_CA_BUNDLE` is a configuration error.
-pub async fn load() -> Result<SdkConfig, Error> {
-    let http = crate::http::client(crate::tls::shared()?);
+/// ([`crate::http`]) over the process's TLS configuration ([`crate::tls::shared`]).
+pub async fn load(tls: Arc<rustls::ClientConfig>) -> Result<SdkConfig, Error> {
+    let http = crate::http::client(tls);
     Ok(aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).http_client(http).load().await)
 }

@@ -56,6 +56,8 @@ struct FunctionResult {
     /// Cold start with TLS less the emulator's time, median: what the function itself costs.
     cold_overhead_ms: f64,
     init: Timing,
+    /// Instructions of init, by phase (callgrind on the profiling build).
+    init_instructions: Phases,
     warm: Timing,
     peak_rss_kib: u64,
     /// Distinct EMF metrics (name and dimensions) the function emitted: each is a custom metric.
@@ -136,6 +138,7 @@ async fn measure(s: Scenario<'_>) -> anyhow::Result<FunctionResult> {
         metrics.extend(emf_metrics(&function.output()));
     }
     let (cold_tls, requests, emulator, overhead) = cold_with_tls(&s).await?;
+    let init_instructions = phases(s.function, &s.env)?;
     let function = start(&s).await?;
     invoke(&function, &(s.event)(COLD_RUNS)).await?;
     let mut warm = Vec::new();
@@ -160,6 +163,7 @@ async fn measure(s: Scenario<'_>) -> anyhow::Result<FunctionResult> {
         emulator_ms: timing(emulator).median_ms,
         cold_overhead_ms: timing(overhead).median_ms,
         init: timing(init),
+        init_instructions,
         warm: timing(warm),
         peak_rss_kib: rss,
         metrics,
@@ -190,6 +194,75 @@ async fn cold_with_tls(s: &Scenario<'_>) -> anyhow::Result<(Vec<Duration>, u64, 
         overhead.push(took.saturating_sub(traffic.emulator));
     }
     Ok((cold, requests, emulator, overhead))
+}
+
+/// Instructions of init (spawn → the first `/next`), whole and by phase, counted by callgrind on
+/// the `profiling` build (the release build with its symbols): the runtime API is a port nobody
+/// listens on, so the first `/next` is refused and the process ends there, having done init and
+/// nothing else. Each phase is one of `shared::function::phase`'s functions, which are never inlined.
+#[derive(Debug, Serialize)]
+struct Phases {
+    total: u64,
+    tls_roots: u64,
+    sdk_config: u64,
+    clients: u64,
+    /// The runtime's client and its first `/next` (refused here).
+    runtime: u64,
+    /// Of which building the runtime's client, when the build kept it a function of its own.
+    runtime_client: Option<u64>,
+    /// The rest: loading the binary, std and tokio's runtime, tracing, exit.
+    process: u64,
+}
+
+fn phases(function: &str, env: &[(String, String)]) -> anyhow::Result<Phases> {
+    let dir =
+        std::env::var("OPENCLAW_PROFILING_BIN_DIR").context("OPENCLAW_PROFILING_BIN_DIR (scripts/bench.sh sets it)")?;
+    let out = std::env::temp_dir().join(format!("callgrind-{function}-{}.out", std::process::id()));
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let run = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--quiet"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(std::path::Path::new(&dir).join(function))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", refused.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .output()
+        .context("valgrind (apt-get install valgrind)")?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    // Init went through: the process ended at the refused `/next`, not on a configuration error.
+    anyhow::ensure!(
+        stderr.contains("Connect") || String::from_utf8_lossy(&run.stdout).contains("Connect"),
+        "{function} under callgrind did not reach its first /next: {stderr}"
+    );
+    let annotate = std::process::Command::new("callgrind_annotate")
+        .args(["--inclusive=yes", "--threshold=100"])
+        .arg(&out)
+        .output()?;
+    std::fs::remove_file(&out)?;
+    let listing = String::from_utf8_lossy(&annotate.stdout);
+    let count = |name: &str| -> anyhow::Result<u64> {
+        listing
+            .lines()
+            .find(|line| line.contains(name))
+            .and_then(|line| line.split_whitespace().next())
+            .and_then(|n| n.replace(',', "").parse().ok())
+            .with_context(|| format!("{function}: no `{name}` in callgrind's listing"))
+    };
+    let total = count("PROGRAM TOTALS")?;
+    let tls_roots = count("openclaw_ops_shared::function::phase::tls_roots")?;
+    let sdk_config = count("openclaw_ops_shared::aws::load::{{closure}}")?;
+    let clients = count("openclaw_ops_shared::function::phase::clients")?;
+    let runtime = count("lambda_runtime::run::{{closure}}")?;
+    let runtime_client = count("lambda_runtime_api_client::PooledClientBuilder::build").ok();
+    let process = total.saturating_sub(tls_roots + sdk_config + clients + runtime);
+    Ok(Phases { total, tls_roots, sdk_config, clients, runtime, runtime_client, process })
 }
 
 fn with(emulator: &Emulator, principal: &Principal, extra: &[(&str, String)]) -> Vec<(String, String)> {
@@ -564,6 +637,26 @@ fn markdown(results: &[FunctionResult], scale: &Scale, costs: &[CostLine], machi
             r.warm.median_ms,
             r.warm.p99_ms,
             r.peak_rss_kib as f64 / 1024.0
+        ));
+    }
+    md.push_str(
+        "\n**Init in instructions** (callgrind, the release build with symbols; spawn to the first `/next`), by phase (`shared::function::phase`):\n\n| function | total | TLS roots | SDK config | clients | runtime: its client + first `/next` | process (loader, std, tokio, tracing, exit) |\n| --- | --: | --: | --: | --: | --: | --: |\n",
+    );
+    let k = |n: u64| format!("{:.0} k", n as f64 / 1000.0);
+    for r in results {
+        let p = &r.init_instructions;
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            r.function,
+            k(p.total),
+            k(p.tls_roots),
+            k(p.sdk_config),
+            k(p.clients),
+            match p.runtime_client {
+                Some(client) => format!("{} + {}", k(client), k(p.runtime.saturating_sub(client))),
+                None => format!("{} (client inlined)", k(p.runtime)),
+            },
+            k(p.process)
         ));
     }
     md.push_str(&format!(
