@@ -182,6 +182,19 @@ pub fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(target.join("debug").join(name))
 }
 
+/// The environment Lambda gives a function's process, with its Runtime API at `runtime_api`.
+pub fn lambda_env(name: &str, runtime_api: &str) -> [(&'static str, String); 7] {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+    ]
+}
+
 impl Function {
     /// Starts `name`'s bootstrap with Lambda's environment plus `env`; each invocation gets the
     /// function's `Timeout` from template.yaml.
@@ -255,13 +268,7 @@ impl Function {
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .envs(lambda_env(name, &addr.to_string()))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

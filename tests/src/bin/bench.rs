@@ -15,7 +15,7 @@ use integration_tests::costs::{FULL_ON_BUDGET, groups};
 use integration_tests::emulator::Emulator;
 use integration_tests::iam::Principal;
 use integration_tests::openclaw_state::state_dir;
-use integration_tests::runtime::{Function, Outcome, binary};
+use integration_tests::runtime::{Function, Outcome, binary, lambda_env};
 use integration_tests::schedule::{day, scheduled_at, scheduled_event};
 use integration_tests::stack::Stack;
 use integration_tests::tls_front::{TlsFront, ca_bundle};
@@ -226,13 +226,7 @@ fn phases(function: &str, env: &[(String, String)]) -> anyhow::Result<Phases> {
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", refused.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .envs(lambda_env(function, &refused.to_string()))
         .output()
         .context("valgrind (apt-get install valgrind)")?;
     let stderr = String::from_utf8_lossy(&run.stderr);
