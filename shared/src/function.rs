@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::Error;
-use crate::config::Env;
+use crate::config::{Env, ProcessEnv};
 
 /// A function's handler: how it is built in the init phase, and how it handles one invocation.
 pub trait Function: Sized {
@@ -26,14 +26,14 @@ pub trait Function: Sized {
     fn handle(&self, event: LambdaEvent<Value>) -> impl Future<Output = Result<Self::Output, Error>>;
 }
 
-/// The process of every function: tracing (the runtime's JSON lines when `AWS_LAMBDA_LOG_FORMAT`
-/// is `JSON`), the process's TLS configuration, the SDK's configuration from the standard sources
+/// The process of every function: tracing ([`crate::logging`]: JSON lines when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`), the process's TLS configuration, the SDK's configuration from the standard sources
 /// (including `AWS_ENDPOINT_URL`), the handler built once, then the runtime's loop.
 ///
 /// Each phase of init is a function of its own that is never inlined, so a profile of the release
 /// build (the benchmark's callgrind run) counts each phase's instructions under its name.
 pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init(&ProcessEnv);
     let tls = phase::tls_roots()?;
     let sdk = phase::sdk_config(tls).await?;
     let function = phase::clients::<F>(&sdk)?;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod function;
 pub mod http;
 pub mod invocation;
+pub mod logging;
 pub mod metrics;
 pub mod notification;
 pub mod run;
