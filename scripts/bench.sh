@@ -20,7 +20,8 @@ command -v valgrind >/dev/null || { echo "the per-phase instruction counts need 
 cargo build --release "${functions[@]}"
 # The same build with its symbols, for callgrind's per-phase counts (release strips them).
 cargo build --profile profiling "${functions[@]}"
-cargo build --quiet --workspace --bins
+# The harness: the test command's build (`--all-targets`, the same features), nothing rebuilt after it.
+cargo build --quiet --workspace --all-targets
 OPENCLAW_FUNCTION_BIN_DIR="$PWD/target/release" OPENCLAW_PROFILING_BIN_DIR="$PWD/target/profiling" ./target/debug/bench
 .venv/bin/python - <<'PY'
 import re

@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./testbed/setup.sh
-cargo build --quiet --workspace --bins
-exec cargo run --quiet -p integration-tests --bin demo
+# Built as the test command builds (`--all-targets`: the same dependency features), so the demo and
+# the tests share one build; `cargo run -p` would resolve features anew and rebuild the SDKs.
+cargo build --quiet --workspace --all-targets
+exec target/debug/demo

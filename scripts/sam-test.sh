@@ -97,7 +97,7 @@ bridge=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1
 [ -n "$bridge" ] || fail "Docker's bridge docker0 has no IPv4 address"
 
 step "sam local invoke: every function, every sample event, against the emulator"
-# The whole workspace's bins, as scripts/test.sh builds them (one package alone would unify other
-# dependency features and rebuild the SDKs); a no-op after test.sh.
-cargo build --locked --quiet --workspace --bins
+# The whole workspace, as scripts/test.sh builds it (one package alone, or `--bins` alone, would
+# resolve other dependency features and rebuild the SDKs); a no-op after test.sh.
+cargo build --locked --quiet --workspace --all-targets
 OPENCLAW_SAM_HOST_ADDRESS=$bridge target/debug/sam-local

@@ -39,7 +39,10 @@ step "cargo test (unit and integration)"
 # Every emulator writes its IAM decisions here; the least-privilege check below reads them all.
 export OPENCLAW_IAM_DECISIONS="$PWD/target/iam-decisions"
 rm -rf "$OPENCLAW_IAM_DECISIONS"
-cargo build --locked --workspace --bins
+# The functions' binaries (the integration tests run them) built with the tests, in one build: `--bins`
+# alone leaves out the dev-dependencies' features (the SDKs' `test-util`), and `cargo test` would
+# then compile every SDK crate a second time.
+cargo build --locked --workspace --all-targets
 cargo test --locked --workspace
 
 step "least privilege, both ways, over every test: each template grant used, nothing used that is not granted"

@@ -156,8 +156,9 @@ pub fn template_timeout(binary: &str) -> anyhow::Result<Duration> {
 }
 
 /// Builds the functions' binaries (once per test process; a no-op when they are current), so a test
-/// never runs a stale bootstrap. The whole workspace's bins, as the test command builds them: a
-/// single package (`-p`) would resolve other dependency features and rebuild the SDKs a second time.
+/// never runs a stale bootstrap. The whole workspace with every target, as the test command builds
+/// it: a single package (`-p`), or `--bins` alone (without the dev-dependencies' features), would
+/// resolve other dependency features and rebuild the SDKs a second time.
 ///
 /// `OPENCLAW_FUNCTION_BIN_DIR` points at other binaries instead (a release build, for measurements);
 /// nothing is built then.
@@ -169,11 +170,11 @@ pub fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "--workspace", "--bins"])
+            .args(["build", "--quiet", "--workspace", "--all-targets"])
             .current_dir(workspace_root())
             .status()
             .map_err(|e| e.to_string())?;
-        if status.success() { Ok(()) } else { Err(format!("cargo build --workspace --bins failed: {status}")) }
+        if status.success() { Ok(()) } else { Err(format!("cargo build --workspace --all-targets failed: {status}")) }
     });
     if let Err(e) = built {
         bail!("{e}");
