@@ -27,8 +27,9 @@ pub trait Function: Sized {
 }
 
 /// The process of every function: tracing ([`crate::logging`]: JSON lines when
-/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`), the process's TLS configuration, the SDK's configuration from the standard sources
-/// (including `AWS_ENDPOINT_URL`), the handler built once, then the runtime's loop.
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`), the process's TLS configuration, the SDK's configuration
+/// from the standard sources (including `AWS_ENDPOINT_URL`), the handler built once, then the
+/// runtime's loop.
 ///
 /// Each phase of init is a function of its own that is never inlined, so a profile of the release
 /// build (the benchmark's callgrind run) counts each phase's instructions under its name.
