@@ -60,6 +60,11 @@ impl TlsFront {
                 let (acceptor, forward, upstream, counted) =
                     (acceptor.clone(), forward.clone(), upstream.clone(), counted.clone());
                 tokio::spawn(async move {
+                    // As AWS's endpoints and the functions' own connector do: without it the
+                    // handshake's small writes wait on the peer's delayed ACK (Nagle).
+                    if tcp.set_nodelay(true).is_err() {
+                        return;
+                    }
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     counted.lock().unwrap().handshakes += 1;
                     let service = hyper::service::service_fn(move |request| {
