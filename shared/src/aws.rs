@@ -8,7 +8,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::Error;
-use crate::config::{Env, ProcessEnv};
+use crate::config::{self, Env, ProcessEnv};
 
 /// Retries for throttling (`RequestLimitExceeded`, `Throttling`...) and transient errors: EC2's
 /// rate limits refill in seconds, so back off from one second up to twenty, for up to eight tries.
@@ -57,7 +57,7 @@ pub struct Sources {
 
 impl Sources {
     pub fn of(env: &impl Env) -> Self {
-        let set = |name: &str| env.get(name).is_some_and(|v| !v.trim().is_empty());
+        let set = |name: &str| config::optional(env, name).is_some();
         Self {
             credentials_in_env: set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY"),
             region_in_env: set("AWS_REGION") || set("AWS_DEFAULT_REGION"),

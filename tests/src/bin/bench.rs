@@ -204,6 +204,15 @@ async fn cold_with_tls(s: &Scenario<'_>) -> anyhow::Result<(Vec<Duration>, u64, 
     Ok((cold, requests, emulator, overhead))
 }
 
+/// A bootstrap's whole environment outside the harness: the scenario's, `PATH`, and Lambda's with
+/// `runtime_api` as the Runtime API.
+fn bootstrap_env(function: &str, env: &[(String, String)], runtime_api: &str) -> Vec<(String, String)> {
+    let mut all = env.to_vec();
+    all.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
+    all.extend(lambda_env(function, runtime_api).into_iter().map(|(k, v)| (k.to_owned(), v)));
+    all
+}
+
 /// Init as issue 21 defines it, spawn → the first request to the Runtime API, with nothing of the
 /// harness in between: std spawns the process (output discarded), a plain listener reads its first
 /// request and the time is taken when the request line is in, then the process is killed. Through
@@ -237,9 +246,7 @@ fn bare_init(function: &str, env: &[(String, String)]) -> anyhow::Result<Vec<Dur
         let spawned = Instant::now();
         let mut child = std::process::Command::new(&path)
             .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(lambda_env(function, &address.to_string()))
+            .envs(bootstrap_env(function, env, &address.to_string()))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -289,9 +296,7 @@ fn phases(function: &str, env: &[(String, String)]) -> anyhow::Result<Phases> {
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(std::path::Path::new(&dir).join(function))
         .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(lambda_env(function, &refused.to_string()))
+        .envs(bootstrap_env(function, env, &refused.to_string()))
         .output()
         .context("valgrind (apt-get install valgrind)")?;
     let stderr = String::from_utf8_lossy(&run.stderr);
